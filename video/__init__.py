@@ -1,0 +1,1 @@
+"""Stochastic Latent Residual Video Prediction (SRVP, Franceschi et al., ICML 2020) in JAX."""

@@ -1,0 +1,57 @@
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg
+from skimage.metrics import structural_similarity
+
+from video import metrics
+
+
+def test_psnr_closed_form():
+    x = np.zeros((2, 3, 8, 8, 1), np.float32)
+    y = x + np.array([0.1, 0.01, 0.5], np.float32)[None, :, None, None, None]
+    np.testing.assert_allclose(np.asarray(metrics.psnr(x, y)),
+                               np.broadcast_to([20.0, 40.0, 10 * np.log10(4)], (2, 3)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_ssim_matches_skimage(channels):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(3, 32, 40, channels)).astype(np.float32)
+    y = np.clip(x + 0.2 * rng.normal(size=x.shape), 0, 1).astype(np.float32)
+    y[1] = x[1]  # identical frames: SSIM 1
+    ours = np.asarray(metrics.ssim(jnp.asarray(x), jnp.asarray(y)))
+    ref = [structural_similarity(x[i], y[i], gaussian_weights=True, sigma=1.5,
+                                 use_sample_covariance=False, data_range=1.0, channel_axis=-1)
+           for i in range(3)]
+    np.testing.assert_allclose(ours, ref, atol=1e-4)
+    assert ours[1] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_best_of_n_protocol():
+    # scores [S=3, N=2, T=2]: video 0 best sample by mean is 2, video 1 is 0
+    s = np.array([[[1.0, 1.0], [5.0, 3.0]],
+                  [[0.0, 3.0], [1.0, 1.0]],
+                  [[2.0, 2.5], [0.0, 0.0]]])
+    r = metrics.best_of_n(s, higher_is_better=True)
+    np.testing.assert_array_equal(r.best_sample, [2, 0])
+    np.testing.assert_allclose(r.per_video, [2.25, 4.0])
+    np.testing.assert_allclose(r.per_frame, [3.5, 2.75])
+    assert r.mean == pytest.approx(3.125)
+    assert r.ci95 == pytest.approx(1.96 * np.std([2.25, 4.0]) / np.sqrt(2))
+    low = metrics.best_of_n(s, higher_is_better=False)
+    np.testing.assert_array_equal(low.best_sample, [0, 2])
+
+
+def test_frechet_distance_vs_scipy_sqrtm():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(200, 6)) @ rng.normal(size=(6, 6))
+    b = rng.normal(size=(150, 6)) * 2 + 1
+    m1, m2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    ref = ((m1 - m2) ** 2).sum() + np.trace(s1 + s2 - 2 * scipy.linalg.sqrtm(s1 @ s2).real)
+    assert metrics.frechet_distance(a, b) == pytest.approx(ref, rel=1e-8)
+    assert metrics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-8)
+    assert metrics.frechet_distance(a, b) == pytest.approx(metrics.frechet_distance(b, a))
+    with pytest.raises(ValueError, match="equal D"):
+        metrics.frechet_distance(a, b[:, :3])

@@ -1,0 +1,102 @@
+"""Frame metrics and the best-of-N evaluation protocol.
+
+PSNR = 10 log10(1 / MSE) per frame (MSE over pixels and channels), SSIM with an 11×11 Gaussian
+window (σ = 1.5), valid filtering, k1 = 0.01, k2 = 0.03, data range 1 — equal to
+`skimage.metrics.structural_similarity(gaussian_weights=True, use_sample_covariance=False,
+data_range=1, channel_axis=-1)`. Best-of-N: per video and per metric, the sample whose mean
+over the *predicted* frames is best; reported as mean ± 1.96·std/√N over videos.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["psnr", "ssim", "gaussian_window", "BestOfN", "best_of_n", "frechet_distance",
+           "HIGHER_IS_BETTER"]
+
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False}
+
+
+def psnr(x, y):
+    """PSNR per frame. x, y: [..., H, W, C] in [0, 1] -> [...]."""
+    mse = jnp.mean((x - y) ** 2, axis=(-3, -2, -1))
+    return 10.0 * jnp.log10(1.0 / mse)
+
+
+def gaussian_window(size: int = 11, sigma: float = 1.5):
+    """Normalised separable Gaussian window, [size]."""
+    r = jnp.arange(size, dtype=jnp.float32) - (size - 1) / 2
+    g = jnp.exp(-0.5 * (r / sigma) ** 2)
+    return g / g.sum()
+
+
+def _filter_valid(x, g):
+    """Separable valid filtering of x [N, H, W] with window g [K] -> [N, H-K+1, W-K+1]."""
+    k = g.shape[0]
+    h = x.shape[-2] - k + 1
+    w = x.shape[-1] - k + 1
+    rows = sum(g[i] * x[..., i:i + h, :] for i in range(k))
+    return sum(g[i] * rows[..., :, i:i + w] for i in range(k))
+
+
+def ssim(x, y, win_size: int = 11, sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03,
+         data_range: float = 1.0):
+    """Mean SSIM per frame (channels averaged). x, y: [..., H, W, C] -> [...]."""
+    lead = x.shape[:-3]
+    h, w, c = x.shape[-3:]
+    to_maps = lambda a: jnp.moveaxis(a.reshape((-1, h, w, c)), -1, 1).reshape(-1, h, w)
+    xs, ys = to_maps(x.astype(jnp.float32)), to_maps(y.astype(jnp.float32))  # [N·C, H, W]
+    g = gaussian_window(win_size, sigma)
+    mx, my = _filter_valid(xs, g), _filter_valid(ys, g)
+    vx = _filter_valid(xs * xs, g) - mx * mx
+    vy = _filter_valid(ys * ys, g) - my * my
+    cxy = _filter_valid(xs * ys, g) - mx * my
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    return s.reshape(lead + (c, -1)).mean(axis=(-2, -1))
+
+
+class BestOfN(NamedTuple):
+    mean: float  # mean over videos of the best sample's score
+    ci95: float  # 1.96 · std / √N over videos
+    per_video: np.ndarray  # [N] best score of each video
+    per_frame: np.ndarray  # [T_pred] per-frame curve of the chosen samples, averaged over videos
+    best_sample: np.ndarray  # [N] index of the chosen sample
+
+
+def best_of_n(scores, higher_is_better: bool = True) -> BestOfN:
+    """scores: [S, N, T_pred] per sample, video and predicted frame (conditioning excluded)."""
+    scores = np.asarray(scores, np.float64)
+    per_sample = scores.mean(-1)  # [S, N]
+    best = per_sample.argmax(0) if higher_is_better else per_sample.argmin(0)  # [N]
+    chosen = scores[best, np.arange(scores.shape[1])]  # [N, T_pred]
+    per_video = chosen.mean(-1)
+    n = per_video.shape[0]
+    ci = 1.96 * per_video.std() / np.sqrt(n)
+    return BestOfN(float(per_video.mean()), float(ci), per_video, chosen.mean(0), best)
+
+
+def frechet_distance(feats1, feats2) -> float:
+    """Fréchet distance between Gaussians fitted to features [N, D] (float64 on the host).
+
+    ‖μ1 − μ2‖² + tr(Σ1 + Σ2 − 2 (Σ1 Σ2)^{1/2}), with tr (Σ1 Σ2)^{1/2} computed as
+    tr (Σ1^{1/2} Σ2 Σ1^{1/2})^{1/2}, a symmetric PSD root (eigh), stable for singular Σ.
+    """
+    a, b = np.asarray(feats1, np.float64), np.asarray(feats2, np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"features must be [N, D] with equal D, got {a.shape} and {b.shape}")
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1 = np.cov(a, rowvar=False).reshape(a.shape[1], a.shape[1])
+    s2 = np.cov(b, rowvar=False).reshape(b.shape[1], b.shape[1])
+
+    def psd_sqrt(m):
+        w, v = np.linalg.eigh((m + m.T) / 2)
+        return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+    r1 = psd_sqrt(s1)
+    tr_cross = np.sqrt(np.clip(np.linalg.eigvalsh(r1 @ s2 @ r1), 0, None)).sum()
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr_cross)

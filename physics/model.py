@@ -1,0 +1,489 @@
+"""Separation of variables as spatiotemporal disentanglement (Donà et al., ICLR 2021).
+
+From a conditioning window ``V_τ(t0)`` (τ frames stacked on channels) two encoders give the
+content ``S = E_S(V)`` (time-invariant) and the temporal state ``T_{t0} = E_T(V)``; the state
+follows ``dT/dt = f(T)`` (a neural ODE solved with diffrax, or the reference's residual
+blocks ``T ← T + MLP_k(T)``) and a decoder ``D(S, T_t)`` renders each frame.
+
+The networks are flax.linen modules; :class:`SeparationModel` composes them as pure
+functions of an explicit parameter dict
+``{"content_encoder", "dynamic_encoder", "dynamics", "decoder"}``. The ODE parameters go to
+diffrax through ``args`` so that both adjoints (``RecursiveCheckpointAdjoint``:
+discretise-then-optimise; ``BacksolveAdjoint``: optimise-then-discretise) differentiate them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Sequence
+
+import diffrax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from physics.simulators import ADAPTIVE, get_solver
+
+__all__ = [
+    "MLP",
+    "MLPEncoder",
+    "MLPDecoder",
+    "DCGANEncoder",
+    "DCGANDecoder",
+    "VGGEncoder",
+    "VGGDecoder",
+    "ResNetEncoder",
+    "ConvSkipEncoder",
+    "ConvSkipDecoder",
+    "MLPVectorField",
+    "ConvVectorField",
+    "TemporalDynamics",
+    "SeparationModel",
+    "stack_frames",
+    "ENCODERS",
+    "DECODERS",
+    "ADJOINTS",
+]
+
+
+def _init(gain: float):
+    """Xavier-normal initialisation with a gain (the reference's ``init_weight(gain)``)."""
+    return nn.initializers.variance_scaling(gain**2, "fan_avg", "normal")
+
+
+def _norm(x):
+    """Group norm (stateless stand-in for the reference's BatchNorm, keeps apply pure)."""
+    return nn.GroupNorm(num_groups=min(16, x.shape[-1]))(x)
+
+
+def _out(x, activation: str):
+    if activation == "sigmoid":
+        return nn.sigmoid(x)
+    if activation == "none":
+        return x
+    raise ValueError(f"unknown output activation {activation!r}; valid choices: ['sigmoid', 'none']")
+
+
+def stack_frames(x):
+    """Stacks a window's frames on channels.
+
+    [B, τ, H, W, C] -> [B, H, W, τ·C];  [B, τ, P] -> [B, τ·P].
+    """
+    if x.ndim == 5:
+        b, t, h, w, c = x.shape
+        return jnp.moveaxis(x, 1, 3).reshape(b, h, w, t * c)
+    if x.ndim == 3:
+        return x.reshape(x.shape[0], -1)
+    raise ValueError(f"window must be [B, T, H, W, C] or [B, T, P], got shape {x.shape}")
+
+
+# ----------------------------------------------------------------------------- MLP
+
+ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh, "softplus": nn.softplus, "elu": nn.elu}
+
+
+class MLP(nn.Module):
+    """Dense layers with ReLU between them (none after the last). x: [..., D] -> [..., features[-1]]."""
+
+    features: Sequence[int]
+    gain: float = 1.0
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, x):
+        act = ACTIVATIONS.get(self.activation)
+        if act is None:
+            raise ValueError(f"unknown activation {self.activation!r}; valid choices: {sorted(ACTIVATIONS)}")
+        for i, f in enumerate(self.features):
+            x = nn.Dense(f, kernel_init=_init(self.gain))(x)
+            if i < len(self.features) - 1:
+                x = act(x)
+        return x
+
+
+class MLPEncoder(nn.Module):
+    """Flattened stacked frames -> code; ``num_layers`` linear layers of width ``hidden``."""
+
+    out_dim: int
+    hidden: int = 1200
+    num_layers: int = 3
+    gain: float = 0.71
+
+    @nn.compact
+    def __call__(self, x):  # [B, ...] -> [B, out_dim]
+        x = x.reshape(x.shape[0], -1)
+        return MLP([self.hidden] * (self.num_layers - 1) + [self.out_dim], self.gain)(x)
+
+
+class MLPDecoder(nn.Module):
+    """Code -> frame of shape ``out_shape`` with ``num_layers`` linear layers."""
+
+    out_shape: tuple[int, ...]
+    hidden: int = 1200
+    num_layers: int = 4
+    gain: float = 0.71
+    output_activation: str = "none"
+
+    @nn.compact
+    def __call__(self, z, skips=None):  # [B, D] -> [B, *out_shape]
+        del skips
+        n = math.prod(self.out_shape)
+        x = MLP([self.hidden] * (self.num_layers - 1) + [n], self.gain)(z)
+        return _out(x, self.output_activation).reshape((z.shape[0],) + tuple(self.out_shape))
+
+
+# ----------------------------------------------------------------------------- DCGAN
+
+
+class DCGANEncoder(nn.Module):
+    """4×4 stride-2 convolutions down to 4×4, then a 4×4 valid convolution to the code."""
+
+    out_dim: int
+    nf: int = 64
+
+    @nn.compact
+    def __call__(self, x):  # [B, H, W, C] -> [B, out_dim]
+        size, ch, i = x.shape[1], self.nf, 0
+        while size > 4:
+            x = nn.Conv(ch, (4, 4), strides=2, padding=1)(x)
+            x = nn.leaky_relu(_norm(x) if i else x, 0.2)
+            size, ch, i = size // 2, ch * 2, i + 1
+        x = nn.Conv(self.out_dim, (4, 4), padding="VALID")(x)  # [B, 1, 1, out]
+        return jnp.tanh(x.reshape(x.shape[0], -1))
+
+
+class DCGANDecoder(nn.Module):
+    """Code -> 4×4 map by a 4×4 transposed convolution, then 4×4 stride-2 upsamplings."""
+
+    out_shape: tuple[int, int, int]  # (H, W, C)
+    nf: int = 64
+    output_activation: str = "sigmoid"
+
+    @nn.compact
+    def __call__(self, z, skips=None):  # [B, D] -> [B, H, W, C]
+        del skips
+        h, _, c = self.out_shape
+        n_up = int(math.log2(h // 4))
+        ch = self.nf * 2 ** (n_up - 1)
+        x = nn.ConvTranspose(ch, (4, 4), padding="VALID")(z[:, None, None, :])  # [B, 4, 4, ch]
+        x = nn.leaky_relu(_norm(x), 0.2)
+        for i in range(n_up):
+            last = i == n_up - 1
+            x = nn.ConvTranspose(c if last else ch // 2, (4, 4), strides=(2, 2), padding="SAME")(x)
+            if not last:
+                ch //= 2
+                x = nn.leaky_relu(_norm(x), 0.2)
+        return _out(x, self.output_activation)
+
+
+# ----------------------------------------------------------------------------- VGG
+
+
+class VGGEncoder(nn.Module):
+    """VGG-style: two 3×3 convolutions per stage, 2×2 max-pool, down to 4×4, then a code."""
+
+    out_dim: int
+    nf: int = 64
+
+    @nn.compact
+    def __call__(self, x):  # [B, H, W, C] -> [B, out_dim]
+        size, ch = x.shape[1], self.nf
+        while size > 4:
+            for _ in range(2):
+                x = nn.leaky_relu(_norm(nn.Conv(ch, (3, 3))(x)), 0.2)
+            x = nn.max_pool(x, (2, 2), (2, 2))
+            size, ch = size // 2, min(ch * 2, 8 * self.nf)
+        x = nn.Conv(self.out_dim, (4, 4), padding="VALID")(x)
+        return jnp.tanh(x.reshape(x.shape[0], -1))
+
+
+class VGGDecoder(nn.Module):
+    """Mirror of :class:`VGGEncoder`: 4×4 map, then (upsample ×2, two 3×3 convolutions)."""
+
+    out_shape: tuple[int, int, int]
+    nf: int = 64
+    output_activation: str = "sigmoid"
+
+    @nn.compact
+    def __call__(self, z, skips=None):  # [B, D] -> [B, H, W, C]
+        del skips
+        h, _, c = self.out_shape
+        n_up = int(math.log2(h // 4))
+        ch = min(self.nf * 2 ** (n_up - 1), 8 * self.nf)
+        x = nn.ConvTranspose(ch, (4, 4), padding="VALID")(z[:, None, None, :])
+        x = nn.leaky_relu(_norm(x), 0.2)
+        for _ in range(n_up):
+            b, hh, ww, _ = x.shape
+            x = jax.image.resize(x, (b, 2 * hh, 2 * ww, x.shape[-1]), "nearest")
+            ch = max(ch // 2, self.nf)
+            for _ in range(2):
+                x = nn.leaky_relu(_norm(nn.Conv(ch, (3, 3))(x)), 0.2)
+        return _out(nn.Conv(c, (3, 3))(x), self.output_activation)
+
+
+# ----------------------------------------------------------------------------- ResNet
+
+
+class _BasicBlock(nn.Module):
+    features: int
+    stride: int = 1
+
+    @nn.compact
+    def __call__(self, x):
+        y = nn.relu(_norm(nn.Conv(self.features, (3, 3), strides=self.stride)(x)))
+        y = _norm(nn.Conv(self.features, (3, 3))(y))
+        if x.shape[-1] != self.features or self.stride != 1:
+            x = _norm(nn.Conv(self.features, (1, 1), strides=self.stride)(x))
+        return nn.relu(x + y)
+
+
+class ResNetEncoder(nn.Module):
+    """ResNet-18-style encoder (``blocks`` basic blocks per stage), global average pool, code."""
+
+    out_dim: int
+    nf: int = 64
+    blocks: Sequence[int] = (2, 2, 2, 2)
+
+    @nn.compact
+    def __call__(self, x):  # [B, H, W, C] -> [B, out_dim]
+        x = nn.relu(_norm(nn.Conv(self.nf, (3, 3))(x)))
+        for i, n in enumerate(self.blocks):
+            for j in range(n):
+                x = _BasicBlock(self.nf * 2**i, stride=2 if (j == 0 and i > 0) else 1)(x)
+        return jnp.tanh(nn.Dense(self.out_dim)(x.mean(axis=(1, 2))))
+
+
+# ----------------------------------------------------------------------------- conv with skips
+
+
+class ConvSkipEncoder(nn.Module):
+    """Convolutional encoder to a spatial code map; returns the code and its skip features.
+
+    Used for SST: S and T are maps of ``out_channels`` at ``H / 2**num_down``.
+    """
+
+    out_channels: int
+    nf: int = 64
+    num_down: int = 2
+
+    @nn.compact
+    def __call__(self, x):  # [B, H, W, C] -> ([B, h, w, out], [skips])
+        skips = []
+        ch = self.nf
+        for _ in range(self.num_down):
+            x = nn.leaky_relu(_norm(nn.Conv(ch, (3, 3))(x)), 0.2)
+            skips.append(x)
+            x = nn.leaky_relu(_norm(nn.Conv(ch * 2, (3, 3), strides=2)(x)), 0.2)
+            ch *= 2
+        return nn.Conv(self.out_channels, (3, 3))(x), skips
+
+
+class ConvSkipDecoder(nn.Module):
+    """Code map (+ skip features of the content encoder) -> frame."""
+
+    out_shape: tuple[int, int, int]
+    nf: int = 64
+    num_down: int = 2
+    output_activation: str = "none"
+
+    @nn.compact
+    def __call__(self, z, skips=None):  # [B, h, w, D] -> [B, H, W, C]
+        x, ch = z, self.nf * 2**self.num_down
+        for i in reversed(range(self.num_down)):
+            ch //= 2
+            x = nn.leaky_relu(_norm(nn.ConvTranspose(ch, (4, 4), strides=(2, 2))(x)), 0.2)
+            if skips is not None:
+                x = jnp.concatenate([x, skips[i]], -1)
+            x = nn.leaky_relu(_norm(nn.Conv(ch, (3, 3))(x)), 0.2)
+        return _out(nn.Conv(self.out_shape[-1], (3, 3))(x), self.output_activation)
+
+
+# ----------------------------------------------------------------------------- dynamics
+
+
+class MLPVectorField(nn.Module):
+    """``f(T)``: T -> hidden -> hidden -> T (3 linear layers, ReLU), as the reference's blocks.
+
+    A smooth ``activation`` (tanh, softplus) suits adaptive solvers: ReLU kinks make the
+    adaptive step control and DTO gradients non-smooth.
+    """
+
+    hidden: int = 512
+    gain: float = 0.71
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, t):  # [B, p] -> [B, p]
+        return MLP([self.hidden, self.hidden, t.shape[-1]], self.gain, self.activation)(t)
+
+
+class ConvVectorField(nn.Module):
+    """``f(T)`` on code maps: 3×3 conv -> ReLU -> 3×3 conv -> ReLU -> 3×3 conv (SST)."""
+
+    hidden: int = 128
+
+    @nn.compact
+    def __call__(self, t):  # [B, h, w, p] -> [B, h, w, p]
+        x = nn.relu(nn.Conv(self.hidden, (3, 3))(t))
+        x = nn.relu(nn.Conv(self.hidden, (3, 3))(x))
+        return nn.Conv(t.shape[-1], (3, 3))(x)
+
+
+ADJOINTS = ("recursive", "backsolve")
+
+
+@dataclasses.dataclass(frozen=True)
+class TemporalDynamics:
+    """``dT/dt = f(T)`` with time measured in frames (Δt between frames = 1).
+
+    kind="ode":      one vector field, solved by diffrax with ``solver`` (fixed step ``dt``
+                     for euler/heun/midpoint/rk4, PID-adaptive for bosh3/dopri5/tsit5) and
+                     ``adjoint`` ("recursive" = RecursiveCheckpointAdjoint, discretise-then-
+                     optimise; "backsolve" = BacksolveAdjoint, optimise-then-discretise).
+    kind="residual": the reference's form: per frame ``T ← T + f_k(T)`` for k = 1..n_blocks
+                     with separate weights per block (explicit Euler with dt = 1).
+    """
+
+    vector_field: nn.Module
+    kind: str = "ode"
+    n_blocks: int = 3
+    solver: str = "rk4"
+    dt: float = 0.5
+    adjoint: str = "recursive"
+    rtol: float = 1e-4
+    atol: float = 1e-6
+    max_steps: int = 4096
+
+    def __post_init__(self):
+        if self.kind not in ("ode", "residual"):
+            raise ValueError(f"unknown dynamics kind {self.kind!r}; valid choices: ['ode', 'residual']")
+        if self.adjoint not in ADJOINTS:
+            raise ValueError(f"unknown adjoint {self.adjoint!r}; valid choices: {list(ADJOINTS)}")
+        get_solver(self.solver)  # validates the name
+
+    def init(self, key, t0):
+        if self.kind == "residual":
+            keys = jax.random.split(key, self.n_blocks)
+            return tuple(self.vector_field.init(k, t0) for k in keys)
+        return self.vector_field.init(key, t0)
+
+    def _adjoint(self):
+        if self.adjoint == "backsolve":
+            kwargs = {"solver": get_solver(self.solver)}
+            if self.solver in ADAPTIVE:
+                kwargs["stepsize_controller"] = diffrax.PIDController(rtol=self.rtol, atol=self.atol)
+            return diffrax.BacksolveAdjoint(**kwargs)
+        return diffrax.RecursiveCheckpointAdjoint()
+
+    def rollout(self, params, t0, num_frames: int):
+        """States at frames 0..num_frames-1 (frame 0 is ``t0``). t0: [B, ...] -> [B, N, ...]."""
+        if self.kind == "residual":
+            def frame(t, _):
+                for p in params:
+                    t = t + self.vector_field.apply(p, t)
+                return t, t
+            _, ts = jax.lax.scan(frame, t0, None, length=num_frames - 1)
+            traj = jnp.concatenate([t0[None], ts], 0)  # [N, B, ...]
+            return jnp.moveaxis(traj, 0, 1)
+        adaptive = self.solver in ADAPTIVE
+        controller = (diffrax.PIDController(rtol=self.rtol, atol=self.atol) if adaptive
+                      else diffrax.ConstantStepSize())
+        ts = jnp.arange(num_frames, dtype=t0.dtype)
+        max_steps = self.max_steps if adaptive else int(math.ceil((num_frames - 1) / self.dt)) + 1
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(lambda t, y, p: self.vector_field.apply(p, y)),
+            get_solver(self.solver), t0=0.0, t1=float(num_frames - 1), dt0=self.dt, y0=t0,
+            args=params, saveat=diffrax.SaveAt(ts=ts), stepsize_controller=controller,
+            adjoint=self._adjoint(), max_steps=max(max_steps, 1),
+        )
+        return jnp.moveaxis(sol.ys, 0, 1)  # [B, N, ...]
+
+
+# ----------------------------------------------------------------------------- model
+
+ENCODERS = ("mlp", "dcgan", "vgg", "resnet", "conv_skip")
+DECODERS = ("mlp", "dcgan", "vgg", "conv_skip")
+
+
+@dataclasses.dataclass(frozen=True)
+class SeparationModel:
+    """``v_t = D(S, T_t)``, ``S = E_S(V)``, ``T_{t0} = E_T(V)``, ``dT/dt = f(T)``.
+
+    mixing: "concat" (decoder sees [S, T]) or "mul" (decoder sees S ⊙ T; needs equal sizes).
+    use_content=False is the paper's "without S" ablation: the decoder sees T only.
+    """
+
+    content_encoder: nn.Module
+    dynamic_encoder: nn.Module
+    decoder: nn.Module
+    dynamics: TemporalDynamics
+    mixing: str = "concat"
+    use_content: bool = True
+
+    def __post_init__(self):
+        if self.mixing not in ("concat", "mul"):
+            raise ValueError(f"unknown mixing {self.mixing!r}; valid choices: ['concat', 'mul']")
+
+    # -- pieces
+    def _encode(self, module, params, window):
+        out = module.apply(params, stack_frames(window))
+        return out if isinstance(out, tuple) else (out, None)
+
+    def encode_content(self, params, window):
+        """window [B, τ, ...] -> (S [B, d] or [B, h, w, d], skips or None)."""
+        return self._encode(self.content_encoder, params["content_encoder"], window)
+
+    def encode_dynamic(self, params, window):
+        """window [B, τ, ...] -> T [B, p] (or [B, h, w, p])."""
+        return self._encode(self.dynamic_encoder, params["dynamic_encoder"], window)[0]
+
+    def mix(self, s, t):
+        if not self.use_content:
+            return t
+        if self.mixing == "mul":
+            if s.shape[-1] != t.shape[-1]:
+                raise ValueError(f"mul mixing needs equal S and T sizes, got {s.shape[-1]} and {t.shape[-1]}")
+            return s * t
+        return jnp.concatenate([s, t], -1)
+
+    def decode(self, params, s, skips, t):
+        """s: [B, ...]; t: [B, N, ...] -> frames [B, N, *frame]."""
+        b, n = t.shape[:2]
+        rep = lambda x: jnp.repeat(x[:, None], n, 1).reshape((b * n,) + x.shape[1:])  # noqa: E731
+        z = self.mix(rep(s), t.reshape((b * n,) + t.shape[2:]))
+        sk = None if skips is None else [rep(x) for x in skips]
+        frames = self.decoder.apply(params["decoder"], z, sk)
+        return frames.reshape((b, n) + frames.shape[1:])
+
+    def rollout(self, params, t0, num_frames: int):
+        return self.dynamics.rollout(params["dynamics"], t0, num_frames)
+
+    # -- whole model
+    def init(self, key, window):
+        """window: [B, τ, ...] example -> params."""
+        k1, k2, k3, k4 = jax.random.split(key, 4)
+        x = stack_frames(window)
+        params = {"content_encoder": self.content_encoder.init(k1, x),
+                  "dynamic_encoder": self.dynamic_encoder.init(k2, x)}
+        s, skips = self.encode_content(params, window)
+        t = self.encode_dynamic(params, window)
+        params["dynamics"] = self.dynamics.init(k3, t)
+        params["decoder"] = self.decoder.init(k4, self.mix(s, t), skips)
+        return params
+
+    def predict(self, params, window, num_frames: int):
+        """Frames at offsets 0..num_frames-1 from the window's first frame. -> [B, N, *frame]."""
+        s, skips = self.encode_content(params, window)
+        t = self.rollout(params, self.encode_dynamic(params, window), num_frames)
+        return self.decode(params, s, skips, t)
+
+    def swap(self, params, content_window, dynamic_window, num_frames: int):
+        """Content swap: S (and skips) from one window, the temporal trajectory from another."""
+        s, skips = self.encode_content(params, content_window)
+        t = self.rollout(params, self.encode_dynamic(params, dynamic_window), num_frames)
+        return self.decode(params, s, skips, t)
+
+
+def num_params(params: Any) -> int:
+    return sum(x.size for x in jax.tree_util.tree_leaves(params))

@@ -19,9 +19,7 @@ __all__ = [
 
 def _pairwise_sq(x: jax.Array, y: jax.Array) -> jax.Array:
     """[n, m] squared Euclidean distances."""
-    return (
-        jnp.sum(x * x, -1)[:, None] + jnp.sum(y * y, -1)[None, :] - 2.0 * x @ y.T
-    ).clip(0.0)
+    return (jnp.sum(x * x, -1)[:, None] + jnp.sum(y * y, -1)[None, :] - 2.0 * x @ y.T).clip(0.0)
 
 
 def sinkhorn_divergence(
@@ -47,15 +45,18 @@ def sinkhorn_divergence(
     y = y.reshape(y.shape[0], -1)
     # ott's point-cloud cost is ‖x − y‖²: doubling ε and halving the result gives ½‖x − y‖².
     scale = jnp.maximum(jnp.max(_pairwise_sq(x[:256], y[:256])), 4.0 * epsilon)
-    eps = epsilon_scheduler.Epsilon(target=2.0 * epsilon, init=jax.lax.stop_gradient(scale), decay=0.9)
-    value, _ = sd.sinkhorn_divergence(
-        pointcloud.PointCloud,
-        x,
-        y,
-        epsilon=eps,
-        static_b=False,
-        solve_kwargs=dict(max_iterations=max_iterations, threshold=threshold),
+    eps = epsilon_scheduler.Epsilon(
+        target=2.0 * epsilon, init=jax.lax.stop_gradient(scale), decay=0.9
     )
+    with jax.numpy_rank_promotion("allow"):  # ott-jax relies on implicit rank promotion
+        value, _ = sd.sinkhorn_divergence(
+            pointcloud.PointCloud,
+            x,
+            y,
+            epsilon=eps,
+            static_b=False,
+            solve_kwargs=dict(max_iterations=max_iterations, threshold=threshold),
+        )
     return 0.5 * value
 
 

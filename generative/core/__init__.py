@@ -1,7 +1,14 @@
 """Shared machinery of every package: configs, training loop, checkpoints, sharding, CLI."""
 
 from generative.core.config import ConfigError, base_config, resolve
-from generative.core.train import Experiment, NonFiniteError, TrainState, loss_step, make_optimizer, run
+from generative.core.train import (
+    Experiment,
+    NonFiniteError,
+    TrainState,
+    loss_step,
+    make_optimizer,
+    run,
+)
 
 __all__ = [
     "ConfigError",

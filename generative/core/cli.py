@@ -55,32 +55,41 @@ def make_main(
             help=f"one of: {', '.join(commands)} (default: {default_command})",
         )
         parser.add_argument("--config", "-c", help="preset name (see --list-presets)")
-        parser.add_argument("--workdir", "-w", help="run folder (default: runs/PROG-COMMAND-PRESET)")
+        parser.add_argument(
+            "--workdir", "-w", help="run folder (default: runs/PROG-COMMAND-PRESET)"
+        )
         parser.add_argument("--seed", type=int, help="random seed (overrides the preset)")
+        parser.add_argument("--list-presets", action="store_true", help="list the presets and exit")
         parser.add_argument(
-            "--list-presets", action="store_true", help="list the presets and exit"
+            "overrides",
+            nargs="*",
+            metavar="key=value",
+            help="config overrides, e.g. optimizer.lr=1e-3",
         )
-        parser.add_argument(
-            "overrides", nargs="*", metavar="key=value", help="config overrides, e.g. optimizer.lr=1e-3"
-        )
-        # Let the command be omitted while overrides are given.
-        if argv and "=" in argv[0] and not argv[0].startswith("-"):
-            argv = [default_command, *argv]
-        args = parser.parse_args(argv)
+        try:
+            return _main(parser, argv)
+        except SystemExit as e:  # argparse's --help and errors, in-process callers included
+            return e.code if isinstance(e.code, int) else 2
+
+    def _main(parser: _Parser, argv: list[str]) -> int:
+        args = parser.parse_intermixed_args(argv)
+        if "=" in args.command:  # the command was omitted and an override came first
+            args.overrides.insert(0, args.command)
+            args.command = default_command
         if args.list_presets:
             for name, doc in config_lib.list_presets(configs_package).items():
                 print(f"{name:24s} {doc}")
             return 0
         if args.command not in commands:
-            parser.error(
-                f"unknown command '{args.command}'; valid commands: {', '.join(commands)}"
-            )
+            parser.error(f"unknown command '{args.command}'; valid commands: {', '.join(commands)}")
         preset = args.config or default_presets[args.command]
         try:
             config = config_lib.resolve(configs_package, preset, args.overrides, seed=args.seed)
         except config_lib.ConfigError as e:
             parser.error(_one_line(e))
-        workdir = pathlib.Path(args.workdir or os.path.join("runs", f"{prog}-{args.command}-{preset}"))
+        workdir = pathlib.Path(
+            args.workdir or os.path.join("runs", f"{prog}-{args.command}-{preset}")
+        )
         from generative.core.checkpoint import CheckpointError
         from generative.core.train import NonFiniteError
 

@@ -149,7 +149,9 @@ def apply_overrides(
             if depth < len(parts) - 1:
                 node = node[part]
                 if not isinstance(node, ml_collections.ConfigDict):
-                    raise ConfigError(f"config key '{'.'.join(parts[: depth + 1])}' has no sub-keys")
+                    raise ConfigError(
+                        f"config key '{'.'.join(parts[: depth + 1])}' has no sub-keys"
+                    )
         leaf = parts[-1]
         old = node[leaf]
         if isinstance(old, ml_collections.ConfigDict):

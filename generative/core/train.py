@@ -103,9 +103,7 @@ def make_schedule(opt: ml_collections.ConfigDict, num_steps: int) -> optax.Sched
     raise config_lib.ConfigError(f"unknown optimizer.schedule '{name}'; valid: {valid}")
 
 
-def make_optimizer(
-    opt: ml_collections.ConfigDict, num_steps: int
-) -> optax.GradientTransformation:
+def make_optimizer(opt: ml_collections.ConfigDict, num_steps: int) -> optax.GradientTransformation:
     """Optimizer from the `optimizer` config group (see `config.base_config`)."""
     lr = make_schedule(opt, num_steps)
     name = opt.name
@@ -173,9 +171,7 @@ def _state_shardings(experiment: Experiment, abstract: Any, mesh) -> Any:
     return s
 
 
-def _first_nonfinite(
-    metrics: dict[str, np.ndarray], first_step: int
-) -> tuple[int, str] | None:
+def _first_nonfinite(metrics: dict[str, np.ndarray], first_step: int) -> tuple[int, str] | None:
     """(step, quantity) of the earliest non-finite value in stacked per-step metrics."""
     worst = None
     for name, values in metrics.items():

@@ -1,0 +1,32 @@
+"""Shared defaults of the gantk presets (not a preset itself)."""
+
+import ml_collections
+
+from gantk.kernels import default_kernel_config
+from generative.core.config import base_config
+
+
+def flow_config() -> ml_collections.ConfigDict:
+    c = base_config()
+    c.dtype = "float32"  # float32 | float64
+    c.num_steps = 50_000
+    c.log_every = 500
+    c.checkpoint_every = 5_000
+    c.data = ml_collections.ConfigDict()
+    c.data.name = "eight_gaussians"  # eight_gaussians | twenty_five_gaussians | two_moons
+    c.data.source = "standard_normal"  # initial particles
+    c.data.n_particles = 500
+    c.data.n_targets = 500
+    c.kernel = default_kernel_config()
+    c.loss = ml_collections.ConfigDict()
+    c.loss.name = "ipm"  # ipm | lsgan | vanilla | hinge
+    c.loss.t = 1.0  # discriminator training time
+    c.loss.generator_target = "zero"  # LSGAN generator loss: zero -> f², one -> (f − 1)²
+    c.eta = 1000.0  # particle step size (on the gradient of the mean generator loss)
+    c.eval = ml_collections.ConfigDict()
+    c.eval.sinkhorn_epsilon = 0.1  # on the cost ½‖x − y‖²
+    c.eval.figures = True
+    c.eval.grid_size = 48
+    c.eval.extent = 8.0
+    c.eval.max_frames = 60
+    return c

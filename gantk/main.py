@@ -33,13 +33,29 @@ def flow(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
             print(f"wrote {workdir / name}")
 
 
-COMMANDS = {"flow": flow}
+def adequacy(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
+    """Paper Fig. 1: finite widths trained with SGD against the infinite-width discriminator."""
+    from gantk.adequacy import run_adequacy
+
+    _set_precision(config)
+    run_adequacy(config, workdir)
+
+
+def field(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
+    """Paper Figs. 6-7: gradient field of a single-fake / single-real discriminator."""
+    from gantk.field import run_field
+
+    _set_precision(config)
+    run_field(config, workdir)
+
+
+COMMANDS = {"flow": flow, "adequacy": adequacy, "field": field}
 
 main = make_main(
     "gantk",
     COMMANDS,
     configs_package="gantk.configs",
     default_command="flow",
-    default_presets={"flow": "demo"},
+    default_presets={"flow": "demo", "adequacy": "adequacy_1d", "field": "field_relu"},
     description="GAN training dynamics through the infinite-width discriminator's NTK.",
 )

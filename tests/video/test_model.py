@@ -30,7 +30,7 @@ def random_variables(cfg, seed=0):
 
 @pytest.fixture(scope="module")
 def tiny_init():
-    return M.init_variables(TINY, jax.random.PRNGKey(0))
+    return jax.jit(lambda k: M.init_variables(TINY, k))(jax.random.PRNGKey(0))
 
 
 @pytest.fixture(scope="module")

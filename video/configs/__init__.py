@@ -1,0 +1,1 @@
+"""SRVP presets: one module per dataset (paper settings) plus small CPU presets."""

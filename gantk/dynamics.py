@@ -258,7 +258,9 @@ def dual_coefficients(
         if loss_name == "lsgan":
             method = "eigen"
         else:
-            raise ValueError(f"loss '{loss_name}' has no closed form; valid methods: ode, fixed_step")
+            raise ValueError(
+                f"loss '{loss_name}' has no closed form; valid methods: ode, fixed_step"
+            )
     if method in ("eigen", "lanczos") and loss_name != "lsgan":
         raise ValueError(f"method '{method}' solves the LSGAN loss only, not '{loss_name}'")
     if method == "eigen":

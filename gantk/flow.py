@@ -47,9 +47,13 @@ class ParticleFlow:
         dc = config.data
         if dc.name not in DATASETS:
             raise ValueError(f"unknown dataset '{dc.name}'; valid: {', '.join(DATASETS)}")
-        if config.loss.name != "ipm":
+        if config.loss.name not in dynamics.LOSSES:
             raise ValueError(
-                f"loss '{config.loss.name}' is not available in the particle flow yet; valid: ipm"
+                f"unknown loss '{config.loss.name}'; valid: {', '.join(dynamics.LOSSES)}"
+            )
+        if config.loss.method not in dynamics.METHODS:
+            raise ValueError(
+                f"unknown loss.method '{config.loss.method}'; valid: {', '.join(dynamics.METHODS)}"
             )
         self.dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
         key = jax.random.PRNGKey(config.seed)
@@ -73,8 +77,25 @@ class ParticleFlow:
 
     # ---------------------------------------------------------------- discriminator
     def coefficients(self, particles: jax.Array) -> jax.Array:
-        """u(t) [n] of the discriminator trained on (particles, targets)."""
-        return dynamics.ipm_coefficients(self.t, self.n_fake, self.n_real, self.dtype)
+        """u(t) [n] of the discriminator trained from f_0 = 0 on (particles, targets)."""
+        lc = self.config.loss
+        if lc.name == "ipm":  # no kernel matrix needed
+            return dynamics.ipm_coefficients(self.t, self.n_fake, self.n_real, self.dtype)
+        X = jnp.concatenate([particles, self.targets])
+        K = self.kernel(X, X)  # [n, n]
+        return dynamics.dual_coefficients(
+            lc.name,
+            K,
+            self.n_fake,
+            self.n_real,
+            self.t,
+            method=lc.method,
+            generator_target=lc.generator_target,
+            lanczos_iters=lc.lanczos_iters,
+            rtol=lc.rtol,
+            atol=lc.atol,
+            fixed_steps=lc.fixed_steps,
+        )
 
     def discriminator(
         self, z: jax.Array, particles: jax.Array, u: jax.Array, self_rows: bool = False

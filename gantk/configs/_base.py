@@ -22,6 +22,12 @@ def flow_config() -> ml_collections.ConfigDict:
     c.loss.name = "ipm"  # ipm | lsgan | vanilla | hinge
     c.loss.t = 1.0  # discriminator training time
     c.loss.generator_target = "zero"  # LSGAN generator loss: zero -> f², one -> (f − 1)²
+    # dual solver: auto | closed_form | eigen | lanczos | ode | fixed_step (gantk.dynamics)
+    c.loss.method = "auto"
+    c.loss.lanczos_iters = 48
+    c.loss.rtol = 1e-5  # adaptive ODE tolerances (vanilla, hinge)
+    c.loss.atol = 1e-7
+    c.loss.fixed_steps = 0
     c.eta = 1000.0  # particle step size (on the gradient of the mean generator loss)
     c.eval = ml_collections.ConfigDict()
     c.eval.sinkhorn_epsilon = 0.1  # on the cost ½‖x − y‖²

@@ -8,7 +8,7 @@ from gantk.configs._base import flow_config
 
 def get_config():
     c = flow_config()
-    c.num_steps = 2000
+    c.num_steps = 1000
     c.log_every = 50
     c.checkpoint_every = 500
     return c

@@ -194,8 +194,8 @@ def solve_dual_ode(
 ) -> jax.Array:
     """u(t) for any loss by integrating du/dt = g(K u), u(0) = 0 with diffrax.
 
-    Adaptive Tsit5 with a PID controller (`rtol`, `atol`), or `fixed_steps` constant Tsit5 steps when
-    `fixed_steps > 0` (the fine fixed-step reference of the tests).
+    Adaptive Tsit5 with a PID controller (`rtol`, `atol`), or, when `fixed_steps > 0`, that
+    many constant Tsit5 steps (the fine fixed-step reference of the tests).
     """
     import diffrax
 

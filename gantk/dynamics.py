@@ -220,8 +220,12 @@ def solve_dual_ode(
             stepsize_controller=controller,
             max_steps=max(max_steps, fixed_steps + 1),
             saveat=diffrax.SaveAt(t1=True),
+            throw=False,
         )
-    return sol.ys[-1]
+    # A failed solve (e.g. max_steps reached) returns NaN, which the training loop reports
+    # as a non-finite quantity at that step instead of a stack trace.
+    ok = sol.result == diffrax.RESULTS.successful
+    return jnp.where(ok, sol.ys[-1], jnp.nan)
 
 
 def dual_coefficients(

@@ -72,17 +72,15 @@ class ParticleFlow:
             self.centers, self.std = toy.grid_gaussians_centers(), 0.05
         else:
             self.centers = None
+        self._k_real = (
+            None if config.loss.name == "ipm" else self.kernel(self.targets, self.targets)
+        )
         self._eval = jax.jit(self._evaluate)
         self._field = jax.jit(self.field)
 
     # ---------------------------------------------------------------- discriminator
-    def coefficients(self, particles: jax.Array) -> jax.Array:
-        """u(t) [n] of the discriminator trained from f_0 = 0 on (particles, targets)."""
+    def _solve(self, K: jax.Array) -> jax.Array:
         lc = self.config.loss
-        if lc.name == "ipm":  # no kernel matrix needed
-            return dynamics.ipm_coefficients(self.t, self.n_fake, self.n_real, self.dtype)
-        X = jnp.concatenate([particles, self.targets])
-        K = self.kernel(X, X)  # [n, n]
         return dynamics.dual_coefficients(
             lc.name,
             K,
@@ -96,6 +94,18 @@ class ParticleFlow:
             atol=lc.atol,
             fixed_steps=lc.fixed_steps,
         )
+
+    def _gram(self, k_fake: jax.Array) -> jax.Array:
+        """K = k(X, X) [n, n] from the fake rows k(x, X) [N, n] and the cached k(y, y)."""
+        real_rows = jnp.concatenate([k_fake[:, self.n_fake :].T, self._k_real], axis=1)
+        return jnp.concatenate([k_fake, real_rows], axis=0)
+
+    def coefficients(self, particles: jax.Array) -> jax.Array:
+        """u(t) [n] of the discriminator trained from f_0 = 0 on (particles, targets)."""
+        if self.config.loss.name == "ipm":  # no kernel matrix needed
+            return dynamics.ipm_coefficients(self.t, self.n_fake, self.n_real, self.dtype)
+        X = jnp.concatenate([particles, self.targets])
+        return self._solve(self._gram(self.kernel(particles, X)))
 
     def discriminator(
         self, z: jax.Array, particles: jax.Array, u: jax.Array, self_rows: bool = False
@@ -124,11 +134,36 @@ class ParticleFlow:
     def step(self, state: FlowState, batch, key):
         del batch, key  # deterministic flow
         x = state.particles
-        fixed = jax.lax.stop_gradient(x)
-        u = self.coefficients(fixed)
-        gen_loss, grad = jax.value_and_grad(self.generator_loss)(x, fixed, u, True)
+        if self.config.loss.name == "ipm":
+            fixed = jax.lax.stop_gradient(x)
+            u = self.coefficients(fixed)
+            gen_loss, grad = jax.value_and_grad(self.generator_loss)(x, fixed, u, True)
+        else:
+            gen_loss, grad = self._dense_loss_and_grad(x)
         new = FlowState(state.step + 1, x - self.eta * grad)
         return new, {"gen_loss": gen_loss}
+
+    def _dense_loss_and_grad(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Generator loss and its particle gradient with one kernel pass per step.
+
+        k(x, X) [N, n] is computed once, with its VJP: its rows and the cached k(y, y) give K
+        for the dual solve, and its pull-back gives the gradient (the discriminator held
+        fixed). The cusp diagonal k(x_i, x_i) uses the symmetric subgradient ½∇k(x, x), as
+        `kernels.kernel_matvec(self_rows=True)`.
+        """
+        n_fake = self.n_fake
+        X = jax.lax.stop_gradient(jnp.concatenate([x, self.targets]))
+        k_fake, pullback = jax.vjp(lambda z: self.kernel(z, X), x)  # [N, n]
+        u = jax.lax.stop_gradient(self._solve(self._gram(jax.lax.stop_gradient(k_fake))))
+        f = k_fake @ u  # [N]
+        c_values, dc = jax.vmap(jax.value_and_grad(self.loss.c))(f)
+        w = dc / n_fake  # d mean(c) / d f_i
+        idx = jnp.arange(n_fake)
+        cotangent = (w[:, None] * u[None, :]).at[idx, idx].set(0.0)
+        (grad,) = pullback(cotangent)
+        half_diag_grad = jax.vmap(jax.grad(lambda z: 0.5 * self.kernel(z[None], None)[0, 0]))(x)
+        grad = grad + (w * u[:n_fake])[:, None] * half_diag_grad
+        return jnp.mean(c_values), grad
 
     def state_sharding(self, mesh):
         n_dev = mesh.devices.size

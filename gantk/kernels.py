@@ -12,6 +12,7 @@ neural-tangents (and through it TensorFlow) is imported lazily, only where kerne
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 
 import jax
@@ -98,6 +99,7 @@ def _activation(stax, name: str, kcfg):
 
 def build_network(kcfg: ml_collections.ConfigDict, out_dim: int = 1):
     """neural-tangents `(init_fn, apply_fn, kernel_fn)` of the configured discriminator."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
     from neural_tangents import stax
 
     arch = architecture(kcfg.architecture)

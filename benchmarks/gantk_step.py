@@ -209,9 +209,8 @@ def main() -> None:
     results["scaling"] = scaling(args.sizes, max(3, args.repeats // 3), args.block)
     if args.full_run:
         results["full_run"] = full_run(args.full_steps)
-        print(
-            f"\nfull {args.full_steps}-step LSGAN-∞ run: {results['full_run']['wall_s'] / 60:.1f} min"
-        )
+        minutes = results["full_run"]["wall_s"] / 60
+        print(f"\nfull {args.full_steps}-step LSGAN-∞ run: {minutes:.1f} min")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "gantk_step.json").write_text(json.dumps(results, indent=2))
     print(f"\nwrote {RESULTS / 'gantk_step.json'}")

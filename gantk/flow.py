@@ -14,7 +14,7 @@ shared training loop, particles sharded over devices.
 from __future__ import annotations
 
 import pathlib
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +26,7 @@ from gantk.kernels import kernel_matvec, make_kernel
 from generative import metrics as metrics_lib
 from generative.core import sharding as sharding_lib
 from generative.core.train import Experiment
-from generative.data import toy
+from generative.data import densities, toy
 
 __all__ = ["FlowState", "ParticleFlow", "make_flow"]
 
@@ -34,9 +34,10 @@ __all__ = ["FlowState", "ParticleFlow", "make_flow"]
 class FlowState(NamedTuple):
     step: jax.Array  # [] int32, generator steps taken
     particles: jax.Array  # [N, d] generated points
+    discriminator: Any = ()  # finite width: DiscriminatorState of the last step; () at ∞
 
 
-DATASETS = ("eight_gaussians", "twenty_five_gaussians", "two_moons")
+DATASETS = ("eight_gaussians", "twenty_five_gaussians", "two_moons", *densities.IMAGE_PAIRS)
 
 
 class ParticleFlow:
@@ -57,9 +58,17 @@ class ParticleFlow:
             )
         self.dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
         key = jax.random.PRNGKey(config.seed)
-        self.targets = toy.sample_toy(dc.name, jax.random.fold_in(key, 1), dc.n_targets).astype(
-            self.dtype
-        )  # [M, d]
+        if dc.name in densities.IMAGE_PAIRS:  # particles start on the first image
+            source_image, target_image = densities.image_pair(dc.name)
+            self._source = lambda k, n: densities.sample_image_density(k, source_image, n)
+            targets = densities.sample_image_density(
+                jax.random.fold_in(key, 1), target_image, dc.n_targets
+            )
+        else:
+            source = "standard_normal" if dc.source == "auto" else dc.source
+            self._source = lambda k, n: toy.sample_toy(source, k, n)
+            targets = toy.sample_toy(dc.name, jax.random.fold_in(key, 1), dc.n_targets)
+        self.targets = targets.astype(self.dtype)  # [M, d]
         self.n_fake, self.n_real = int(dc.n_particles), int(dc.n_targets)
         self.kernel = make_kernel(config.kernel)
         self.loss = dynamics.gan_loss(config.loss.name, config.loss.generator_target)
@@ -75,6 +84,11 @@ class ParticleFlow:
         self._k_real = (
             None if config.loss.name == "ipm" else self.kernel(self.targets, self.targets)
         )
+        self.finite = bool(config.discriminator.finite)
+        if self.finite:
+            from gantk.finite import finite_discriminator_from_config
+
+            self.disc = finite_discriminator_from_config(config)
         self._eval = jax.jit(self._evaluate)
         self._field = jax.jit(self.field)
 
@@ -126,21 +140,27 @@ class ParticleFlow:
     def init(self, key: jax.Array) -> FlowState:
         del key  # the initial particles depend on the seed only, like the targets
         key = jax.random.PRNGKey(self.config.seed)
-        x0 = toy.sample_toy(
-            self.config.data.source, jax.random.fold_in(key, 2), self.n_fake
-        ).astype(self.dtype)
-        return FlowState(jnp.zeros((), jnp.int32), x0)
+        x0 = self._source(jax.random.fold_in(key, 2), self.n_fake).astype(self.dtype)
+        disc = ()
+        if self.finite:
+            disc = self.disc.init(jax.random.fold_in(key, 3), (-1, *x0.shape[1:]), self.dtype)
+        return FlowState(jnp.zeros((), jnp.int32), x0, disc)
 
     def step(self, state: FlowState, batch, key):
-        del batch, key  # deterministic flow
+        del batch
         x = state.particles
+        if self.finite:  # SGD on the current particles (fresh init from the key if `reset`)
+            disc = self.disc.fit(state.discriminator, jax.lax.stop_gradient(x), self.targets, key)
+            gen = lambda z: jnp.mean(self.loss.c(self.disc.apply(disc.params, z)))
+            gen_loss, grad = jax.value_and_grad(gen)(x)
+            return FlowState(state.step + 1, x - self.eta * grad, disc), {"gen_loss": gen_loss}
         if self.config.loss.name == "ipm":
             fixed = jax.lax.stop_gradient(x)
             u = self.coefficients(fixed)
             gen_loss, grad = jax.value_and_grad(self.generator_loss)(x, fixed, u, True)
         else:
             gen_loss, grad = self._dense_loss_and_grad(x)
-        new = FlowState(state.step + 1, x - self.eta * grad)
+        new = FlowState(state.step + 1, x - self.eta * grad, state.discriminator)
         return new, {"gen_loss": gen_loss}
 
     def _dense_loss_and_grad(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -172,12 +192,21 @@ class ParticleFlow:
             if self.n_fake % n_dev == 0
             else sharding_lib.replicated(mesh)
         )
-        return FlowState(sharding_lib.replicated(mesh), part)
+        rep = sharding_lib.replicated(mesh)
+        abstract = jax.eval_shape(self.init, jax.random.PRNGKey(0))
+        disc = jax.tree_util.tree_map(lambda _: rep, abstract.discriminator)
+        return FlowState(rep, part, disc)
 
-    def _evaluate(self, particles: jax.Array) -> dict[str, jax.Array]:
+    def _disc_fn(self, particles: jax.Array, disc_params: Any):
+        """z [G, d] -> f_t(z) [G] for pictures and metrics (finite: the last step's network)."""
+        if self.finite:
+            return lambda z: self.disc.apply(disc_params, z)
         u = self.coefficients(particles)
-        f_fake = self.discriminator(particles, particles, u)
-        f_real = self.discriminator(self.targets, particles, u)
+        return lambda z: self.discriminator(z, particles, u)
+
+    def _evaluate(self, particles: jax.Array, disc_params: Any) -> dict[str, jax.Array]:
+        f = self._disc_fn(particles, disc_params)
+        f_fake, f_real = f(particles), f(self.targets)
         out = {
             "sinkhorn": metrics_lib.sinkhorn_divergence(
                 particles, self.targets, self.config.eval.sinkhorn_epsilon
@@ -192,14 +221,16 @@ class ParticleFlow:
         return out
 
     def evaluate(self, step: int, state: FlowState) -> dict[str, float]:
-        return {k: float(v) for k, v in jax.device_get(self._eval(state.particles)).items()}
+        params = state.discriminator.params if self.finite else ()
+        out = jax.device_get(self._eval(state.particles, params))
+        return {k: float(v) for k, v in out.items()}
 
-    def field(self, grid: jax.Array, particles: jax.Array):
+    def field(self, grid: jax.Array, particles: jax.Array, disc_params: Any = ()):
         """c(f_t) [G] and −∇c(f_t) [G, d] on grid points, for pictures."""
-        u = self.coefficients(particles)
+        f = self._disc_fn(particles, disc_params)
 
         def c(z):
-            return self.loss.c(self.discriminator(z[None], particles, u))[0]
+            return self.loss.c(f(z[None]))[0]
 
         values, grads = jax.vmap(jax.value_and_grad(c))(grid)
         return values, -grads

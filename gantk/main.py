@@ -49,13 +49,25 @@ def field(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
     run_field(config, workdir)
 
 
-COMMANDS = {"flow": flow, "adequacy": adequacy, "field": field}
+def table(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
+    """The paper's comparison grid (one flow process per cell and seed)."""
+    from gantk.table import run_table
+
+    run_table(config, workdir)
+
+
+COMMANDS = {"flow": flow, "adequacy": adequacy, "field": field, "table": table}
 
 main = make_main(
     "gantk",
     COMMANDS,
     configs_package="gantk.configs",
     default_command="flow",
-    default_presets={"flow": "demo", "adequacy": "adequacy_1d", "field": "field_relu"},
+    default_presets={
+        "flow": "demo",
+        "adequacy": "adequacy_1d",
+        "field": "field_relu",
+        "table": "table",
+    },
     description="GAN training dynamics through the infinite-width discriminator's NTK.",
 )

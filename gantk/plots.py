@@ -16,31 +16,32 @@ def grid_points(extent: float, size: int) -> tuple[np.ndarray, np.ndarray, np.nd
     return xs, xs, np.stack([gx.ravel(), gy.ravel()], 1)
 
 
-def draw_frame(ax, flow, particles: np.ndarray, title: str, extent: float, size: int) -> None:
+def draw_frame(
+    ax, flow, particles: np.ndarray, title: str, extent: float, size: int, disc_params=()
+) -> None:
+    """Targets, particles and (unless `disc_params` is None) the heat map and arrows."""
     import jax.numpy as jnp
 
     xs, ys, pts = grid_points(extent, size)
-    values, neg_grad = flow._field(jnp.asarray(pts, flow.dtype), jnp.asarray(particles, flow.dtype))
-    values = np.asarray(values).reshape(size, size)
-    neg_grad = np.asarray(neg_grad).reshape(size, size, 2)
-    ax.imshow(
-        values,
-        extent=(xs[0], xs[-1], ys[0], ys[-1]),
-        origin="lower",
-        cmap="coolwarm",
-        alpha=0.85,
-        interpolation="bilinear",
-    )
-    q = max(1, size // 16)
-    ax.quiver(
-        xs[::q],
-        ys[::q],
-        neg_grad[::q, ::q, 0],
-        neg_grad[::q, ::q, 1],
-        color="k",
-        alpha=0.6,
-        width=0.003,
-    )
+    if disc_params is not None:
+        values, neg_grad = flow._field(
+            jnp.asarray(pts, flow.dtype), jnp.asarray(particles, flow.dtype), disc_params
+        )
+        values = np.asarray(values).reshape(size, size)
+        neg_grad = np.asarray(neg_grad).reshape(size, size, 2)
+        ax.imshow(
+            values,
+            extent=(xs[0], xs[-1], ys[0], ys[-1]),
+            origin="lower",
+            cmap="coolwarm",
+            alpha=0.85,
+            interpolation="bilinear",
+        )
+        q = max(1, size // 16)
+        ax.quiver(
+            xs[::q], ys[::q], neg_grad[::q, ::q, 0], neg_grad[::q, ::q, 1],
+            color="k", alpha=0.6, width=0.003,
+        )  # fmt: skip
     t = np.asarray(flow.targets)
     ax.scatter(t[:, 0], t[:, 1], s=4, c="tab:green", label="targets", alpha=0.7)
     ax.scatter(particles[:, 0], particles[:, 1], s=4, c="tab:purple", label="particles", alpha=0.8)
@@ -66,7 +67,8 @@ def flow_outputs(flow, state, workdir: pathlib.Path) -> dict:
     final = np.asarray(jax.device_get(state.particles))
     step = int(jax.device_get(state.step))
     fig, ax = plt.subplots(figsize=(5, 5), dpi=120)
-    draw_frame(ax, flow, final, f"step {step}: heat map c(f_t), arrows −∇c", extent, size)
+    params = jax.device_get(state.discriminator.params) if flow.finite else ()
+    draw_frame(ax, flow, final, f"step {step}: heat map c(f_t), arrows −∇c", extent, size, params)
     ax.legend(loc="upper right", fontsize=7, markerscale=3)
     fig.tight_layout()
     fig.savefig(workdir / "final.png")
@@ -79,7 +81,9 @@ def flow_outputs(flow, state, workdir: pathlib.Path) -> dict:
     frames = []
     for f in files:
         fig, ax = plt.subplots(figsize=(4, 4), dpi=80)
-        draw_frame(ax, flow, np.load(f), f"step {int(f.stem)}", extent, size)
+        # finite width: the discriminator of past steps is not stored, so particles only
+        frame_params = None if flow.finite else ()
+        draw_frame(ax, flow, np.load(f), f"step {int(f.stem)}", extent, size, frame_params)
         fig.tight_layout()
         fig.canvas.draw()
         frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())

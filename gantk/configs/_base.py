@@ -13,8 +13,10 @@ def flow_config() -> ml_collections.ConfigDict:
     c.log_every = 500
     c.checkpoint_every = 5_000
     c.data = ml_collections.ConfigDict()
-    c.data.name = "eight_gaussians"  # eight_gaussians | twenty_five_gaussians | two_moons
-    c.data.source = "standard_normal"  # initial particles
+    # eight_gaussians | twenty_five_gaussians | two_moons | ab | density
+    c.data.name = "eight_gaussians"
+    # initial particles: auto = N(0, I) for point sets, the first image for ab / density
+    c.data.source = "auto"
     c.data.n_particles = 500
     c.data.n_targets = 500
     c.kernel = default_kernel_config()
@@ -28,6 +30,14 @@ def flow_config() -> ml_collections.ConfigDict:
     c.loss.rtol = 1e-5  # adaptive ODE tolerances (vanilla, hinge)
     c.loss.atol = 1e-7
     c.loss.fixed_steps = 0
+    # finite-width discriminator (stax network of `kernel`, width kernel.width) trained by SGD
+    # with optimizer.lr for round(loss.t / lr) steps per generator step (gantk.finite)
+    c.discriminator = ml_collections.ConfigDict()
+    c.discriminator.finite = False
+    c.discriminator.antisymmetric = True  # f_0 = 0 without changing the kernel
+    c.discriminator.reset = False  # re-initialise the network at every generator step
+    c.optimizer.name = "sgd"
+    c.optimizer.lr = 0.1
     c.eta = 1000.0  # particle step size (on the gradient of the mean generator loss)
     c.eval = ml_collections.ConfigDict()
     c.eval.sinkhorn_epsilon = 0.1  # on the cost ½‖x − y‖²

@@ -1,8 +1,9 @@
 """One command-line front end for every package: `PROG [COMMAND] [options] [key=value ...]`.
 
 Common options: `--config PRESET` (a module of `<pkg>/configs/`), `--workdir DIR`,
-`--seed N`, `--list-presets`, and any number of `key.sub=value` overrides, which always win
-over the preset. Wrong arguments exit with status 2 and one line, never a traceback.
+`--seed N`, `--list-presets`, and any number of `key.sub=value` overrides (also written
+`--key.sub value`), which always win over the preset. Wrong arguments exit with status 2 and
+one line, never a traceback.
 """
 
 from __future__ import annotations
@@ -29,6 +30,29 @@ class _Parser(argparse.ArgumentParser):
 def _one_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
+
+
+_OWN_OPTIONS = {"--config", "-c", "--workdir", "-w", "--seed", "--list-presets", "--help", "-h"}
+
+
+def _options_as_overrides(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """`--key value` / `--key=value` for a config key is the override `key=value`."""
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        name = a.split("=", 1)[0]
+        if a.startswith("--") and name not in _OWN_OPTIONS:
+            if "=" in a:
+                out.append(a[2:])
+            elif i + 1 < len(argv):
+                out.append(f"{a[2:]}={argv[i + 1]}")
+                i += 1
+            else:
+                parser.error(f"option {a} needs a value")
+        else:
+            out.append(a)
+        i += 1
+    return out
 
 
 def make_main(
@@ -72,6 +96,7 @@ def make_main(
             return e.code if isinstance(e.code, int) else 2
 
     def _main(parser: _Parser, argv: list[str]) -> int:
+        argv = _options_as_overrides(parser, argv)
         args = parser.parse_intermixed_args(argv)
         if "=" in args.command:  # the command was omitted and an override came first
             args.overrides.insert(0, args.command)

@@ -62,7 +62,11 @@ def base_config() -> ml_collections.ConfigDict:
 
 
 def list_presets(configs_package: str) -> dict[str, str]:
-    """Preset name -> first line of its module docstring."""
+    """Preset name -> first line of its module docstring.
+
+    A preset module may define `VARIANTS` (a list of strings): it then provides the presets
+    `module:variant`, built by `get_config(variant)` (big_vision's `config.py:arg` style).
+    """
     pkg = importlib.import_module(configs_package)
     out = {}
     for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
@@ -70,7 +74,12 @@ def list_presets(configs_package: str) -> dict[str, str]:
             continue
         mod = importlib.import_module(f"{configs_package}.{info.name}")
         doc = (mod.__doc__ or "").strip().splitlines()
-        out[info.name] = doc[0] if doc else ""
+        variants = getattr(mod, "VARIANTS", None)
+        if variants:
+            for v in variants:
+                out[f"{info.name}:{v}"] = doc[0] if doc else ""
+        else:
+            out[info.name] = doc[0] if doc else ""
     return out
 
 
@@ -78,8 +87,9 @@ def load_preset(configs_package: str, name: str) -> ml_collections.ConfigDict:
     presets = list_presets(configs_package)
     if name not in presets:
         raise ConfigError(f"unknown preset '{name}'; valid presets: {', '.join(presets)}")
-    mod = importlib.import_module(f"{configs_package}.{name}")
-    config = mod.get_config()
+    module, _, variant = name.partition(":")
+    mod = importlib.import_module(f"{configs_package}.{module}")
+    config = mod.get_config(variant) if variant else mod.get_config()
     if not isinstance(config, ml_collections.ConfigDict):
         raise ConfigError(f"preset '{name}' must return an ml_collections.ConfigDict")
     return config

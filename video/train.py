@@ -201,7 +201,7 @@ def _run_evaluation(config, variables, workdir: pathlib.Path, data) -> dict:
     result = evaluation.evaluate_videos(
         cfg, variables, videos, config.nt_cond, ec.horizon, ec.n_samples, ec.batch_size,
         jax.random.PRNGKey(ec.seed), lpips_params, i3d, ec.num_gifs,
-        progress=bool(config.progress))
+        sample_chunk=ec.sample_chunk or None, progress=bool(config.progress))
     seconds = time.perf_counter() - t0
     summary = evaluation.write_results(
         result, workdir / "eval", f"SRVP ({config.dataset})",
@@ -254,7 +254,7 @@ def explore(config, workdir):
         swap = srvp.decode(cfg, variables, ys, c.w[::-1], [s[::-1] for s in c.skips])
         # interpolation of the dynamics: y_0 of video 0 -> video 1, same prior noise
         alphas = jnp.linspace(0.0, 1.0, 5)
-        y_mix = (1 - alphas)[:, None] * c.y[0, -1] + alphas[:, None] * c.y[1, -1]  # [5, ny]
+        y_mix = (1 - alphas)[:, None] * c.y[0, -1][None] + alphas[:, None] * c.y[1, -1][None]
         eps_mix = jnp.broadcast_to(eps[:, :1], (horizon, 5, eps.shape[-1]))
         ym = srvp.rollout_prior(cfg, variables, y_mix, None, horizon, z_noise=eps_mix)
         w0 = jnp.broadcast_to(c.w[:1], (5, c.w.shape[-1]))

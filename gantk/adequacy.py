@@ -356,7 +356,7 @@ def _plot_2d(path, config, curves, errors, grid, fakes, reals, t) -> None:
             ax.set_xlim(-ext, ext)
             ax.set_ylim(-ext, ext)
             ax.set_xlabel("x₁")
-            ax.set_ylabel("x₂")
+        row[0].set_ylabel("x₂")
         row[0].legend(loc="lower left", fontsize=7)
     fig.suptitle(
         f"Generator loss of an SGD-trained finite discriminator vs the infinite-width one, t = {t:g}"

@@ -25,14 +25,14 @@ __all__ = ["run_table", "cells"]
 
 
 def cells(config: ml_collections.ConfigDict) -> list[str]:
-    for name, valid in (
-        ("datasets", paper.DATASETS),
-        ("losses", paper.LOSSES),
-        ("kernels", paper.KERNELS),
+    for name, what, valid in (
+        ("datasets", "dataset", paper.DATASETS),
+        ("losses", "loss", paper.LOSSES),
+        ("kernels", "kernel", paper.KERNELS),
     ):
         for v in config[name]:
             if v not in valid:
-                raise ValueError(f"unknown table {name[:-1]} '{v}'; valid: {', '.join(valid)}")
+                raise ValueError(f"unknown table {what} '{v}'; valid: {', '.join(valid)}")
     out = []
     for d, l, k in itertools.product(config.datasets, config.losses, config.kernels):
         cell = f"{d}-{l}-{k}"

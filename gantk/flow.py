@@ -16,16 +16,18 @@ from __future__ import annotations
 import pathlib
 from typing import Any, NamedTuple
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 
 from gantk import dynamics
 from gantk.kernels import kernel_matvec, make_kernel
 from generative import metrics as metrics_lib
 from generative.core import sharding as sharding_lib
-from generative.core.train import Experiment
+from generative.core.train import Experiment, make_optimizer
 from generative.data import densities, toy
 
 __all__ = ["FlowState", "ParticleFlow", "make_flow"]
@@ -33,8 +35,26 @@ __all__ = ["FlowState", "ParticleFlow", "make_flow"]
 
 class FlowState(NamedTuple):
     step: jax.Array  # [] int32, generator steps taken
-    particles: jax.Array  # [N, d] generated points
+    particles: jax.Array  # [N, d] generated points (neural generator: the last batch)
     discriminator: Any = ()  # finite width: DiscriminatorState of the last step; () at ∞
+    generator: Any = ()  # neural generator: (params, optax state); () for particles
+
+
+GENERATORS = ("particles", "mlp")
+
+
+class MLPGenerator(nn.Module):
+    """g_θ(z): an MLP (ReLU) from the latent space to data space."""
+
+    hidden: tuple[int, ...]
+    out_dim: int
+
+    @nn.compact
+    def __call__(self, z: jax.Array) -> jax.Array:  # [N, latent] -> [N, d]
+        h = z
+        for width in self.hidden:
+            h = nn.relu(nn.Dense(width)(h))
+        return nn.Dense(self.out_dim)(h)
 
 
 DATASETS = ("eight_gaussians", "twenty_five_gaussians", "two_moons", *densities.IMAGE_PAIRS)
@@ -89,6 +109,16 @@ class ParticleFlow:
             from gantk.finite import finite_discriminator_from_config
 
             self.disc = finite_discriminator_from_config(config)
+        self.generator = None
+        if config.generator.kind not in GENERATORS:
+            raise ValueError(
+                f"unknown generator.kind '{config.generator.kind}'; valid: {', '.join(GENERATORS)}"
+            )
+        if config.generator.kind == "mlp":
+            gc = config.generator
+            d = self.targets.shape[1]
+            self.generator = MLPGenerator((gc.width,) * gc.depth, d)
+            self.generator_tx = make_optimizer(gc.optimizer, int(config.num_steps))
         self._eval = jax.jit(self._evaluate)
         self._field = jax.jit(self.field)
 
@@ -138,30 +168,55 @@ class ParticleFlow:
 
     # ---------------------------------------------------------------- experiment pieces
     def init(self, key: jax.Array) -> FlowState:
-        del key  # the initial particles depend on the seed only, like the targets
+        del key  # the initial state depends on the seed only, like the targets
         key = jax.random.PRNGKey(self.config.seed)
         x0 = self._source(jax.random.fold_in(key, 2), self.n_fake).astype(self.dtype)
-        disc = ()
+        disc = gen = ()
         if self.finite:
             disc = self.disc.init(jax.random.fold_in(key, 3), (-1, *x0.shape[1:]), self.dtype)
-        return FlowState(jnp.zeros((), jnp.int32), x0, disc)
+        if self.generator is not None:
+            params = self.generator.init(jax.random.fold_in(key, 4), self._latent(key))
+            params = jax.tree_util.tree_map(lambda a: a.astype(self.dtype), params)
+            gen = (params, self.generator_tx.init(params))
+            x0 = self.generator.apply(params, self._latent(jax.random.fold_in(key, 5)))
+        return FlowState(jnp.zeros((), jnp.int32), x0, disc, gen)
 
-    def step(self, state: FlowState, batch, key):
-        del batch
-        x = state.particles
-        if self.finite:  # SGD on the current particles (fresh init from the key if `reset`)
-            disc = self.disc.fit(state.discriminator, jax.lax.stop_gradient(x), self.targets, key)
+    def _latent(self, key: jax.Array) -> jax.Array:
+        """[N, latent_dim] generator inputs z ~ N(0, I)."""
+        shape = (self.n_fake, int(self.config.generator.latent_dim))
+        return jax.random.normal(key, shape, self.dtype)
+
+    def particle_loss_and_grad(self, x: jax.Array, disc_state: Any, key: jax.Array):
+        """(mean c(f_t(x)), its gradient in x [N, d], discriminator state) with f_t trained
+        on (x, targets) and then held fixed."""
+        if self.finite:  # SGD on the current points (fresh init from the key if `reset`)
+            disc = self.disc.fit(disc_state, jax.lax.stop_gradient(x), self.targets, key)
             gen = lambda z: jnp.mean(self.loss.c(self.disc.apply(disc.params, z)))
-            gen_loss, grad = jax.value_and_grad(gen)(x)
-            return FlowState(state.step + 1, x - self.eta * grad, disc), {"gen_loss": gen_loss}
+            return (*jax.value_and_grad(gen)(x), disc)
         if self.config.loss.name == "ipm":
             fixed = jax.lax.stop_gradient(x)
             u = self.coefficients(fixed)
             gen_loss, grad = jax.value_and_grad(self.generator_loss)(x, fixed, u, True)
-        else:
-            gen_loss, grad = self._dense_loss_and_grad(x)
-        new = FlowState(state.step + 1, x - self.eta * grad, state.discriminator)
-        return new, {"gen_loss": gen_loss}
+            return gen_loss, grad, disc_state
+        return (*self._dense_loss_and_grad(x), disc_state)
+
+    def step(self, state: FlowState, batch, key):
+        del batch
+        disc_key, z_key = jax.random.split(key)
+        if self.generator is None:  # particles: x ← x − η ∇_x mean c(f_t(x))
+            x = state.particles
+            gen_loss, grad, disc = self.particle_loss_and_grad(x, state.discriminator, disc_key)
+            new = FlowState(state.step + 1, x - self.eta * grad, disc, ())
+            return new, {"gen_loss": gen_loss}
+        # neural generator: chain rule through x = g_θ(z), optax update of θ
+        params, opt_state = state.generator
+        x, pullback = jax.vjp(lambda p: self.generator.apply(p, self._latent(z_key)), params)
+        gen_loss, grad_x, disc = self.particle_loss_and_grad(x, state.discriminator, disc_key)
+        (grads,) = pullback(grad_x)
+        updates, opt_state = self.generator_tx.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        new = FlowState(state.step + 1, x, disc, (params, opt_state))
+        return new, {"gen_loss": gen_loss, "generator_grad_norm": optax.global_norm(grads)}
 
     def _dense_loss_and_grad(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Generator loss and its particle gradient with one kernel pass per step.
@@ -195,7 +250,8 @@ class ParticleFlow:
         rep = sharding_lib.replicated(mesh)
         abstract = jax.eval_shape(self.init, jax.random.PRNGKey(0))
         disc = jax.tree_util.tree_map(lambda _: rep, abstract.discriminator)
-        return FlowState(rep, part, disc)
+        gen = jax.tree_util.tree_map(lambda _: rep, abstract.generator)
+        return FlowState(rep, part, disc, gen)
 
     def _disc_fn(self, particles: jax.Array, disc_params: Any):
         """z [G, d] -> f_t(z) [G] for pictures and metrics (finite: the last step's network)."""

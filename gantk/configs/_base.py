@@ -38,6 +38,15 @@ def flow_config() -> ml_collections.ConfigDict:
     c.discriminator.reset = False  # re-initialise the network at every generator step
     c.optimizer.name = "sgd"
     c.optimizer.lr = 0.1
+    # generated distribution: particles (x ← x − η∇c) or a neural generator g_θ(z) trained
+    # with its own optax optimizer on E_z c(f_t(g_θ(z))) (N fresh latents per step)
+    c.generator = ml_collections.ConfigDict()
+    c.generator.kind = "particles"  # particles | mlp
+    c.generator.latent_dim = 2
+    c.generator.width = 128
+    c.generator.depth = 3
+    c.generator.optimizer = base_config().optimizer
+    c.generator.optimizer.lr = 1e-3
     c.eta = 1000.0  # particle step size (on the gradient of the mean generator loss)
     c.eval = ml_collections.ConfigDict()
     c.eval.sinkhorn_epsilon = 0.1  # on the cost ½‖x − y‖²

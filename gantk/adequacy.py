@@ -41,7 +41,7 @@ def adequacy_points(config: ml_collections.ConfigDict, dtype) -> tuple[jax.Array
     dc = config.data
     d = int(dc.dim)
     key = jax.random.PRNGKey(config.seed)
-    e1 = jnp.zeros((d,), dtype).at[0].set(1.0)
+    e1 = jnp.zeros((1, d), dtype).at[0, 0].set(1.0)  # [1, d]
     fakes = dc.fake_center * e1 + dc.std * jax.random.normal(
         jax.random.fold_in(key, 1), (dc.n_fake, d), dtype
     )

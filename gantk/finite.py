@@ -160,9 +160,7 @@ def finite_discriminator_from_config(
     momentum}` (SGD only) and `discriminator.{antisymmetric, reset}`; `width` overrides
     `kernel.width`."""
     if config.optimizer.name != "sgd":
-        raise ValueError(
-            f"unknown discriminator optimizer '{config.optimizer.name}'; valid: sgd"
-        )
+        raise ValueError(f"unknown discriminator optimizer '{config.optimizer.name}'; valid: sgd")
     kcfg = config.kernel
     if width is not None:
         kcfg = ml_collections.ConfigDict(config.kernel.to_dict())

@@ -91,14 +91,21 @@ def build_model(config: ml_collections.ConfigDict, frame_shape) -> M.SeparationM
 # ----------------------------------------------------------------------------- data
 
 
+def _digits(config, split: str) -> np.ndarray:
+    """Digit images [N, 28, 28] from ``video.data.digits`` (MNIST if prepared, else fonts)."""
+    from video.data.digits import load_digits
+
+    d = load_digits(split, source=config.digits_source, data_dir=config.data_dir or None,
+                    num_font_digits=config.num_font_digits or None)
+    return np.asarray(d.images, np.float32)
+
+
 class _MovingMNIST:
     """Deterministic 2-digit Moving MNIST streamed from ``video.data`` (generated in JAX)."""
 
     def __init__(self, config):
-        from video.data.digits import load_digits
-
-        self.train_digits = jnp.asarray(np.asarray(load_digits("train").images, np.float32))
-        self.test_digits = np.asarray(load_digits("test").images, np.float32)
+        self.train_digits = jnp.asarray(_digits(config, "train"))
+        self.test_digits = _digits(config, "test")
         self.seed = int(config.seed)
 
     def batch(self, step: int, batch_size: int, length: int) -> np.ndarray:
@@ -166,17 +173,17 @@ def _predict_windows(model, params, windows, cond: int, batch: int):
 def _swap_scores(model, params, config, batch: int) -> dict[str, float]:
     """Moving MNIST content swap: digits of video a, motion of video b; the ground truth renders
     a's digits on b's trajectories; best over the two digit permutations."""
-    from video.data.digits import load_digits
     from video.data.moving_mnist import render, trajectories
     from video.metrics import psnr, ssim
 
     n, length, cond = batch, config.cond_frames + config.eval_pred_frames, config.cond_frames
-    digits = jnp.asarray(np.asarray(load_digits("test").images, np.float32))
+    digits = jnp.asarray(_digits(config, "test"))
     key = jax.random.PRNGKey(1234)
     k1, k2 = jax.random.split(key)
     idx = jax.random.randint(k1, (2, n, 2), 0, digits.shape[0])  # [video a/b, N, 2 digits]
-    traj = jax.vmap(jax.vmap(lambda k: trajectories(k, length, False)))(
-        jax.random.split(k2, 2 * n * 2).reshape(2, n, 2, -1)).positions  # [2, N, 2, L, 2]
+    keys = jax.random.split(k2, 2 * n * 2).reshape(2, n, 2, -1)  # [video a/b, N, digit, key]
+    traj = jax.vmap(jax.vmap(jax.vmap(lambda k: trajectories(k, length, False))))(keys).positions
+    # traj: [2, N, 2 digits, L, 2]
     vids = jax.vmap(jax.vmap(render))(digits[idx], traj)[..., None]  # [2, N, L, 64, 64, 1]
     swapped = model.swap(params, vids[0, :, :cond], vids[1, :, :cond], length)[:, cond:]
     swapped = jnp.clip(swapped, 0, 1)

@@ -9,6 +9,8 @@ from physics.configs._base import separation_config
 def get_config():
     c = separation_config()
     c.dataset = "mmnist"
+    c.digits_source = "auto"  # auto (MNIST if prepared under data_dir, else fonts) | mnist | font
+    c.num_font_digits = 0  # 0: video's default count
     c.cond_frames, c.pred_frames, c.eval_pred_frames = 5, 10, 95
     c.eval_windows = 5000
     c.num_steps = 800 * 200_000 // 128

@@ -44,7 +44,9 @@ from generative.core import config as config_lib
 __all__ = ["field_grid", "pad_points", "generator_field", "run_field"]
 
 
-def field_grid(config: ml_collections.ConfigDict, dtype) -> tuple[np.ndarray, np.ndarray, jax.Array]:
+def field_grid(
+    config: ml_collections.ConfigDict, dtype
+) -> tuple[np.ndarray, np.ndarray, jax.Array]:
     """(xs [nx], ys [ny], points [ny·nx, 2]) of the field's grid (x varies fastest)."""
     fc = config.field
     xs = np.linspace(*map(float, fc.x_range), int(fc.nx))
@@ -81,7 +83,13 @@ def generator_field(
     def at(x: jax.Array) -> tuple[jax.Array, jax.Array]:  # x [D]
         X = jnp.stack([x, real.astype(x.dtype)])  # [2, D] = [fake; real]
         u = dynamics.dual_coefficients(
-            loss_name, k(X, X), 1, 1, t, method=method, generator_target=generator_target,
+            loss_name,
+            k(X, X),
+            1,
+            1,
+            t,
+            method=method,
+            generator_target=generator_target,
             dtype=x.dtype,
         )
         X, u = jax.lax.stop_gradient(X), jax.lax.stop_gradient(u)
@@ -103,7 +111,9 @@ def _validate(config: ml_collections.ConfigDict) -> None:
     if len(config.field.real) != 2:
         raise ValueError(f"field.real must be a 2-D point, got {tuple(config.field.real)}")
     if config.field.nx < 2 or config.field.ny < 2:
-        raise ValueError(f"field.nx and field.ny must be >= 2, got {config.field.nx}, {config.field.ny}")
+        raise ValueError(
+            f"field.nx and field.ny must be >= 2, got {config.field.nx}, {config.field.ny}"
+        )
 
 
 def run_field(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
@@ -139,8 +149,15 @@ def run_field(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) ->
     _plot(workdir / "field.png", config, xs, ys, values, neg_grad[:, :2], dim)
     if config.progress:
         norms = np.linalg.norm(neg_grad, axis=1)
-        print(f"field: {len(pts)} points in R^{dim}, |∇c| from {norms.min():.3g} to {norms.max():.3g}")
-    return {"points": pts, "values": values, "neg_grad": neg_grad, "figure": str(workdir / "field.png")}
+        print(
+            f"field: {len(pts)} points in R^{dim}, |∇c| from {norms.min():.3g} to {norms.max():.3g}"
+        )
+    return {
+        "points": pts,
+        "values": values,
+        "neg_grad": neg_grad,
+        "figure": str(workdir / "field.png"),
+    }
 
 
 def _plot(path, config, xs, ys, values, neg_grad, dim) -> None:
@@ -162,11 +179,27 @@ def _plot(path, config, xs, ys, values, neg_grad, dim) -> None:
     )
     fig.colorbar(im, ax=ax, shrink=0.8, label="c(f_t(x)), discriminator trained on {x} vs y")
     gx, gy = np.meshgrid(xs, ys, indexing="xy")
-    ax.quiver(gx.ravel(), gy.ravel(), neg_grad[:, 0], neg_grad[:, 1], angles="xy", color="k",
-              width=0.0035, pivot="tail")
+    ax.quiver(
+        gx.ravel(),
+        gy.ravel(),
+        neg_grad[:, 0],
+        neg_grad[:, 1],
+        angles="xy",
+        color="k",
+        width=0.0035,
+        pivot="tail",
+    )
     real = config.field.real
-    ax.scatter([real[0]], [real[1]], 140, c="tab:red", marker="x", linewidths=2.5,
-               label=f"real point y = ({real[0]:g}, {real[1]:g})", zorder=5)
+    ax.scatter(
+        [real[0]],
+        [real[1]],
+        140,
+        c="tab:red",
+        marker="x",
+        linewidths=2.5,
+        label=f"real point y = ({real[0]:g}, {real[1]:g})",
+        zorder=5,
+    )
     ax.set_xlim(xs[0] - 0.15, xs[-1] + 0.15)
     ax.set_ylim(ys[0] - 0.15, ys[-1] + 0.15)
     ax.set_xlabel("x₁ (the single fake point x = (x₁, x₂))")

@@ -29,6 +29,7 @@ from generative import metrics as metrics_lib
 from generative.core import sharding as sharding_lib
 from generative.core.train import Experiment, make_optimizer
 from generative.data import densities, toy
+from generative.data import images as images_lib
 
 __all__ = ["FlowState", "ParticleFlow", "make_flow"]
 
@@ -57,7 +58,13 @@ class MLPGenerator(nn.Module):
         return nn.Dense(self.out_dim)(h)
 
 
-DATASETS = ("eight_gaussians", "twenty_five_gaussians", "two_moons", *densities.IMAGE_PAIRS)
+DATASETS = (
+    "eight_gaussians",
+    "twenty_five_gaussians",
+    "two_moons",
+    *densities.IMAGE_PAIRS,
+    *images_lib.IMAGE_DATASETS,
+)
 
 
 class ParticleFlow:
@@ -78,7 +85,18 @@ class ParticleFlow:
             )
         self.dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
         key = jax.random.PRNGKey(config.seed)
-        if dc.name in densities.IMAGE_PAIRS:  # particles start on the first image
+        self.image_shape = None  # (H, W, C) when the points are flattened images
+        if dc.name in images_lib.IMAGE_DATASETS:  # particles start from N(0, I) in pixel space
+            imgs = images_lib.load_images(
+                dc.name, int(dc.n_targets), seed=int(config.seed), size=int(dc.image_size),
+                data_dir=dc.data_dir or None, source=dc.digit_source,
+            )  # fmt: skip
+            print(f"{dc.name} targets: {imgs.source}", flush=True)
+            self.image_shape = imgs.images.shape[1:]
+            targets = jnp.asarray(imgs.images.reshape(len(imgs.images), -1))
+            dim = targets.shape[1]
+            self._source = lambda k, n: jax.random.normal(k, (n, dim))
+        elif dc.name in densities.IMAGE_PAIRS:  # particles start on the first image
             source_image, target_image = densities.image_pair(dc.name)
             self._source = lambda k, n: densities.sample_image_density(k, source_image, n)
             targets = densities.sample_image_density(

@@ -13,10 +13,13 @@ def flow_config() -> ml_collections.ConfigDict:
     c.log_every = 500
     c.checkpoint_every = 5_000
     c.data = ml_collections.ConfigDict()
-    # eight_gaussians | twenty_five_gaussians | two_moons | ab | density
+    # eight_gaussians | twenty_five_gaussians | two_moons | ab | density | mnist | celeb_a
     c.data.name = "eight_gaussians"
     # initial particles: auto = N(0, I) for point sets, the first image for ab / density
     c.data.source = "auto"
+    c.data.image_size = 32  # mnist | celeb_a: images resized to image_size², points in [-1, 1]^D
+    c.data.data_dir = ""  # tensorflow-datasets folder ("" = tfds default)
+    c.data.digit_source = "auto"  # mnist: auto (MNIST if prepared, else font digits) | mnist | font
     c.data.n_particles = 500
     c.data.n_targets = 500
     c.kernel = default_kernel_config()

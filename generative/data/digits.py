@@ -23,11 +23,22 @@ SPLITS = ("train", "test")
 
 # Fonts bundled with matplotlib (mpl-data/fonts/ttf) used by the offline source.
 _FONT_FILES = (
-    "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf",
-    "DejaVuSans-BoldOblique.ttf", "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf",
-    "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf",
-    "DejaVuSerif-BoldItalic.ttf", "STIXGeneral.ttf", "STIXGeneralBol.ttf",
-    "STIXGeneralItalic.ttf", "cmr10.ttf", "cmss10.ttf", "cmtt10.ttf",
+    "DejaVuSans.ttf",
+    "DejaVuSans-Bold.ttf",
+    "DejaVuSans-Oblique.ttf",
+    "DejaVuSans-BoldOblique.ttf",
+    "DejaVuSansMono.ttf",
+    "DejaVuSansMono-Bold.ttf",
+    "DejaVuSerif.ttf",
+    "DejaVuSerif-Bold.ttf",
+    "DejaVuSerif-Italic.ttf",
+    "DejaVuSerif-BoldItalic.ttf",
+    "STIXGeneral.ttf",
+    "STIXGeneralBol.ttf",
+    "STIXGeneralItalic.ttf",
+    "cmr10.ttf",
+    "cmss10.ttf",
+    "cmtt10.ttf",
 )
 _HIRES = 112  # 4 × 28: glyphs are drawn and transformed at this size, then box-averaged
 _BOX = 80  # glyph fitted in an 80×80 box of the 112 canvas (MNIST: 20×20 box in 28×28)
@@ -48,8 +59,12 @@ def _check(name: str, value: str, choices) -> None:
         raise ValueError(f"unknown {name} '{value}'; valid choices: {', '.join(choices)}")
 
 
-def load_digits(split: str = "train", source: str = "auto", data_dir: str | None = None,
-                num_font_digits: int | None = None) -> DigitSet:
+def load_digits(
+    split: str = "train",
+    source: str = "auto",
+    data_dir: str | None = None,
+    num_font_digits: int | None = None,
+) -> DigitSet:
     """Digits of one split from `source` ('auto': MNIST if prepared under `data_dir`, else fonts)."""
     _check("split", split, SPLITS)
     _check("digit source", source, DIGIT_SOURCES)
@@ -76,8 +91,9 @@ def mnist_digits(split: str, data_dir: str | None = None) -> DigitSet:
     import tensorflow_datasets as tfds  # lazy: heavy import
 
     try:
-        data = tfds.load("mnist", split=split, data_dir=data_dir, download=False,
-                         as_supervised=True)
+        data = tfds.load(
+            "mnist", split=split, data_dir=data_dir, download=False, as_supervised=True
+        )
         batches = list(tfds.as_numpy(data.batch(8192)))
         images = np.concatenate([b[0] for b in batches])
         labels = np.concatenate([b[1] for b in batches])
@@ -86,7 +102,8 @@ def mnist_digits(split: str, data_dir: str | None = None) -> DigitSet:
         raise FileNotFoundError(
             f"MNIST is not prepared under {where} ({type(e).__name__}); prepare it with "
             f"`tfds build mnist --data_dir {where}` on a machine with internet, or use "
-            f"digits.source=font") from None
+            f"digits.source=font"
+        ) from None
     images = np.asarray(images, np.float32)[..., 0] / 255.0  # [N, 28, 28]
     return DigitSet(images, np.asarray(labels, np.int32), f"MNIST {split} (tensorflow-datasets)")
 
@@ -112,12 +129,20 @@ def _glyph_bank() -> tuple[np.ndarray, np.ndarray]:
         for digit in range(10):
             fig = Figure(figsize=(2, 2), dpi=100)
             canvas = FigureCanvasAgg(fig)
-            fig.text(0.5, 0.5, str(digit), fontproperties=prop, fontsize=100,
-                     ha="center", va="center", color="black")
+            fig.text(
+                0.5,
+                0.5,
+                str(digit),
+                fontproperties=prop,
+                fontsize=100,
+                ha="center",
+                va="center",
+                color="black",
+            )
             canvas.draw()
             ink = 1.0 - np.asarray(canvas.buffer_rgba(), np.float32)[..., 0] / 255.0  # [200, 200]
             rows, cols = np.nonzero(ink > 0.05)
-            ink = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+            ink = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
             zoom = _BOX / max(ink.shape)
             ink = np.clip(ndimage.zoom(ink, zoom, order=1), 0.0, 1.0)
             canvas_hi = np.zeros((_HIRES, _HIRES), np.float32)
@@ -125,8 +150,9 @@ def _glyph_bank() -> tuple[np.ndarray, np.ndarray]:
             com = np.array(ndimage.center_of_mass(ink))
             top_left = np.round(_HIRES / 2 - com).astype(int)
             top_left = np.clip(top_left, 0, _HIRES - np.array(ink.shape))
-            canvas_hi[top_left[0]:top_left[0] + ink.shape[0],
-                      top_left[1]:top_left[1] + ink.shape[1]] = ink
+            canvas_hi[
+                top_left[0] : top_left[0] + ink.shape[0], top_left[1] : top_left[1] + ink.shape[1]
+            ] = ink
             for t in _THICKNESS:
                 if t < 0:
                     g = ndimage.grey_erosion(canvas_hi, size=(-t, -t))
@@ -177,6 +203,9 @@ def font_digits(split: str, n: int) -> DigitSet:
     key = jax.random.fold_in(jax.random.PRNGKey(20200713), SPLITS.index(split))
     images, idx = _transform_glyphs(glyphs, key, n)
     images, idx = np.asarray(images, np.float32), np.asarray(idx)
-    return DigitSet(images, glyph_labels[idx],
-                    f"offline font digits {split} ({n} from {len(glyphs) // 10 // len(_THICKNESS)} "
-                    f"matplotlib fonts × {len(_THICKNESS)} stroke widths, random affine)")
+    return DigitSet(
+        images,
+        glyph_labels[idx],
+        f"offline font digits {split} ({n} from {len(glyphs) // 10 // len(_THICKNESS)} "
+        f"matplotlib fonts × {len(_THICKNESS)} stroke widths, random affine)",
+    )

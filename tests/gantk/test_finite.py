@@ -37,9 +37,7 @@ def test_empirical_ntk_monte_carlo_converges_to_analytic_kernel():
             for d in discs
         ]
 
-    errors = [
-        float(jnp.linalg.norm(m - exact) / jnp.linalg.norm(exact)) for m in mean_ntks(keys)
-    ]
+    errors = [float(jnp.linalg.norm(m - exact) / jnp.linalg.norm(exact)) for m in mean_ntks(keys)]
     assert errors[0] > 1.5 * errors[1] > 2.25 * errors[2], errors
     assert errors[2] < 0.025, errors
 

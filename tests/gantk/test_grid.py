@@ -111,3 +111,33 @@ def test_neural_generator_gradient_is_the_chain_rule_and_it_learns(tmp_path):
 
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert float(rows[-1]["sinkhorn"]) < 0.5 * float(rows[0]["sinkhorn"])
+
+
+def test_mnist_flow_offline_digits_and_image_outputs(tmp_path, capsys):
+    code = gantk_main(
+        ["flow", "--config", "images:mnist-inf_ipm-relu", "--workdir", str(tmp_path),
+         "num_steps=4", "log_every=2", "checkpoint_every=2", "data.n_particles=32",
+         "data.n_targets=32", "data.digit_source=font", "progress=false", "eval.max_frames=2"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0 and "mnist targets: offline font digits" in out
+    import imageio.v2 as imageio
+
+    grid = imageio.imread(tmp_path / "images.png")
+    assert grid.shape == (4 * 32, 8 * 32, 3)
+    assert (tmp_path / "flow.gif").exists() and (tmp_path / "targets.png").exists()
+
+
+def test_celeb_a_missing_names_the_folder_and_mock_data_loads(tmp_path):
+    import tensorflow_datasets as tfds
+
+    from generative.data.images import load_images
+
+    with pytest.raises(FileNotFoundError, match=f"CelebA is not prepared under {tmp_path}"):
+        load_images("celeb_a", 4, data_dir=str(tmp_path))
+    with tfds.testing.mock_data(num_examples=6):
+        imgs = load_images("celeb_a", 3, data_dir=str(tmp_path))
+    assert imgs.images.shape == (3, 32, 32, 3)
+    assert imgs.images.min() >= -1 and imgs.images.max() <= 1
+    with pytest.raises(ValueError, match="valid: mnist, celeb_a"):
+        load_images("cifar", 3)

@@ -20,9 +20,7 @@ def _kernel(architecture):
     return make_kernel(kc)
 
 
-@pytest.mark.parametrize(
-    "architecture,loss", [("relu_nobias", "ipm"), ("rbf", "lsgan")]
-)
+@pytest.mark.parametrize("architecture,loss", [("relu_nobias", "ipm"), ("rbf", "lsgan")])
 def test_field_equals_central_finite_differences_float64(architecture, loss):
     with enable_x64():
         k = _kernel(architecture)
@@ -49,6 +47,7 @@ def test_zero_padding_rescales_stax_fields_and_leaves_isotropic_kernels_unchange
         real = jnp.array([1.0, 0.0])
         xs = jnp.array([[-1.5, 0.5], [0.3, 1.7], [1.8, 0.2], [0.0, 1.0]])
         D = 6
+
         # A kernel of ‖x − y‖ only: padding changes nothing.
         def gauss(a, b):  # [n1, D], [n2, D] or None (= a) -> [n1, n2]
             b = a if b is None else b
@@ -66,9 +65,7 @@ def test_zero_padding_rescales_stax_fields_and_leaves_isotropic_kernels_unchange
         s = np.sqrt(2 / D)
         for arch in ("rbf",):
             k = _kernel(arch)
-            vD, gD = generator_field(k, "ipm", 1.0, pad_points(real[None], D)[0])(
-                pad_points(xs, D)
-            )
+            vD, gD = generator_field(k, "ipm", 1.0, pad_points(real[None], D)[0])(pad_points(xs, D))
             v2, g2 = generator_field(k, "ipm", 1.0, s * real)(s * xs)
             # (the NTK's arccos amplifies round-off near equal angles: 1e-7, not 1e-15)
             np.testing.assert_allclose(vD, v2, rtol=1e-7, atol=1e-10)
@@ -78,8 +75,17 @@ def test_zero_padding_rescales_stax_fields_and_leaves_isotropic_kernels_unchange
 
 def test_field_cli_smoke(tmp_path):
     rc = main(
-        ["field", "--config", "field_relu_nobias", "--workdir", str(tmp_path), "field.nx=5",
-         "field.ny=3", "pad_dim=4", "progress=false"]
+        [
+            "field",
+            "--config",
+            "field_relu_nobias",
+            "--workdir",
+            str(tmp_path),
+            "field.nx=5",
+            "field.ny=3",
+            "pad_dim=4",
+            "progress=false",
+        ]
     )
     assert rc == 0
     assert (tmp_path / "field.png").stat().st_size > 0
@@ -94,9 +100,19 @@ def test_field_cli_smoke(tmp_path):
 def test_adequacy_error_shrinks_with_width(tmp_path):
     # A small version of Fig. 1: one hidden layer, widths 16 / 256 / 4096, 6 seeds each.
     rc = main(
-        ["adequacy", "--config", "adequacy_1d", "--workdir", str(tmp_path), "kernel.depth=1",
-         "widths=(16,256,4096)", "n_seeds=6", "optimizer.lr=0.05", "plot.grid_size=32",
-         "progress=false"]
+        [
+            "adequacy",
+            "--config",
+            "adequacy_1d",
+            "--workdir",
+            str(tmp_path),
+            "kernel.depth=1",
+            "widths=(16,256,4096)",
+            "n_seeds=6",
+            "optimizer.lr=0.05",
+            "plot.grid_size=32",
+            "progress=false",
+        ]
     )
     assert rc == 0
     assert (tmp_path / "adequacy.png").stat().st_size > 0
@@ -110,9 +126,22 @@ def test_adequacy_error_shrinks_with_width(tmp_path):
 
 def test_adequacy_2d_cli_smoke(tmp_path):
     rc = main(
-        ["adequacy", "--config", "adequacy_2d", "--workdir", str(tmp_path), "kernel.depth=1",
-         "widths=(8,)", "n_seeds=1", "optimizer.lr=0.1", "plot.grid_size=6",
-         "loss.names=lsgan", "data.n_fake=3", "data.n_real=3", "progress=false"]
+        [
+            "adequacy",
+            "--config",
+            "adequacy_2d",
+            "--workdir",
+            str(tmp_path),
+            "kernel.depth=1",
+            "widths=(8,)",
+            "n_seeds=1",
+            "optimizer.lr=0.1",
+            "plot.grid_size=6",
+            "loss.names=lsgan",
+            "data.n_fake=3",
+            "data.n_real=3",
+            "progress=false",
+        ]
     )
     assert rc == 0
     assert (tmp_path / "adequacy.png").stat().st_size > 0

@@ -359,7 +359,7 @@ def _plot_2d(path, config, curves, errors, grid, fakes, reals, t) -> None:
         row[0].set_ylabel("x₂")
         row[0].legend(loc="lower left", fontsize=7)
     fig.suptitle(
-        f"Generator loss of an SGD-trained finite discriminator vs the infinite-width one, t = {t:g}"
+        f"Generator loss of SGD-trained finite discriminators vs infinite width, t = {t:g}"
         f" ({config.kernel.architecture}, depth {config.kernel.depth}, lr {config.optimizer.lr:g})",
         fontsize=10,
     )

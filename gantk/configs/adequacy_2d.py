@@ -1,4 +1,4 @@
-"""Paper Fig. 1 (2-D): c(f_t) of an SGD-trained width-512 discriminator vs infinite width, 30 points.
+"""Paper Fig. 1 (2-D): c(f_t) of an SGD-trained width-512 discriminator vs ∞, 30 points.
 
 gantk adequacy --config adequacy_2d --workdir runs/adequacy_2d
 """

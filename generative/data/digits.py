@@ -1,4 +1,4 @@
-"""28×28 digit images (Moving MNIST, gantk image flows): MNIST through tensorflow-datasets, or fonts.
+"""28×28 digits (Moving MNIST, gantk image flows): MNIST via tensorflow-datasets, or fonts.
 
 MNIST is read with `download=False` only (nothing is fetched at run time). When it is not
 prepared on disk, `source="auto"` falls back to digits rendered from the TrueType fonts that
@@ -65,7 +65,7 @@ def load_digits(
     data_dir: str | None = None,
     num_font_digits: int | None = None,
 ) -> DigitSet:
-    """Digits of one split from `source` ('auto': MNIST if prepared under `data_dir`, else fonts)."""
+    """Digits of one split from `source` ('auto': MNIST if prepared in `data_dir`, else fonts)."""
     _check("split", split, SPLITS)
     _check("digit source", source, DIGIT_SOURCES)
     if source == "auto":

@@ -60,7 +60,7 @@ def test_zero_padding_rescales_stax_fields_and_leaves_isotropic_kernels_unchange
         np.testing.assert_allclose(vD, v2, rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(gD[:, :2], g2, rtol=1e-12, atol=1e-14)
         np.testing.assert_array_equal(gD[:, 2:], 0.0)
-        # stax kernels (here the rbf NNGP; the relu NTK alike): the fan-in-normalised first layer sees s·x,
+        # stax kernels (rbf NNGP here; relu NTK alike): the fan-in-normalised first layer sees s·x,
         # s = √(2/D), so field_D(x; y) = s · field_2(s x; s y) and c is unchanged.
         s = np.sqrt(2 / D)
         for arch in ("rbf",):

@@ -20,7 +20,6 @@ gantk adequacy --config adequacy_2d --workdir runs/adequacy_2d
 from __future__ import annotations
 
 import csv
-import json
 import pathlib
 
 import jax
@@ -142,9 +141,7 @@ def run_adequacy(config: ml_collections.ConfigDict, workdir: str | pathlib.Path)
     _validate(config)
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.json").write_text(
-        json.dumps(config_lib.to_dict(config), indent=2, sort_keys=True) + "\n"
-    )
+    config_lib.save(config, workdir)
     dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
     dim = int(config.data.dim)
     fakes, reals = adequacy_points(config, dtype)

@@ -21,14 +21,13 @@ is unchanged by padding.
 The whole grid is one vmapped, jitted function. Outputs: `field.png`, `field.csv` (x0, x1,
 c, −∂c/∂x0, −∂c/∂x1) and `config.json`.
 
-gantk field --config field_relu --workdir runs/field_relu
-gantk field --config field_relu_nobias --workdir runs/field_relu_nobias
+gantk field --config field:relu --workdir runs/field_relu
+gantk field --config field:relu_nobias --workdir runs/field_relu_nobias
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import pathlib
 from collections.abc import Callable
 
@@ -121,9 +120,7 @@ def run_field(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) ->
     _validate(config)
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.json").write_text(
-        json.dumps(config_lib.to_dict(config), indent=2, sort_keys=True) + "\n"
-    )
+    config_lib.save(config, workdir)
     dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
     xs, ys, points = field_grid(config, dtype)  # points [G, 2]
     dim = max(2, int(config.pad_dim))

@@ -66,7 +66,7 @@ main = make_main(
     default_presets={
         "flow": "demo",
         "adequacy": "adequacy_1d",
-        "field": "field_relu",
+        "field": "field:relu",
         "table": "table",
     },
     description="GAN training dynamics through the infinite-width discriminator's NTK.",

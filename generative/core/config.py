@@ -25,6 +25,7 @@ __all__ = [
     "load_preset",
     "apply_overrides",
     "resolve",
+    "save",
     "save_or_check",
     "to_dict",
 ]
@@ -209,6 +210,12 @@ def to_dict(config: ml_collections.ConfigDict) -> dict:
     return json.loads(config.to_json_best_effort())
 
 
+def save(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
+    """Write the resolved config to `workdir/config.json`."""
+    path = pathlib.Path(workdir) / "config.json"
+    path.write_text(json.dumps(to_dict(config), indent=2, sort_keys=True) + "\n")
+
+
 def save_or_check(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
     """Write `config.json` into the run folder; on resume, refuse a conflicting config."""
     path = pathlib.Path(workdir) / "config.json"
@@ -226,7 +233,7 @@ def save_or_check(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> N
                     f"{workdir} holds a run with a different config (keys: {', '.join(diff)}); "
                     "use another --workdir or the same settings to resume"
                 )
-    path.write_text(json.dumps(new, indent=2, sort_keys=True) + "\n")
+    save(config, workdir)
 
 
 def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:

@@ -78,7 +78,7 @@ def test_field_cli_smoke(tmp_path):
         [
             "field",
             "--config",
-            "field_relu_nobias",
+            "field:relu_nobias",
             "--workdir",
             str(tmp_path),
             "field.nx=5",

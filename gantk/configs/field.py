@@ -1,6 +1,8 @@
-"""Paper Figs. 6-7: field −∇c of a relu_nobias discriminator trained on one fake vs the real (1, 0).
+"""Paper Figs. 6-7: field −∇c of a discriminator trained on one fake vs the real (1, 0).
 
-gantk field --config field_relu_nobias --workdir runs/field_relu_nobias
+gantk field --config field:relu --workdir runs/field_relu
+gantk field --config field:relu_nobias pad_dim=64 --workdir runs/field_relu_nobias_64d
+gantk field --config field:rbf --workdir runs/field_rbf
 """
 
 import ml_collections
@@ -8,15 +10,17 @@ import ml_collections
 from gantk.kernels import default_kernel_config
 from generative.core.config import base_config
 
+VARIANTS = ["relu", "relu_nobias", "rbf"]  # the discriminator architecture
 
-def get_config() -> ml_collections.ConfigDict:
+
+def get_config(architecture: str) -> ml_collections.ConfigDict:
     c = base_config()
     for key in ("seed", "num_steps", "log_every", "checkpoint_every", "keep_checkpoints"):
         del c[key]  # deterministic, no training loop
     del c["optimizer"]  # infinite width: no optimizer
     c.dtype = "float32"  # float32 | float64
     c.kernel = default_kernel_config()
-    c.kernel.architecture = "relu_nobias"
+    c.kernel.architecture = architecture
     c.loss = ml_collections.ConfigDict()
     c.loss.name = "ipm"  # ipm | lsgan | vanilla | hinge
     c.loss.t = 1.0  # discriminator training time

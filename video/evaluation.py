@@ -26,6 +26,7 @@ __all__ = ["EvalResult", "sample_and_score", "evaluate_videos", "last_frame_base
 class EvalResult(NamedTuple):
     scores: dict  # metric -> BestOfN
     baseline: dict  # metric -> BestOfN of the repeat-last-frame prediction
+    blank: dict  # metric -> BestOfN of all-black predicted frames (a floor for MMNIST)
     fvd: float | None  # Fréchet video distance (first sample of each video) when I3D is given
     examples: np.ndarray  # [G, 3, T, H, W, C] truth / best-PSNR sample / first sample
     n_videos: int
@@ -61,10 +62,13 @@ def sample_and_score(cfg, variables, videos, key, nt_cond: int, horizon: int, n_
     return jax.lax.map(one, keys, batch_size=sample_chunk or n_samples)
 
 
-def last_frame_baseline(videos, nt_cond: int, horizon: int, lpips_params=None):
-    """Scores [1, B, horizon] of repeating the last conditioning frame."""
+def last_frame_baseline(videos, nt_cond: int, horizon: int, lpips_params=None,
+                        blank: bool = False):
+    """Scores [1, B, horizon] of repeating the last conditioning frame (or of black frames)."""
     truth = videos[:, nt_cond:nt_cond + horizon]
     pred = jnp.broadcast_to(videos[:, nt_cond - 1:nt_cond], truth.shape)
+    if blank:
+        pred = jnp.zeros_like(truth)
     return jax.tree.map(lambda a: a[None], _frame_scores(pred, truth, lpips_params))
 
 
@@ -79,7 +83,7 @@ def evaluate_videos(cfg, variables, videos, nt_cond: int, horizon: int, n_sample
         raise ValueError(f"test videos have {videos.shape[1]} frames, need nt_cond + horizon = "
                          f"{nt_cond + horizon}")
     videos = videos[:, : nt_cond + horizon]
-    scores, base, first_samples, examples = {}, {}, [], None
+    scores, base, blank, first_samples, examples = {}, {}, {}, [], None
     starts = range(0, n, batch_size)
     if progress:
         from tqdm.auto import tqdm
@@ -95,9 +99,11 @@ def evaluate_videos(cfg, variables, videos, nt_cond: int, horizon: int, n_sample
                                      nt_cond, horizon, n_samples, sample_chunk, lpips_params,
                                      want_frames)
         bl = last_frame_baseline(jnp.asarray(x), nt_cond, horizon, lpips_params)
+        bk = last_frame_baseline(jnp.asarray(x), nt_cond, horizon, lpips_params, blank=True)
         for name in s:
             scores.setdefault(name, []).append(np.asarray(s[name])[:, :b])
             base.setdefault(name, []).append(np.asarray(bl[name])[:, :b])
+            blank.setdefault(name, []).append(np.asarray(bk[name])[:, :b])
         if i3d_variables is not None:
             first_samples.append(np.asarray(frames[0, :b]))
         if i == 0 and num_examples > 0:
@@ -107,6 +113,7 @@ def evaluate_videos(cfg, variables, videos, nt_cond: int, horizon: int, n_sample
             examples = np.stack([np.stack([x[j], fr[best[j], j], fr[0, j]]) for j in range(g)])
     scores = {k: np.concatenate(v, 1) for k, v in scores.items()}  # [S, N, Tp]
     base = {k: np.concatenate(v, 1) for k, v in base.items()}
+    blank = {k: np.concatenate(v, 1) for k, v in blank.items()}
     hib = metrics.HIGHER_IS_BETTER
     fvd = None
     if i3d_variables is not None:
@@ -115,7 +122,8 @@ def evaluate_videos(cfg, variables, videos, nt_cond: int, horizon: int, n_sample
         fake = np.concatenate([videos[:, :nt_cond], np.concatenate(first_samples)[:, nt_cond:]], 1)
         fvd = perceptual.fvd(i3d_variables, videos, fake)
     return EvalResult({k: metrics.best_of_n(v, hib[k]) for k, v in scores.items()},
-                      {k: metrics.best_of_n(v, hib[k]) for k, v in base.items()}, fvd,
+                      {k: metrics.best_of_n(v, hib[k]) for k, v in base.items()},
+                      {k: metrics.best_of_n(v, hib[k]) for k, v in blank.items()}, fvd,
                       examples if examples is not None else np.zeros((0,)), n, n_samples)
 
 
@@ -142,7 +150,8 @@ def write_results(result: EvalResult, outdir, name: str, extra: dict | None = No
     outdir.mkdir(parents=True, exist_ok=True)
     rows = []
     for label, table, ns in ((name, result.scores, result.n_samples),
-                             ("repeat last frame", result.baseline, 1)):
+                             ("repeat last frame", result.baseline, 1),
+                             ("black frames", result.blank, 1)):
         for metric, r in table.items():
             rows.append({"model": label, "metric": metric, "mean": r.mean, "ci95": r.ci95,
                          "n_videos": result.n_videos, "n_samples": ns, **(extra or {})})
@@ -156,7 +165,7 @@ def write_results(result: EvalResult, outdir, name: str, extra: dict | None = No
     metric_names = list(result.scores) + (["fvd"] if result.fvd is not None else [])
     lines = [f"| model | {' | '.join(m.upper() for m in metric_names)} |",
              "| --- |" + " --- |" * len(metric_names)]
-    for label in (name, "repeat last frame"):
+    for label in (name, "repeat last frame", "black frames"):
         cells = []
         for m in metric_names:
             r = [x for x in rows if x["model"] == label and x["metric"] == m]

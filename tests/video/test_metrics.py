@@ -55,3 +55,17 @@ def test_frechet_distance_vs_scipy_sqrtm():
     assert metrics.frechet_distance(a, b) == pytest.approx(metrics.frechet_distance(b, a))
     with pytest.raises(ValueError, match="equal D"):
         metrics.frechet_distance(a, b[:, :3])
+
+
+def test_repeat_last_frame_and_black_baselines_closed_form():
+    from video import evaluation
+
+    values = np.array([0.0, 0.1, 0.2, 0.4, 0.7], np.float32)  # frame t is constant values[t]
+    videos = jnp.asarray(np.broadcast_to(values[None, :, None, None, None], (2, 5, 16, 16, 1)))
+    s = evaluation.last_frame_baseline(videos, nt_cond=2, horizon=3)
+    expected = 10 * np.log10(1 / (values[2:] - values[1]) ** 2)
+    np.testing.assert_allclose(np.asarray(s["psnr"])[0], np.broadcast_to(expected, (2, 3)),
+                               rtol=1e-4)
+    b = evaluation.last_frame_baseline(videos, nt_cond=2, horizon=3, blank=True)
+    np.testing.assert_allclose(np.asarray(b["psnr"])[0, 0], 10 * np.log10(1 / values[2:] ** 2),
+                               rtol=1e-4)

@@ -219,14 +219,14 @@ class ParticleFlow:
         return (*self._dense_loss_and_grad(x), disc_state)
 
     def step(self, state: FlowState, batch, key):
-        del batch
-        disc_key, z_key = jax.random.split(key)
+        del batch  # the key only feeds finite-width resets and generator latents
         if self.generator is None:  # particles: x ← x − η ∇_x mean c(f_t(x))
             x = state.particles
-            gen_loss, grad, disc = self.particle_loss_and_grad(x, state.discriminator, disc_key)
+            gen_loss, grad, disc = self.particle_loss_and_grad(x, state.discriminator, key)
             new = FlowState(state.step + 1, x - self.eta * grad, disc, ())
             return new, {"gen_loss": gen_loss}
         # neural generator: chain rule through x = g_θ(z), optax update of θ
+        disc_key, z_key = jax.random.split(key)
         params, opt_state = state.generator
         x, pullback = jax.vjp(lambda p: self.generator.apply(p, self._latent(z_key)), params)
         gen_loss, grad_x, disc = self.particle_loss_and_grad(x, state.discriminator, disc_key)

@@ -165,6 +165,7 @@ def main(argv=None) -> int:
         for k in ("vectorised", "one_at_a_time"):
             print(f"{k:16s} {g[k]['median_s']:10.2f} {g[k]['compile_s']:10.2f}")
         print(f"speed-up of vmap over one-at-a-time: {g['speedup']:.2f}×")
+        pathlib.Path(args.out).write_text(json.dumps(results, indent=2))  # partial results
     if args.only in ("training", "all"):
         rows = []
         bss = [int(b) for b in args.batch_sizes.split(",")]
@@ -174,6 +175,8 @@ def main(argv=None) -> int:
                     continue  # the reference measured WaveEq at batch 128 only
                 rows.append(bench_training(name, name, bs, args.steps))
                 print(json.dumps(rows[-1]), flush=True)
+                results["training"] = rows
+                pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
         results["training"] = rows
         print(f"\nTraining step on {results['device']} ({results['backend']})")
         print(f"{'config':8s} {'batch':>5s} {'params M':>9s} {'s/step':>9s} {'spread':>15s} "

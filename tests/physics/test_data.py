@@ -95,3 +95,13 @@ def test_taxibj_and_chairs_loaders(tmp_path):
 def test_unknown_dataset_names_choices():
     with pytest.raises(ValueError, match="unknown dataset 'foo'.*waveeq"):
         data.load_dataset("foo")
+
+
+def test_import_does_not_load_heavy_packages():
+    import subprocess
+    import sys
+
+    code = ("import sys, physics, physics.train, physics.main; "
+            "print([m for m in ('tensorflow', 'tensorflow_datasets', 'neural_tangents') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

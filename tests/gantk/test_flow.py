@@ -29,7 +29,7 @@ def test_ipm_objective_is_t_times_ntk_mmd2_float64():
         flow = make_flow(cfg)
         x = flow.init(None).particles
         assert x.dtype == jnp.float64
-        out = flow._evaluate(x)
+        out = flow._evaluate(x, ())
         # Independent route: MMD² from the kernel matrices directly.
         k = flow.kernel
         y = flow.targets

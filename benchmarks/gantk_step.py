@@ -122,7 +122,7 @@ def loss_step_time(loss: str, n: int, repeats: int) -> dict:
 
     flow = _flow(loss, n)
     state = flow.init(None)
-    step = jax.jit(lambda s: flow.step(s, None, None))
+    step = jax.jit(lambda s: flow.step(s, None, jax.random.PRNGKey(0)))
     _, compile_s, med, spread = _time(step, state, repeats=repeats)
     return {"loss": loss, "n": n, "step_s": med, "spread": spread, "compile_s": compile_s}
 
@@ -133,7 +133,7 @@ def _scaling_child(n: int, repeats: int, block: int) -> None:
 
     flow = _flow("ipm", n, [f"kernel.block_size={block}"])
     state = flow.init(None)
-    step = jax.jit(lambda s: flow.step(s, None, None))
+    step = jax.jit(lambda s: flow.step(s, None, jax.random.PRNGKey(0)))
     _, compile_s, med, spread = _time(step, state, repeats=repeats)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"n": n, "block": block, "step_s": med, "compile_s": compile_s,

@@ -111,7 +111,7 @@ def test_generator_loss_non_increasing_along_small_step_flow(loss):
         assert values[-1] < values[0]
 
 
-@pytest.mark.parametrize("loss", ["lsgan", "hinge"])
+@pytest.mark.parametrize("loss", ["ipm", "lsgan", "hinge"])
 def test_one_pass_particle_gradient_equals_autodiff(loss):
     """The step's fused kernel pass (rows of K + VJP) = autodiff through f_t with u fixed."""
     with enable_x64():

@@ -68,9 +68,14 @@ def test_blocked_discriminator_equals_dense():
         blocked = flow.discriminator(x, x, u)
         np.testing.assert_allclose(blocked, dense, rtol=1e-8)
         g1 = jax.grad(lambda z: flow.generator_loss(z, x, u))(x)
+        # the IPM step: blocked scan (n > block) = one fused dense pass (n <= block)
+        blocked_step = flow.particle_loss_and_grad(x, (), None)
         flow.block = 1024
         g2 = jax.grad(lambda z: flow.generator_loss(z, x, u))(x)
         np.testing.assert_allclose(g1, g2, rtol=1e-7)
+        dense_step = flow.particle_loss_and_grad(x, (), None)
+        np.testing.assert_allclose(blocked_step[0], dense_step[0], rtol=1e-8)
+        np.testing.assert_allclose(blocked_step[1], dense_step[1], rtol=1e-6, atol=1e-10)
 
 
 def test_demo_sinkhorn_falls_tenfold(tmp_path):

@@ -104,7 +104,8 @@ def test_elbo_terms_by_hand(tiny_init, video):
     np.testing.assert_allclose(np.asarray(terms.y), np.asarray(ys), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(float(terms.nll), nll, rtol=1e-5)
     np.testing.assert_allclose(float(terms.kl_y), kl_y, rtol=1e-5)
-    np.testing.assert_allclose(float(terms.kl_z), kl_z, rtol=1e-4)
+    # KL of nearly equal Gaussians: float32 cancellation, so an absolute floor too
+    np.testing.assert_allclose(float(terms.kl_z), kl_z, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(float(terms.residual_norm), res, rtol=1e-4)
     total = nll + 0.7 * kl_y + 1.3 * kl_z + 0.9 * res
     np.testing.assert_allclose(float(terms.loss), total, rtol=1e-5)

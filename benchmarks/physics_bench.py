@@ -50,8 +50,12 @@ def _timed(fn, steps: int):
         t = time.perf_counter()
         jax.block_until_ready(fn())
         times.append(time.perf_counter() - t)
-    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
-            "n": steps}
+    return {
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "max_s": max(times),
+        "n": steps,
+    }
 
 
 def bench_generation(num_sequences: int, steps: int) -> dict:
@@ -84,10 +88,13 @@ def bench_generation(num_sequences: int, steps: int) -> dict:
     jax.block_until_ready(one_c(c[0], f0[0]))
     v = _timed(all_vectorised, steps)
     o = _timed(all_one_by_one, steps)
-    return {"num_sequences": num_sequences, "chunk": chunk,
-            "vectorised": {**v, "compile_s": vec_compile},
-            "one_at_a_time": {**o, "compile_s": one_compile},
-            "speedup": o["median_s"] / v["median_s"]}
+    return {
+        "num_sequences": num_sequences,
+        "chunk": chunk,
+        "vectorised": {**v, "compile_s": vec_compile},
+        "one_at_a_time": {**o, "compile_s": one_compile},
+        "speedup": o["median_s"] / v["median_s"],
+    }
 
 
 def _training_step(preset: str, batch_size: int):
@@ -114,8 +121,9 @@ def _training_step(preset: str, batch_size: int):
     params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, config.cond_frames) + frame))
     state = TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), None)
     step = jax.jit(loss_step(loss_fn, tx), donate_argnums=0)
-    batch = jnp.asarray(np.random.default_rng(0).uniform(size=(batch_size, length) + frame),
-                        jnp.float32)
+    batch = jnp.asarray(
+        np.random.default_rng(0).uniform(size=(batch_size, length) + frame), jnp.float32
+    )
     del optax
     return step, state, batch, num_params(params)
 
@@ -135,9 +143,16 @@ def bench_training(name: str, preset: str, batch_size: int, steps: int) -> dict:
     jax.block_until_ready(one())  # warm-up
     timing = _timed(one, steps)
     ref = REFERENCE.get((name, batch_size))
-    out = {"config": name, "preset": preset, "batch_size": batch_size, "params_m": n_params / 1e6,
-           **timing, "steps_per_s": 1 / timing["median_s"], "compile_s": compile_s,
-           **_peak_memory_mb()}
+    out = {
+        "config": name,
+        "preset": preset,
+        "batch_size": batch_size,
+        "params_m": n_params / 1e6,
+        **timing,
+        "steps_per_s": 1 / timing["median_s"],
+        "compile_s": compile_s,
+        **_peak_memory_mb(),
+    }
     if ref:
         out["reference_s_per_step"] = ref["s_per_step"]
         out["reference_params_m"] = ref["params_m"]
@@ -155,8 +170,12 @@ def main(argv=None) -> int:
     p.add_argument("--configs", default="waveeq,mmnist")
     p.add_argument("--out", default="physics_bench.json")
     args = p.parse_args(argv)
-    results = {"device": str(jax.devices()[0]), "backend": jax.default_backend(),
-               "jax": jax.__version__, "machine": platform.processor() or platform.machine()}
+    results = {
+        "device": str(jax.devices()[0]),
+        "backend": jax.default_backend(),
+        "jax": jax.__version__,
+        "machine": platform.processor() or platform.machine(),
+    }
     if args.only in ("generation", "all"):
         g = bench_generation(args.num_sequences, args.gen_repeats)
         results["generation"] = g
@@ -179,17 +198,23 @@ def main(argv=None) -> int:
                 pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
         results["training"] = rows
         print(f"\nTraining step on {results['device']} ({results['backend']})")
-        print(f"{'config':8s} {'batch':>5s} {'params M':>9s} {'s/step':>9s} {'spread':>15s} "
-              f"{'compile s':>9s} {'peak MB':>9s} {'torch s/step':>12s} {'ratio':>7s}")
+        print(
+            f"{'config':8s} {'batch':>5s} {'params M':>9s} {'s/step':>9s} {'spread':>15s} "
+            f"{'compile s':>9s} {'peak MB':>9s} {'torch s/step':>12s} {'ratio':>7s}"
+        )
         for r in rows:
             peak = r.get("device_peak_mb", r["host_peak_rss_mb"])
             ref = r.get("reference_s_per_step", float("nan"))
             ratio = r.get("speedup_vs_reference", float("nan"))
-            print(f"{r['config']:8s} {r['batch_size']:5d} {r['params_m']:9.2f} {r['median_s']:9.3f} "
-                  f"{r['min_s']:7.3f}–{r['max_s']:<7.3f} {r['compile_s']:9.1f} {peak:9.0f} "
-                  f"{ref:12.2f} {ratio:7.3f}")
-        print("ratio = reference s/step ÷ ours (>1: faster than the PyTorch reference, which was "
-              "measured on the GPU machine kind)")
+            print(
+                f"{r['config']:8s} {r['batch_size']:5d} {r['params_m']:9.2f} {r['median_s']:9.3f} "
+                f"{r['min_s']:7.3f}–{r['max_s']:<7.3f} {r['compile_s']:9.1f} {peak:9.0f} "
+                f"{ref:12.2f} {ratio:7.3f}"
+            )
+        print(
+            "ratio = reference s/step ÷ ours (>1: faster than the PyTorch reference, which was "
+            "measured on the GPU machine kind)"
+        )
     pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
     print(f"\nwrote {args.out}")
     return 0

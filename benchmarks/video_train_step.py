@@ -56,8 +56,12 @@ def _memory(compiled) -> dict:
     out = {}
     try:
         m = compiled.memory_analysis()
-        out["xla_bytes"] = int(m.argument_size_in_bytes + m.output_size_in_bytes
-                               + m.temp_size_in_bytes - m.alias_size_in_bytes)
+        out["xla_bytes"] = int(
+            m.argument_size_in_bytes
+            + m.output_size_in_bytes
+            + m.temp_size_in_bytes
+            - m.alias_size_in_bytes
+        )
     except Exception:  # noqa: BLE001 - not every backend reports it
         pass
     stats = jax.devices()[0].memory_stats() or {}
@@ -69,8 +73,9 @@ def _memory(compiled) -> dict:
 def bench_train(cfg, batch: int, repeats: int, digits) -> dict:
     tx = optax.adam(3e-4)
     v = jax.jit(lambda k: srvp.init_variables(cfg, k, SEQ_LEN))(jax.random.PRNGKey(0))
-    state = TrainState(jnp.zeros((), jnp.int32), v["params"], tx.init(v["params"]),
-                       v["batch_stats"])
+    state = TrainState(
+        jnp.zeros((), jnp.int32), v["params"], tx.init(v["params"]), v["batch_stats"]
+    )
 
     def loss_fn(params, bstats, x, key):
         noise = srvp.sample_noise(cfg, key, x.shape[0], x.shape[1])
@@ -86,10 +91,18 @@ def bench_train(cfg, batch: int, repeats: int, digits) -> dict:
     times = _timed(compiled, state, x, key, repeats=repeats)
     med = statistics.median(times)
     ref = PYTORCH_REFERENCE["s_per_step"].get(batch)
-    return {"batch": batch, "compile_s": compile_s, "s_per_step": med,
-            "s_per_step_min": min(times), "s_per_step_max": max(times),
-            "steps_per_s": 1 / med, "repeats": repeats, **_memory(compiled),
-            "pytorch_s_per_step": ref, "speedup_vs_pytorch": ref / med if ref else None}
+    return {
+        "batch": batch,
+        "compile_s": compile_s,
+        "s_per_step": med,
+        "s_per_step_min": min(times),
+        "s_per_step_max": max(times),
+        "steps_per_s": 1 / med,
+        "repeats": repeats,
+        **_memory(compiled),
+        "pytorch_s_per_step": ref,
+        "speedup_vs_pytorch": ref / med if ref else None,
+    }
 
 
 def bench_eval(cfg, videos: int, repeats: int, digits) -> dict:
@@ -102,9 +115,15 @@ def bench_eval(cfg, videos: int, repeats: int, digits) -> dict:
     compile_s = time.perf_counter() - t0
     times = _timed(compiled, v, x, key, repeats=repeats)
     med = statistics.median(times)
-    return {"videos_per_call": videos, "n_samples": N_SAMPLES, "compile_s": compile_s,
-            "s_per_call": med, "videos_per_s": videos / med, "repeats": repeats,
-            **_memory(compiled)}
+    return {
+        "videos_per_call": videos,
+        "n_samples": N_SAMPLES,
+        "compile_s": compile_s,
+        "s_per_call": med,
+        "videos_per_s": videos / med,
+        "repeats": repeats,
+        **_memory(compiled),
+    }
 
 
 def main(argv=None):
@@ -121,32 +140,51 @@ def main(argv=None):
     n_params = sum(a.size for a in jax.tree.leaves(shapes["params"]))
     digits = jnp.asarray(np.random.default_rng(0).uniform(size=(100, 28, 28)), jnp.float32)
     device = jax.devices()[0]
-    print(f"device: {device.platform} ({device.device_kind}), {jax.device_count()} device(s), "
-          f"jax {jax.__version__}; parameters: {n_params / 1e6:.2f}M "
-          f"(PyTorch reference {PYTORCH_REFERENCE['params'] / 1e6:.2f}M)")
+    print(
+        f"device: {device.platform} ({device.device_kind}), {jax.device_count()} device(s), "
+        f"jax {jax.__version__}; parameters: {n_params / 1e6:.2f}M "
+        f"(PyTorch reference {PYTORCH_REFERENCE['params'] / 1e6:.2f}M)"
+    )
     train = [bench_train(cfg, b, args.repeats, digits) for b in args.batches]
     ev = bench_eval(cfg, args.eval_videos, args.eval_repeats, digits)
 
-    print("\n| batch | compile (s) | s/step (median [min, max]) | steps/s | peak mem (MB) "
-          "| PyTorch s/step | speed-up |")
+    print(
+        "\n| batch | compile (s) | s/step (median [min, max]) | steps/s | peak mem (MB) "
+        "| PyTorch s/step | speed-up |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in train:
         mem = r.get("device_peak_bytes", r.get("xla_bytes", 0)) / 2**20
         ref = f"{r['pytorch_s_per_step']:.2f}" if r["pytorch_s_per_step"] else "—"
         ratio = f"{r['speedup_vs_pytorch']:.2f}×" if r["speedup_vs_pytorch"] else "—"
-        print(f"| {r['batch']} | {r['compile_s']:.1f} | {r['s_per_step']:.3f} "
-              f"[{r['s_per_step_min']:.3f}, {r['s_per_step_max']:.3f}] | {r['steps_per_s']:.2f} "
-              f"| {mem:.0f} | {ref} | {ratio} |")
+        print(
+            f"| {r['batch']} | {r['compile_s']:.1f} | {r['s_per_step']:.3f} "
+            f"[{r['s_per_step_min']:.3f}, {r['s_per_step_max']:.3f}] | {r['steps_per_s']:.2f} "
+            f"| {mem:.0f} | {ref} | {ratio} |"
+        )
     mem = ev.get("device_peak_bytes", ev.get("xla_bytes", 0)) / 2**20
-    print(f"\nbest-of-{N_SAMPLES} evaluation ({NT_COND}→{NT_COND + HORIZON}, {ev['videos_per_call']} "
-          f"videos × {N_SAMPLES} samples per call): {ev['videos_per_s']:.3f} videos/s "
-          f"({ev['s_per_call']:.2f} s/call, compile {ev['compile_s']:.1f} s, peak {mem:.0f} MB)")
+    print(
+        f"\nbest-of-{N_SAMPLES} evaluation ({NT_COND}→{NT_COND + HORIZON}, {ev['videos_per_call']} "
+        f"videos × {N_SAMPLES} samples per call): {ev['videos_per_s']:.3f} videos/s "
+        f"({ev['s_per_call']:.2f} s/call, compile {ev['compile_s']:.1f} s, peak {mem:.0f} MB)"
+    )
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "device": f"{device.platform} ({device.device_kind})", "jax": jax.__version__,
-        "machine": platform.machine(), "params": int(n_params), "seq_len": SEQ_LEN,
-        "train": train, "eval": ev, "pytorch_reference": PYTORCH_REFERENCE}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "device": f"{device.platform} ({device.device_kind})",
+                "jax": jax.__version__,
+                "machine": platform.machine(),
+                "params": int(n_params),
+                "seq_len": SEQ_LEN,
+                "train": train,
+                "eval": ev,
+                "pytorch_reference": PYTORCH_REFERENCE,
+            },
+            indent=2,
+        )
+    )
     print(f"\nJSON: {out}")
 
 

@@ -29,7 +29,7 @@ import dataclasses
 import json
 import pathlib
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import diffrax
 import flax.linen as nn
@@ -120,8 +120,10 @@ def _pendulum_prior(x, p):  # x [B, 2]
 def _diffusion_prior(dx):
     def prior(x, p):  # x [B, 2, H, W]
         u, v = x[..., 0, :, :], x[..., 1, :, :]
-        return jnp.stack([p["a"] * sim.periodic_laplacian(u, dx),
-                          p["b"] * sim.periodic_laplacian(v, dx)], -3)
+        return jnp.stack(
+            [p["a"] * sim.periodic_laplacian(u, dx), p["b"] * sim.periodic_laplacian(v, dx)], -3
+        )
+
     return prior
 
 
@@ -130,8 +132,15 @@ def _wave_prior(x, p):  # x [B, 2, H, W]
     return jnp.stack([v, p["c"] ** 2 * sim.periodic_laplacian(w)], -3)
 
 
-def make_problem(name: str, *, num_train: int = 16, num_test: int = 16, seed: int = 0,
-                 size: int | None = None, hidden: int | None = None) -> Problem:
+def make_problem(
+    name: str,
+    *,
+    num_train: int = 16,
+    num_test: int = 16,
+    seed: int = 0,
+    size: int | None = None,
+    hidden: int | None = None,
+) -> Problem:
     """Generates train/test trajectories of a benchmark (fine-step RK4 ground truth)."""
     rng = np.random.default_rng(seed)
     n = num_train + num_test
@@ -139,36 +148,62 @@ def make_problem(name: str, *, num_train: int = 16, num_test: int = 16, seed: in
         omega0, alpha = 2 * np.pi / 12, 0.2
         ts = np.arange(0, 20.0 + 1e-9, 0.5)
         y0 = np.stack([rng.uniform(-np.pi / 2, np.pi / 2, n), rng.uniform(-0.5, 0.5, n)], -1)
-        ys = sim.simulate_pendulum(jnp.asarray(y0, jnp.float32), ts, omega0=omega0, alpha=alpha,
-                                   dt=0.01)
+        ys = sim.simulate_pendulum(
+            jnp.asarray(y0, jnp.float32), ts, omega0=omega0, alpha=alpha, dt=0.01
+        )
         data = np.moveaxis(np.asarray(ys), 0, 1)  # [N, T, 2]
-        return Problem(name, data[:num_train], data[num_train:], ts.astype(np.float32),
-                       _pendulum_prior, {"omega": omega0}, {"omega": np.log(0.3)},
-                       MLPAugmentation(hidden or 64), dt=0.25)
+        return Problem(
+            name,
+            data[:num_train],
+            data[num_train:],
+            ts.astype(np.float32),
+            _pendulum_prior,
+            {"omega": omega0},
+            {"omega": np.log(0.3)},
+            MLPAugmentation(hidden or 64),
+            dt=0.25,
+        )
     if name == "fhn":
         size = size or 32
         ts = np.arange(0, 2.5 + 1e-9, 0.1)
         y0 = rng.uniform(0, 1, (n, 2, size, size)).astype(np.float32)
         ys = sim.simulate_fitzhugh_nagumo(y0, ts, dt=0.01)
         data = np.moveaxis(np.asarray(ys), 0, 1)  # [N, T, 2, H, W]
-        return Problem(name, data[:num_train], data[num_train:], ts.astype(np.float32),
-                       _diffusion_prior(2.0 / size), {"a": 1e-3, "b": 5e-3},
-                       {"a": np.log(3e-3), "b": np.log(3e-3)}, ConvAugmentation(hidden or 8),
-                       dt=0.1)
+        return Problem(
+            name,
+            data[:num_train],
+            data[num_train:],
+            ts.astype(np.float32),
+            _diffusion_prior(2.0 / size),
+            {"a": 1e-3, "b": 5e-3},
+            {"a": np.log(3e-3), "b": np.log(3e-3)},
+            ConvAugmentation(hidden or 8),
+            dt=0.1,
+        )
     if name == "wave":
         size = size or 16
         c, k = 1.5, 0.5
         ts = np.arange(0, 5.0 + 1e-9, 0.25)
         ii = np.arange(size)
         cx, cy = rng.uniform(0, size, (2, n))
-        d2 = lambda a, ca: np.minimum(np.abs(a[None] - ca[:, None]), size - np.abs(a[None] - ca[:, None])) ** 2  # noqa: E731
+        d2 = lambda a, ca: (
+            np.minimum(np.abs(a[None] - ca[:, None]), size - np.abs(a[None] - ca[:, None])) ** 2
+        )  # noqa: E731
         bump = np.exp(-(d2(ii, cx)[:, :, None] + d2(ii, cy)[:, None, :]) / 4.0)  # [N, H, W]
         y0 = np.stack([bump, np.zeros_like(bump)], 1).astype(np.float32)
         ys = sim.simulate_damped_wave(y0, ts, c=c, k=k, dt=0.01)
         data = np.moveaxis(np.asarray(ys), 0, 1)
-        return Problem(name, data[:num_train], data[num_train:], ts.astype(np.float32),
-                       _wave_prior, {"c": c}, {"c": np.log(1.0)}, ConvAugmentation(hidden or 8),
-                       dt=0.125)
+        return Problem(
+            name,
+            data[:num_train],
+            data[num_train:],
+            ts.astype(np.float32),
+            _wave_prior,
+            {"c": c},
+            {"c": np.log(1.0)},
+            ConvAugmentation(hidden or 8),
+            dt=0.125,
+        )
     raise ValueError(f"unknown APHYNITY data set {name!r}; valid choices: {list(DATASETS)}")
 
 
@@ -185,8 +220,12 @@ class HybridModel:
 
     def init(self, key):
         x = jnp.asarray(self.problem.train[:1, 0])
-        return {"physics": {k: jnp.asarray(v, jnp.float32) for k, v in self.problem.init_params.items()},
-                "aug": self.problem.augmentation.init(key, x)}
+        return {
+            "physics": {
+                k: jnp.asarray(v, jnp.float32) for k, v in self.problem.init_params.items()
+            },
+            "aug": self.problem.augmentation.init(key, x),
+        }
 
     def physical_params(self, params):
         return {k: jnp.exp(v) for k, v in params["physics"].items()}
@@ -207,9 +246,15 @@ class HybridModel:
         ts = jnp.asarray(ts)
         n_steps = int(round(float(self.problem.ts[-1] - self.problem.ts[0]) / self.problem.dt))
         sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(lambda t, y, p: self.vector_field(p, y)), sim.RK4(),
-            t0=ts[0], t1=ts[-1], dt0=self.problem.dt, y0=x0, args=params,
-            saveat=diffrax.SaveAt(ts=ts), max_steps=n_steps + 2,
+            diffrax.ODETerm(lambda t, y, p: self.vector_field(p, y)),
+            sim.RK4(),
+            t0=ts[0],
+            t1=ts[-1],
+            dt0=self.problem.dt,
+            y0=x0,
+            args=params,
+            saveat=diffrax.SaveAt(ts=ts),
+            max_steps=n_steps + 2,
         )
         return jnp.moveaxis(sol.ys, 0, 1)
 
@@ -235,19 +280,33 @@ def _method(problem: Problem, method: str) -> tuple[HybridModel, float, bool]:
     raise ValueError(f"unknown APHYNITY method {method!r}; valid choices: {list(METHODS)}")
 
 
-def fit(problem: Problem, method: str, *, steps: int, lr: float = 1e-3, lambda0: float = 1.0,
-        tau: float = 1.0, lambda_every: int = 10, seed: int = 0, batch_size: int | None = None,
-        window: int | None = None, physics_lr_scale: float = 10.0):
+def fit(
+    problem: Problem,
+    method: str,
+    *,
+    steps: int,
+    lr: float = 1e-3,
+    lambda0: float = 1.0,
+    tau: float = 1.0,
+    lambda_every: int = 10,
+    seed: int = 0,
+    batch_size: int | None = None,
+    window: int | None = None,
+    physics_lr_scale: float = 10.0,
+):
     """Trains one method on random windows of ``window`` observations (None: whole
     trajectories) of the training set; returns (model, params, history with the final λ)."""
     model, norm_weight, adaptive = _method(problem, method)
     params = model.init(jax.random.PRNGKey(seed))
     # the few physical parameters learn faster than the network (log-scale parameters)
-    labels = {"physics": jax.tree_util.tree_map(lambda _: "physics", params["physics"]),
-              "aug": jax.tree_util.tree_map(lambda _: "aug", params["aug"])}
+    labels = {
+        "physics": jax.tree_util.tree_map(lambda _: "physics", params["physics"]),
+        "aug": jax.tree_util.tree_map(lambda _: "aug", params["aug"]),
+    }
     sched = lambda base: optax.cosine_decay_schedule(base, steps, alpha=0.01)  # noqa: E731
-    tx = optax.multi_transform({"physics": optax.adam(sched(lr * physics_lr_scale)),
-                                "aug": optax.adam(sched(lr))}, labels)
+    tx = optax.multi_transform(
+        {"physics": optax.adam(sched(lr * physics_lr_scale)), "aug": optax.adam(sched(lr))}, labels
+    )
     opt_state = tx.init(params)
     n_train, n_obs = problem.train.shape[:2]
     window = min(window or n_obs, n_obs)
@@ -257,7 +316,8 @@ def fit(problem: Problem, method: str, *, steps: int, lr: float = 1e-3, lambda0:
     @jax.jit
     def step(params, opt_state, batch, lam):
         (loss, (l_traj, norm)), grads = jax.value_and_grad(aphynity_loss, argnums=1, has_aux=True)(
-            model, params, batch, ts, lam, norm_weight)
+            model, params, batch, ts, lam, norm_weight
+        )
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, l_traj, norm
 
@@ -268,7 +328,9 @@ def fit(problem: Problem, method: str, *, steps: int, lr: float = 1e-3, lambda0:
         seq = rng.choice(n_train, bs, replace=False) if bs < n_train else np.arange(n_train)
         start = rng.integers(0, n_obs - window + 1, bs)
         batch = problem.train[seq[:, None], start[:, None] + np.arange(window)[None]]
-        params, opt_state, l_traj, norm = step(params, opt_state, jnp.asarray(batch), jnp.float32(lam))
+        params, opt_state, l_traj, norm = step(
+            params, opt_state, jnp.asarray(batch), jnp.float32(lam)
+        )
         if adaptive and (i + 1) % lambda_every == 0:
             lam = lam + tau * float(l_traj)  # λ_{j+1} = λ_j + τ L_traj
         if (i + 1) % max(1, steps // 20) == 0 or i == steps - 1:
@@ -315,12 +377,26 @@ def run_benchmark(config, workdir) -> list[dict]:
         sub = a[d]
         for m in methods:
             t = time.perf_counter()
-            model, params, hist = fit(problem, m, steps=sub.steps, lr=sub.lr, lambda0=a.lambda0,
-                                      tau=sub.tau, lambda_every=a.lambda_every, seed=config.seed,
-                                      batch_size=sub.batch_size or None, window=sub.window or None)
-            row = {"dataset": d, "method": m, **evaluate_model(model, params),
-                   "final_lambda": hist["lambda"][-1], "train_traj_mse": hist["l_traj"][-1],
-                   "seconds": time.perf_counter() - t}
+            model, params, hist = fit(
+                problem,
+                m,
+                steps=sub.steps,
+                lr=sub.lr,
+                lambda0=a.lambda0,
+                tau=sub.tau,
+                lambda_every=a.lambda_every,
+                seed=config.seed,
+                batch_size=sub.batch_size or None,
+                window=sub.window or None,
+            )
+            row = {
+                "dataset": d,
+                "method": m,
+                **evaluate_model(model, params),
+                "final_lambda": hist["lambda"][-1],
+                "train_traj_mse": hist["l_traj"][-1],
+                "seconds": time.perf_counter() - t,
+            }
             print(json.dumps(row), flush=True)
             rows.append(row)
     keys = list(dict.fromkeys(k for r in rows for k in r))
@@ -328,12 +404,16 @@ def run_benchmark(config, workdir) -> list[dict]:
         w = csv.DictWriter(f, keys)
         w.writeheader()
         w.writerows(rows)
-    lines = ["| data set | method | forecast MSE | param. error (%) | ‖F_a‖² | estimate |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| data set | method | forecast MSE | param. error (%) | ‖F_a‖² | estimate |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
         est = ", ".join(f"{k[4:]}={r[k]:.4g}" for k in r if k.startswith("est_"))
-        lines.append(f"| {r['dataset']} | {r['method']} | {r['forecast_mse']:.3e} | "
-                     f"{r['param_error_pct']:.3g} | {r['aug_norm']:.3e} | {est or '—'} |")
+        lines.append(
+            f"| {r['dataset']} | {r['method']} | {r['forecast_mse']:.3e} | "
+            f"{r['param_error_pct']:.3g} | {r['aug_norm']:.3e} | {est or '—'} |"
+        )
     (workdir / "aphynity.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return rows

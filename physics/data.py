@@ -53,15 +53,25 @@ __all__ = [
 
 
 def default_cache_dir() -> pathlib.Path:
-    return pathlib.Path(os.environ.get("PHYSICS_CACHE_DIR", "~/.cache/generative/physics")).expanduser()
+    return pathlib.Path(
+        os.environ.get("PHYSICS_CACHE_DIR", "~/.cache/generative/physics")
+    ).expanduser()
 
 
 # ----------------------------------------------------------------------------- WaveEq
 
 
-def generate_waveeq(num_sequences: int = 300, *, seed: int = 42, size: int = 64,
-                    num_frames: int = 300, subsample: int = 2, dt: float = 1e-3,
-                    chunk: int = 25, vectorised: bool = True) -> dict[str, np.ndarray]:
+def generate_waveeq(
+    num_sequences: int = 300,
+    *,
+    seed: int = 42,
+    size: int = 64,
+    num_frames: int = 300,
+    subsample: int = 2,
+    dt: float = 1e-3,
+    chunk: int = 25,
+    vectorised: bool = True,
+) -> dict[str, np.ndarray]:
     """Generates WaveEq sequences; returns ``video`` [N, num_frames // subsample, size, size],
     ``c`` [N], ``f0`` [N].
 
@@ -96,9 +106,16 @@ def generate_waveeq(num_sequences: int = 300, *, seed: int = 42, size: int = 64,
     return {"video": out, "c": c, "f0": f0}
 
 
-def load_waveeq(cache_dir=None, *, num_sequences: int = 300, num_train: int = 240,
-                seed: int = 42, size: int = 64, num_frames: int = 300,
-                subsample: int = 2) -> dict[str, np.ndarray]:
+def load_waveeq(
+    cache_dir=None,
+    *,
+    num_sequences: int = 300,
+    num_train: int = 240,
+    seed: int = 42,
+    size: int = 64,
+    num_frames: int = 300,
+    subsample: int = 2,
+) -> dict[str, np.ndarray]:
     """WaveEq train/test splits ``[N, T, H, W, 1]``, generated once and cached as npz."""
     if not 0 < num_train < num_sequences:
         raise ValueError(f"num_train must be in (0, {num_sequences}), got {num_train}")
@@ -109,8 +126,9 @@ def load_waveeq(cache_dir=None, *, num_sequences: int = 300, num_train: int = 24
         with np.load(path) as z:
             video = z["video"]
     else:
-        data = generate_waveeq(num_sequences, seed=seed, size=size, num_frames=num_frames,
-                               subsample=subsample)
+        data = generate_waveeq(
+            num_sequences, seed=seed, size=size, num_frames=num_frames, subsample=subsample
+        )
         video = data["video"]
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
@@ -125,8 +143,9 @@ def waveeq100_pixels(size: int = 64, num_pixels: int = 100, seed: int = 42) -> n
     return np.sort(np.random.default_rng(seed).choice(size * size, num_pixels, replace=False))
 
 
-def load_waveeq100(cache_dir=None, *, num_pixels: int = 100, pixel_seed: int = 42,
-                   **kwargs) -> dict[str, np.ndarray]:
+def load_waveeq100(
+    cache_dir=None, *, num_pixels: int = 100, pixel_seed: int = 42, **kwargs
+) -> dict[str, np.ndarray]:
     """WaveEq observed on 100 fixed random pixels: ``[N, T, num_pixels]``."""
     data = load_waveeq(cache_dir, **kwargs)
     n, t, h, w, _ = data["train"].shape
@@ -146,8 +165,14 @@ def _require(path: pathlib.Path, what: str, layout: str) -> pathlib.Path:
 _SST_LAYOUT = "<data_dir>/sst/zone_01.npy ... zone_20.npy, each [days, 64, 64] float32"
 
 
-def load_sst(data_dir, *, seq_len: int = 10, num_zones: int = 20,
-             test_zones=(17, 18, 19, 20), stride: int = 1) -> dict[str, np.ndarray]:
+def load_sst(
+    data_dir,
+    *,
+    seq_len: int = 10,
+    num_zones: int = 20,
+    test_zones=(17, 18, 19, 20),
+    stride: int = 1,
+) -> dict[str, np.ndarray]:
     """SST windows of ``seq_len`` consecutive days ``[N, seq_len, 64, 64, 1]``."""
     root = pathlib.Path(data_dir).expanduser() / "sst"
     out = {"train": [], "test": []}
@@ -175,7 +200,9 @@ def load_taxibj(data_dir) -> dict[str, np.ndarray]:
         with np.load(path) as z:
             for key in ("inputs", "targets"):
                 if key not in z:
-                    raise ValueError(f"TaxiBJ file {path} lacks {key!r}; expected layout {_TAXIBJ_LAYOUT}")
+                    raise ValueError(
+                        f"TaxiBJ file {path} lacks {key!r}; expected layout {_TAXIBJ_LAYOUT}"
+                    )
             out[split] = np.concatenate([z["inputs"], z["targets"]], 1).astype(np.float32)
     return out
 
@@ -183,10 +210,13 @@ def load_taxibj(data_dir) -> dict[str, np.ndarray]:
 _CHAIRS_LAYOUT = "<data_dir>/chairs/chairs.npz with views [N, V, 64, 64, 3] uint8"
 
 
-def load_chairs(data_dir, *, seq_len: int = 15, test_fraction: float = 0.1) -> dict[str, np.ndarray]:
+def load_chairs(
+    data_dir, *, seq_len: int = 15, test_fraction: float = 0.1
+) -> dict[str, np.ndarray]:
     """Multi-view chairs: every cyclic run of ``seq_len`` views ``[N, seq_len, 64, 64, 3]``."""
-    path = _require(pathlib.Path(data_dir).expanduser() / "chairs" / "chairs.npz", "3D chairs",
-                    _CHAIRS_LAYOUT)
+    path = _require(
+        pathlib.Path(data_dir).expanduser() / "chairs" / "chairs.npz", "3D chairs", _CHAIRS_LAYOUT
+    )
     with np.load(path) as z:
         views = z["views"]
     n, v = views.shape[:2]
@@ -256,5 +286,7 @@ def load_dataset(name: str, data_dir=None, **kwargs) -> dict[str, np.ndarray]:
     if name == "chairs":
         return load_chairs(data_dir or default_cache_dir(), **kwargs)
     if name == "mmnist":
-        raise ValueError("mmnist is streamed by physics.train (procedural Moving MNIST), not loaded here")
+        raise ValueError(
+            "mmnist is streamed by physics.train (procedural Moving MNIST), not loaded here"
+        )
     raise ValueError(f"unknown dataset {name!r}; valid choices: {list(DATASETS)}")

@@ -35,13 +35,16 @@ class LossWeights:
 
 def windows_at(seq, starts, length: int):
     """seq [B, L, ...], starts [B] int -> [B, length, ...] (``seq[b, starts[b]:starts[b]+length]``)."""
+
     def one(x, i):
         return jax.lax.dynamic_slice_in_dim(x, i, length, axis=0)
+
     return jax.vmap(one)(seq, starts)
 
 
-def separation_loss(model: SeparationModel, params, seq, key, cond_frames: int,
-                    weights: LossWeights = LossWeights()):
+def separation_loss(
+    model: SeparationModel, params, seq, key, cond_frames: int, weights: LossWeights = LossWeights()
+):
     """seq: [B, L, ...] -> (total loss, {"pred", "ae", "reg_s", "reg_t"})."""
     b, length = seq.shape[:2]
     tau = cond_frames

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import diffrax
 import flax.linen as nn
@@ -62,7 +63,9 @@ def _out(x, activation: str):
         return nn.sigmoid(x)
     if activation == "none":
         return x
-    raise ValueError(f"unknown output activation {activation!r}; valid choices: ['sigmoid', 'none']")
+    raise ValueError(
+        f"unknown output activation {activation!r}; valid choices: ['sigmoid', 'none']"
+    )
 
 
 def stack_frames(x):
@@ -94,7 +97,9 @@ class MLP(nn.Module):
     def __call__(self, x):
         act = ACTIVATIONS.get(self.activation)
         if act is None:
-            raise ValueError(f"unknown activation {self.activation!r}; valid choices: {sorted(ACTIVATIONS)}")
+            raise ValueError(
+                f"unknown activation {self.activation!r}; valid choices: {sorted(ACTIVATIONS)}"
+            )
         for i, f in enumerate(self.features):
             x = nn.Dense(f, kernel_init=_init(self.gain))(x)
             if i < len(self.features) - 1:
@@ -357,7 +362,9 @@ class TemporalDynamics:
 
     def __post_init__(self):
         if self.kind not in ("ode", "residual"):
-            raise ValueError(f"unknown dynamics kind {self.kind!r}; valid choices: ['ode', 'residual']")
+            raise ValueError(
+                f"unknown dynamics kind {self.kind!r}; valid choices: ['ode', 'residual']"
+            )
         if self.adjoint not in ADJOINTS:
             raise ValueError(f"unknown adjoint {self.adjoint!r}; valid choices: {list(ADJOINTS)}")
         get_solver(self.solver)  # validates the name
@@ -372,30 +379,44 @@ class TemporalDynamics:
         if self.adjoint == "backsolve":
             kwargs = {"solver": get_solver(self.solver)}
             if self.solver in ADAPTIVE:
-                kwargs["stepsize_controller"] = diffrax.PIDController(rtol=self.rtol, atol=self.atol)
+                kwargs["stepsize_controller"] = diffrax.PIDController(
+                    rtol=self.rtol, atol=self.atol
+                )
             return diffrax.BacksolveAdjoint(**kwargs)
         return diffrax.RecursiveCheckpointAdjoint()
 
     def rollout(self, params, t0, num_frames: int):
         """States at frames 0..num_frames-1 (frame 0 is ``t0``). t0: [B, ...] -> [B, N, ...]."""
         if self.kind == "residual":
+
             def frame(t, _):
                 for p in params:
                     t = t + self.vector_field.apply(p, t)
                 return t, t
+
             _, ts = jax.lax.scan(frame, t0, None, length=num_frames - 1)
             traj = jnp.concatenate([t0[None], ts], 0)  # [N, B, ...]
             return jnp.moveaxis(traj, 0, 1)
         adaptive = self.solver in ADAPTIVE
-        controller = (diffrax.PIDController(rtol=self.rtol, atol=self.atol) if adaptive
-                      else diffrax.ConstantStepSize())
+        controller = (
+            diffrax.PIDController(rtol=self.rtol, atol=self.atol)
+            if adaptive
+            else diffrax.ConstantStepSize()
+        )
         ts = jnp.arange(num_frames, dtype=t0.dtype)
         max_steps = self.max_steps if adaptive else int(math.ceil((num_frames - 1) / self.dt)) + 1
         sol = diffrax.diffeqsolve(
             diffrax.ODETerm(lambda t, y, p: self.vector_field.apply(p, y)),
-            get_solver(self.solver), t0=0.0, t1=float(num_frames - 1), dt0=self.dt, y0=t0,
-            args=params, saveat=diffrax.SaveAt(ts=ts), stepsize_controller=controller,
-            adjoint=self._adjoint(), max_steps=max(max_steps, 1),
+            get_solver(self.solver),
+            t0=0.0,
+            t1=float(num_frames - 1),
+            dt0=self.dt,
+            y0=t0,
+            args=params,
+            saveat=diffrax.SaveAt(ts=ts),
+            stepsize_controller=controller,
+            adjoint=self._adjoint(),
+            max_steps=max(max_steps, 1),
         )
         return jnp.moveaxis(sol.ys, 0, 1)  # [B, N, ...]
 
@@ -443,7 +464,9 @@ class SeparationModel:
             return t
         if self.mixing == "mul":
             if s.shape[-1] != t.shape[-1]:
-                raise ValueError(f"mul mixing needs equal S and T sizes, got {s.shape[-1]} and {t.shape[-1]}")
+                raise ValueError(
+                    f"mul mixing needs equal S and T sizes, got {s.shape[-1]} and {t.shape[-1]}"
+                )
             return s * t
         return jnp.concatenate([s, t], -1)
 
@@ -464,8 +487,10 @@ class SeparationModel:
         """window: [B, τ, ...] example -> params."""
         k1, k2, k3, k4 = jax.random.split(key, 4)
         x = stack_frames(window)
-        params = {"content_encoder": self.content_encoder.init(k1, x),
-                  "dynamic_encoder": self.dynamic_encoder.init(k2, x)}
+        params = {
+            "content_encoder": self.content_encoder.init(k1, x),
+            "dynamic_encoder": self.dynamic_encoder.init(k2, x),
+        }
         s, skips = self.encode_content(params, window)
         t = self.encode_dynamic(params, window)
         params["dynamics"] = self.dynamics.init(k3, t)

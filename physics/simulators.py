@@ -15,7 +15,8 @@ returns the trajectory sampled at the requested times. Nothing is downloaded.
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 import diffrax
 import jax
@@ -119,7 +120,9 @@ def integrate(
     if adaptive is None:
         adaptive = solver in ADAPTIVE
     if adaptive and solver not in ADAPTIVE:
-        raise ValueError(f"solver {solver!r} has no error estimate; adaptive choices: {list(ADAPTIVE)}")
+        raise ValueError(
+            f"solver {solver!r} has no error estimate; adaptive choices: {list(ADAPTIVE)}"
+        )
     ts = jnp.asarray(ts)
     t0, t1 = ts[0], ts[-1]
     if adaptive:
@@ -128,7 +131,9 @@ def integrate(
     else:
         controller = diffrax.ConstantStepSize()
         if max_steps is None:
-            span = float(np.asarray(ts[-1] - ts[0])) if not isinstance(ts, jax.core.Tracer) else None
+            span = (
+                float(np.asarray(ts[-1] - ts[0])) if not isinstance(ts, jax.core.Tracer) else None
+            )
             max_steps = int(np.ceil(span / dt)) + 2 if span is not None else 4096
     saveat = diffrax.SaveAt(ts=ts, fn=save_fn) if save_fn is not None else diffrax.SaveAt(ts=ts)
     sol = diffrax.diffeqsolve(
@@ -177,7 +182,9 @@ def dirichlet_laplacian(u, dx: float = 1.0):
     """5-point Laplacian with zero (Dirichlet) values outside the grid. u: [..., H, W]."""
     pad = [(0, 0)] * (u.ndim - 2) + [(1, 1), (1, 1)]
     p = jnp.pad(u, pad)
-    return (p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:] - 4 * u) / dx**2
+    return (
+        p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:] - 4 * u
+    ) / dx**2
 
 
 # ----------------------------------------------------------------------------- WaveEq
@@ -199,8 +206,16 @@ def wave_vector_field(t, y, args):
     return v, c**2 * wave_laplacian(w) + f0 * jnp.exp(-20.0 * t) * disk
 
 
-def simulate_wave(c, f0, *, size: int = 64, num_frames: int = 300, dt: float = 1e-3,
-                  radius2: float = 25.0, solver: str = "rk4"):
+def simulate_wave(
+    c,
+    f0,
+    *,
+    size: int = 64,
+    num_frames: int = 300,
+    dt: float = 1e-3,
+    radius2: float = 25.0,
+    solver: str = "rk4",
+):
     """One WaveEq sequence from a zero initial state: returns w at t = k·dt, k < num_frames.
 
     c, f0: scalars (vmap over them for many sequences). Returns [num_frames, size, size].
@@ -210,8 +225,14 @@ def simulate_wave(c, f0, *, size: int = 64, num_frames: int = 300, dt: float = 1
     zeros = jnp.zeros((size, size), dtype)
     ts = jnp.arange(num_frames, dtype=dtype) * dt
     return integrate(
-        wave_vector_field, (zeros, zeros), ts, dt=dt, solver=solver,
-        args=(c, f0, disk), max_steps=num_frames + 1, save_fn=lambda t, y, args: y[0],
+        wave_vector_field,
+        (zeros, zeros),
+        ts,
+        dt=dt,
+        solver=solver,
+        args=(c, f0, disk),
+        max_steps=num_frames + 1,
+        save_fn=lambda t, y, args: y[0],
     )
 
 
@@ -231,11 +252,19 @@ def pendulum_energy(y, omega0):
     return 0.5 * y[..., 1] ** 2 + omega0**2 * (1 - jnp.cos(y[..., 0]))
 
 
-def simulate_pendulum(y0, ts, *, omega0: float = 2 * np.pi / 12, alpha: float = 0.2,
-                      dt: float = 0.01, solver: str = "rk4"):
+def simulate_pendulum(
+    y0,
+    ts,
+    *,
+    omega0: float = 2 * np.pi / 12,
+    alpha: float = 0.2,
+    dt: float = 0.01,
+    solver: str = "rk4",
+):
     """y0: [2] or [B, 2]; ts: [T] -> [T, ..., 2]."""
-    return integrate(damped_pendulum, jnp.asarray(y0), ts, dt=dt, solver=solver,
-                     args=(omega0, alpha))
+    return integrate(
+        damped_pendulum, jnp.asarray(y0), ts, dt=dt, solver=solver, args=(omega0, alpha)
+    )
 
 
 # ----------------------------------------------------------------------------- reaction-diffusion
@@ -254,8 +283,16 @@ def fitzhugh_nagumo(t, y, args):
     return jnp.stack([du, dv], -3)
 
 
-def simulate_fitzhugh_nagumo(y0, ts, *, a: float = 1e-3, b: float = 5e-3, k: float = 5e-3,
-                             dt: float = 0.01, solver: str = "rk4"):
+def simulate_fitzhugh_nagumo(
+    y0,
+    ts,
+    *,
+    a: float = 1e-3,
+    b: float = 5e-3,
+    k: float = 5e-3,
+    dt: float = 0.01,
+    solver: str = "rk4",
+):
     """y0: [..., 2, H, W] on ``[-1, 1]²`` (dx = 2 / H); ts: [T] -> [T, ..., 2, H, W]."""
     y0 = jnp.asarray(y0)
     dx = 2.0 / y0.shape[-1]
@@ -273,8 +310,16 @@ def damped_wave(t, y, args):
     return jnp.stack([v, c**2 * periodic_laplacian(w, dx) - k * v], -3)
 
 
-def simulate_damped_wave(y0, ts, *, c: float = 1.0, k: float = 0.5, dx: float = 1.0,
-                         dt: float = 0.05, solver: str = "rk4"):
+def simulate_damped_wave(
+    y0,
+    ts,
+    *,
+    c: float = 1.0,
+    k: float = 0.5,
+    dx: float = 1.0,
+    dt: float = 0.05,
+    solver: str = "rk4",
+):
     """y0: [..., 2, H, W]; ts: [T] -> [T, ..., 2, H, W]."""
     return integrate(damped_wave, jnp.asarray(y0), ts, dt=dt, solver=solver, args=(c, k, dx))
 
@@ -299,13 +344,17 @@ def heat_mode(m: int, n: int, size: int, length: float = 1.0):
     x = dx * np.arange(1, size + 1)
     mode = np.outer(np.sin(m * np.pi * x / length), np.sin(n * np.pi * x / length))
     rate = np.pi**2 * (m**2 + n**2) / length**2
-    rate_discrete = 4 / dx**2 * (np.sin(m * np.pi * dx / (2 * length)) ** 2
-                                 + np.sin(n * np.pi * dx / (2 * length)) ** 2)
+    rate_discrete = (
+        4
+        / dx**2
+        * (np.sin(m * np.pi * dx / (2 * length)) ** 2 + np.sin(n * np.pi * dx / (2 * length)) ** 2)
+    )
     return mode, rate, rate_discrete
 
 
-def simulate_heat(u0, ts, *, diffusivity: float = 1.0, dx: float = 1.0, dt: float = 0.01,
-                  solver: str = "rk4"):
+def simulate_heat(
+    u0, ts, *, diffusivity: float = 1.0, dx: float = 1.0, dt: float = 0.01, solver: str = "rk4"
+):
     """u0: [..., H, W]; ts: [T] -> [T, ..., H, W]."""
     return integrate(heat, jnp.asarray(u0), ts, dt=dt, solver=solver, args=(diffusivity, dx))
 
@@ -326,8 +375,9 @@ def burgers(t, u, args):
     return -adv + nu * diff
 
 
-def simulate_burgers(u0, ts, *, nu: float = 0.05, length: float = 2 * np.pi, dt: float = 1e-3,
-                     solver: str = "rk4"):
+def simulate_burgers(
+    u0, ts, *, nu: float = 0.05, length: float = 2 * np.pi, dt: float = 1e-3, solver: str = "rk4"
+):
     """u0: [..., N] on a periodic domain of the given length; ts: [T] -> [T, ..., N]."""
     u0 = jnp.asarray(u0)
     dx = length / u0.shape[-1]

@@ -40,8 +40,16 @@ __all__ = [
 # ----------------------------------------------------------------------------- registries
 
 
-def build_encoder(name: str, out_dim: int, *, hidden: int = 1200, num_layers: int = 3,
-                  gain: float = 0.71, nf: int = 64, channels: int | None = None) -> M.nn.Module:
+def build_encoder(
+    name: str,
+    out_dim: int,
+    *,
+    hidden: int = 1200,
+    num_layers: int = 3,
+    gain: float = 0.71,
+    nf: int = 64,
+    channels: int | None = None,
+) -> M.nn.Module:
     """Encoder by name; ``out_dim`` is a vector size, or channels for ``conv_skip``."""
     if name == "mlp":
         return M.MLPEncoder(out_dim, hidden=hidden, num_layers=num_layers, gain=gain)
@@ -56,13 +64,26 @@ def build_encoder(name: str, out_dim: int, *, hidden: int = 1200, num_layers: in
     raise ValueError(f"unknown encoder {name!r}; valid choices: {list(M.ENCODERS)}")
 
 
-def build_decoder(name: str, frame_shape, *, hidden: int = 1200, num_layers: int = 4,
-                  gain: float = 0.71, nf: int = 64, channels: int | None = None,
-                  output_activation: str | None = None) -> M.nn.Module:
+def build_decoder(
+    name: str,
+    frame_shape,
+    *,
+    hidden: int = 1200,
+    num_layers: int = 4,
+    gain: float = 0.71,
+    nf: int = 64,
+    channels: int | None = None,
+    output_activation: str | None = None,
+) -> M.nn.Module:
     frame_shape = tuple(frame_shape)
     if name == "mlp":
-        return M.MLPDecoder(frame_shape, hidden=hidden, num_layers=num_layers, gain=gain,
-                            output_activation=output_activation or "none")
+        return M.MLPDecoder(
+            frame_shape,
+            hidden=hidden,
+            num_layers=num_layers,
+            gain=gain,
+            output_activation=output_activation or "none",
+        )
     if name == "dcgan":
         return M.DCGANDecoder(frame_shape, nf=nf, output_activation=output_activation or "sigmoid")
     if name == "vgg":
@@ -74,18 +95,40 @@ def build_decoder(name: str, frame_shape, *, hidden: int = 1200, num_layers: int
 
 def build_model(config: ml_collections.ConfigDict, frame_shape) -> M.SeparationModel:
     m, d = config.model, config.dynamics
-    enc = functools.partial(build_encoder, m.encoder, hidden=m.enc_hidden, num_layers=m.enc_layers,
-                            gain=m.gain, nf=m.nf)
-    decoder = build_decoder(m.decoder, frame_shape, hidden=m.dec_hidden, num_layers=m.dec_layers,
-                            gain=m.gain, nf=m.nf, output_activation=m.output_activation or None)
+    enc = functools.partial(
+        build_encoder, m.encoder, hidden=m.enc_hidden, num_layers=m.enc_layers, gain=m.gain, nf=m.nf
+    )
+    decoder = build_decoder(
+        m.decoder,
+        frame_shape,
+        hidden=m.dec_hidden,
+        num_layers=m.dec_layers,
+        gain=m.gain,
+        nf=m.nf,
+        output_activation=m.output_activation or None,
+    )
     if m.encoder == "conv_skip":
         field = M.ConvVectorField(hidden=d.hidden)
     else:
         field = M.MLPVectorField(hidden=d.hidden, gain=m.gain, activation=d.activation)
-    dynamics = M.TemporalDynamics(field, kind=d.kind, n_blocks=d.n_blocks, solver=d.solver, dt=d.dt,
-                                  adjoint=d.adjoint, rtol=d.rtol, atol=d.atol)
-    return M.SeparationModel(enc(m.content_dim), enc(m.dynamic_dim), decoder, dynamics,
-                             mixing=m.mixing, use_content=m.use_content)
+    dynamics = M.TemporalDynamics(
+        field,
+        kind=d.kind,
+        n_blocks=d.n_blocks,
+        solver=d.solver,
+        dt=d.dt,
+        adjoint=d.adjoint,
+        rtol=d.rtol,
+        atol=d.atol,
+    )
+    return M.SeparationModel(
+        enc(m.content_dim),
+        enc(m.dynamic_dim),
+        decoder,
+        dynamics,
+        mixing=m.mixing,
+        use_content=m.use_content,
+    )
 
 
 # ----------------------------------------------------------------------------- data
@@ -95,8 +138,12 @@ def _digits(config, split: str) -> np.ndarray:
     """Digit images [N, 28, 28] from ``video.data.digits`` (MNIST if prepared, else fonts)."""
     from video.data.digits import load_digits
 
-    d = load_digits(split, source=config.digits_source, data_dir=config.data_dir or None,
-                    num_font_digits=config.num_font_digits or None)
+    d = load_digits(
+        split,
+        source=config.digits_source,
+        data_dir=config.data_dir or None,
+        num_font_digits=config.num_font_digits or None,
+    )
     return np.asarray(d.images, np.float32)
 
 
@@ -124,13 +171,21 @@ def make_data(config: ml_collections.ConfigDict):
         mm = _MovingMNIST(config)
         from video.data.moving_mnist import moving_mnist_test_set
 
-        test = moving_mnist_test_set(mm.test_digits, False, num_videos=config.eval_windows,
-                                     num_frames=eval_length).astype(np.float32) / 255.0
+        test = (
+            moving_mnist_test_set(
+                mm.test_digits, False, num_videos=config.eval_windows, num_frames=eval_length
+            ).astype(np.float32)
+            / 255.0
+        )
         return (lambda step: mm.batch(step, config.batch_size, length)), test, (64, 64, 1)
     kwargs = {}
     if name in ("waveeq", "waveeq100"):
-        kwargs = dict(num_sequences=config.num_sequences, num_train=config.num_train,
-                      size=config.grid_size, num_frames=config.sim_frames)
+        kwargs = dict(
+            num_sequences=config.num_sequences,
+            num_train=config.num_train,
+            size=config.grid_size,
+            num_frames=config.sim_frames,
+        )
     elif name == "sst":
         kwargs = dict(seq_len=max(length, eval_length))
     splits = data_lib.load_dataset(name, config.data_dir or None, **kwargs)
@@ -232,8 +287,13 @@ def make_experiment(config: ml_collections.ConfigDict):
     def evaluate_(step, state):
         if not config.log_eval_windows:
             return {}
-        pred = _predict_windows(model, state.params, small_eval, config.cond_frames,
-                                min(config.eval_batch, len(small_eval)))
+        pred = _predict_windows(
+            model,
+            state.params,
+            small_eval,
+            config.cond_frames,
+            min(config.eval_batch, len(small_eval)),
+        )
         mse = forecast_metrics(pred, small_eval[:, config.cond_frames :], False)["mse"]
         return {"eval_mse_mean": float(mse.mean()), "eval_mse_last": float(mse[-1])}
 
@@ -241,8 +301,13 @@ def make_experiment(config: ml_collections.ConfigDict):
         return write_results(config, model, state.params, test, workdir, images)
 
     del length
-    exp = Experiment(init=init, step=loss_step(loss_fn, tx), batch_fn=batch_fn,
-                     evaluate=evaluate_, finalize=finalize)
+    exp = Experiment(
+        init=init,
+        step=loss_step(loss_fn, tx),
+        batch_fn=batch_fn,
+        evaluate=evaluate_,
+        finalize=finalize,
+    )
     return exp, model, test
 
 
@@ -253,8 +318,12 @@ def write_results(config, model, params, test, workdir, images: bool) -> dict:
     pred = _predict_windows(model, params, test, cond, min(config.eval_batch, len(test)))
     curves = forecast_metrics(jnp.asarray(pred), jnp.asarray(test[:, cond:]), images)
     horizon = test.shape[1] - cond
-    summary = {"dataset": config.dataset, "use_content": bool(config.model.use_content),
-               "num_test_windows": int(len(test)), "horizon": horizon}
+    summary = {
+        "dataset": config.dataset,
+        "use_content": bool(config.model.use_content),
+        "num_test_windows": int(len(test)),
+        "horizon": horizon,
+    }
     for name, curve in curves.items():
         summary[f"{name}_t+{horizon}"] = float(curve[-1])
         summary[f"{name}_mean_1..{horizon}"] = float(curve.mean())

@@ -19,8 +19,15 @@ import numpy as np
 from video import metrics
 from video import model as srvp
 
-__all__ = ["EvalResult", "sample_and_score", "evaluate_videos", "last_frame_baseline",
-           "write_results", "write_gif", "video_strip"]
+__all__ = [
+    "EvalResult",
+    "sample_and_score",
+    "evaluate_videos",
+    "last_frame_baseline",
+    "write_results",
+    "write_gif",
+    "video_strip",
+]
 
 
 class EvalResult(NamedTuple):
@@ -43,15 +50,26 @@ def _frame_scores(pred, truth, lpips_params):
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "nt_cond", "horizon", "n_samples",
-                                             "sample_chunk", "with_frames"))
-def sample_and_score(cfg, variables, videos, key, nt_cond: int, horizon: int, n_samples: int,
-                     sample_chunk: int | None = None, lpips_params=None,
-                     with_frames: bool = False):
+@functools.partial(
+    jax.jit,
+    static_argnames=("cfg", "nt_cond", "horizon", "n_samples", "sample_chunk", "with_frames"),
+)
+def sample_and_score(
+    cfg,
+    variables,
+    videos,
+    key,
+    nt_cond: int,
+    horizon: int,
+    n_samples: int,
+    sample_chunk: int | None = None,
+    lpips_params=None,
+    with_frames: bool = False,
+):
     """videos [B, nt_cond + horizon, H, W, C] -> per-frame scores [S, B, horizon] (and samples
     [S, B, T, H, W, C] when `with_frames`). The S samples are vectorised (in chunks of
     `sample_chunk` when given, to bound memory)."""
-    x_cond, truth = videos[:, :nt_cond], videos[:, nt_cond:nt_cond + horizon]
+    x_cond, truth = videos[:, :nt_cond], videos[:, nt_cond : nt_cond + horizon]
 
     def one(k):
         gen = srvp.generate(cfg, variables, x_cond, k, horizon)  # [B, T, H, W, C]
@@ -62,26 +80,38 @@ def sample_and_score(cfg, variables, videos, key, nt_cond: int, horizon: int, n_
     return jax.lax.map(one, keys, batch_size=sample_chunk or n_samples)
 
 
-def last_frame_baseline(videos, nt_cond: int, horizon: int, lpips_params=None,
-                        blank: bool = False):
+def last_frame_baseline(videos, nt_cond: int, horizon: int, lpips_params=None, blank: bool = False):
     """Scores [1, B, horizon] of repeating the last conditioning frame (or of black frames)."""
-    truth = videos[:, nt_cond:nt_cond + horizon]
-    pred = jnp.broadcast_to(videos[:, nt_cond - 1:nt_cond], truth.shape)
+    truth = videos[:, nt_cond : nt_cond + horizon]
+    pred = jnp.broadcast_to(videos[:, nt_cond - 1 : nt_cond], truth.shape)
     if blank:
         pred = jnp.zeros_like(truth)
     return jax.tree.map(lambda a: a[None], _frame_scores(pred, truth, lpips_params))
 
 
-def evaluate_videos(cfg, variables, videos, nt_cond: int, horizon: int, n_samples: int,
-                    batch_size: int, key, lpips_params=None, i3d_variables=None,
-                    num_examples: int = 0, sample_chunk: int | None = None,
-                    progress: bool = False) -> EvalResult:
+def evaluate_videos(
+    cfg,
+    variables,
+    videos,
+    nt_cond: int,
+    horizon: int,
+    n_samples: int,
+    batch_size: int,
+    key,
+    lpips_params=None,
+    i3d_variables=None,
+    num_examples: int = 0,
+    sample_chunk: int | None = None,
+    progress: bool = False,
+) -> EvalResult:
     """Best-of-`n_samples` scores of `variables` on videos [N, ≥ nt_cond + horizon, H, W, C]."""
     videos = np.asarray(videos, np.float32)
     n = len(videos)
     if videos.shape[1] < nt_cond + horizon:
-        raise ValueError(f"test videos have {videos.shape[1]} frames, need nt_cond + horizon = "
-                         f"{nt_cond + horizon}")
+        raise ValueError(
+            f"test videos have {videos.shape[1]} frames, need nt_cond + horizon = "
+            f"{nt_cond + horizon}"
+        )
     videos = videos[:, : nt_cond + horizon]
     scores, base, blank, first_samples, examples = {}, {}, {}, [], None
     starts = range(0, n, batch_size)
@@ -90,14 +120,23 @@ def evaluate_videos(cfg, variables, videos, nt_cond: int, horizon: int, n_sample
 
         starts = tqdm(starts, desc="eval", unit="batch")
     for i, start in enumerate(starts):
-        x = videos[start:start + batch_size]
+        x = videos[start : start + batch_size]
         b = len(x)
         if b < batch_size:  # pad the last batch: one compiled shape
             x = np.concatenate([x, np.repeat(x[-1:], batch_size - b, 0)])
         want_frames = (i == 0 and num_examples > 0) or i3d_variables is not None
-        s, frames = sample_and_score(cfg, variables, jnp.asarray(x), jax.random.fold_in(key, i),
-                                     nt_cond, horizon, n_samples, sample_chunk, lpips_params,
-                                     want_frames)
+        s, frames = sample_and_score(
+            cfg,
+            variables,
+            jnp.asarray(x),
+            jax.random.fold_in(key, i),
+            nt_cond,
+            horizon,
+            n_samples,
+            sample_chunk,
+            lpips_params,
+            want_frames,
+        )
         bl = last_frame_baseline(jnp.asarray(x), nt_cond, horizon, lpips_params)
         bk = last_frame_baseline(jnp.asarray(x), nt_cond, horizon, lpips_params, blank=True)
         for name in s:
@@ -121,10 +160,15 @@ def evaluate_videos(cfg, variables, videos, nt_cond: int, horizon: int, n_sample
 
         fake = np.concatenate([videos[:, :nt_cond], np.concatenate(first_samples)[:, nt_cond:]], 1)
         fvd = perceptual.fvd(i3d_variables, videos, fake)
-    return EvalResult({k: metrics.best_of_n(v, hib[k]) for k, v in scores.items()},
-                      {k: metrics.best_of_n(v, hib[k]) for k, v in base.items()},
-                      {k: metrics.best_of_n(v, hib[k]) for k, v in blank.items()}, fvd,
-                      examples if examples is not None else np.zeros((0,)), n, n_samples)
+    return EvalResult(
+        {k: metrics.best_of_n(v, hib[k]) for k, v in scores.items()},
+        {k: metrics.best_of_n(v, hib[k]) for k, v in base.items()},
+        {k: metrics.best_of_n(v, hib[k]) for k, v in blank.items()},
+        fvd,
+        examples if examples is not None else np.zeros((0,)),
+        n,
+        n_samples,
+    )
 
 
 def video_strip(videos) -> np.ndarray:
@@ -149,31 +193,62 @@ def write_results(result: EvalResult, outdir, name: str, extra: dict | None = No
     outdir = pathlib.Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     rows = []
-    for label, table, ns in ((name, result.scores, result.n_samples),
-                             ("repeat last frame", result.baseline, 1),
-                             ("black frames", result.blank, 1)):
+    for label, table, ns in (
+        (name, result.scores, result.n_samples),
+        ("repeat last frame", result.baseline, 1),
+        ("black frames", result.blank, 1),
+    ):
         for metric, r in table.items():
-            rows.append({"model": label, "metric": metric, "mean": r.mean, "ci95": r.ci95,
-                         "n_videos": result.n_videos, "n_samples": ns, **(extra or {})})
+            rows.append(
+                {
+                    "model": label,
+                    "metric": metric,
+                    "mean": r.mean,
+                    "ci95": r.ci95,
+                    "n_videos": result.n_videos,
+                    "n_samples": ns,
+                    **(extra or {}),
+                }
+            )
     if result.fvd is not None:
-        rows.append({"model": name, "metric": "fvd", "mean": result.fvd, "ci95": float("nan"),
-                     "n_videos": result.n_videos, "n_samples": 1, **(extra or {})})
+        rows.append(
+            {
+                "model": name,
+                "metric": "fvd",
+                "mean": result.fvd,
+                "ci95": float("nan"),
+                "n_videos": result.n_videos,
+                "n_samples": 1,
+                **(extra or {}),
+            }
+        )
     with open(outdir / "results.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
     metric_names = list(result.scores) + (["fvd"] if result.fvd is not None else [])
-    lines = [f"| model | {' | '.join(m.upper() for m in metric_names)} |",
-             "| --- |" + " --- |" * len(metric_names)]
+    lines = [
+        f"| model | {' | '.join(m.upper() for m in metric_names)} |",
+        "| --- |" + " --- |" * len(metric_names),
+    ]
     for label in (name, "repeat last frame", "black frames"):
         cells = []
         for m in metric_names:
             r = [x for x in rows if x["model"] == label and x["metric"] == m]
-            cells.append("—" if not r else (f"{r[0]['mean']:.4g}" if m == "fvd" else
-                                            f"{r[0]['mean']:.4f} ± {r[0]['ci95']:.4f}"))
+            cells.append(
+                "—"
+                if not r
+                else (
+                    f"{r[0]['mean']:.4g}"
+                    if m == "fvd"
+                    else f"{r[0]['mean']:.4f} ± {r[0]['ci95']:.4f}"
+                )
+            )
         lines.append(f"| {label} | {' | '.join(cells)} |")
-    md = "\n".join(lines) + (f"\n\n{result.n_videos} test videos, best of {result.n_samples} "
-                             "samples per video, mean ± 1.96·std/√N, predicted frames only.\n")
+    md = "\n".join(lines) + (
+        f"\n\n{result.n_videos} test videos, best of {result.n_samples} "
+        "samples per video, mean ± 1.96·std/√N, predicted frames only.\n"
+    )
     (outdir / "results.md").write_text(md)
     with open(outdir / "per_frame.csv", "w", newline="") as f:
         names = list(result.scores)
@@ -181,8 +256,11 @@ def write_results(result: EvalResult, outdir, name: str, extra: dict | None = No
         w.writerow(["t"] + names + [f"baseline_{m}" for m in names])
         horizon = len(next(iter(result.scores.values())).per_frame)
         for t in range(horizon):
-            w.writerow([t + 1] + [result.scores[m].per_frame[t] for m in names]
-                       + [result.baseline[m].per_frame[t] for m in names])
+            w.writerow(
+                [t + 1]
+                + [result.scores[m].per_frame[t] for m in names]
+                + [result.baseline[m].per_frame[t] for m in names]
+            )
     for i, ex in enumerate(result.examples):
         write_gif(outdir / f"sample_{i}.gif", ex)
     return {r["model"] + "/" + r["metric"]: r["mean"] for r in rows}

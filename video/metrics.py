@@ -11,12 +11,18 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["psnr", "ssim", "gaussian_window", "BestOfN", "best_of_n", "frechet_distance",
-           "HIGHER_IS_BETTER"]
+__all__ = [
+    "psnr",
+    "ssim",
+    "gaussian_window",
+    "BestOfN",
+    "best_of_n",
+    "frechet_distance",
+    "HIGHER_IS_BETTER",
+]
 
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False}
 
@@ -39,12 +45,19 @@ def _filter_valid(x, g):
     k = g.shape[0]
     h = x.shape[-2] - k + 1
     w = x.shape[-1] - k + 1
-    rows = sum(g[i] * x[..., i:i + h, :] for i in range(k))
-    return sum(g[i] * rows[..., :, i:i + w] for i in range(k))
+    rows = sum(g[i] * x[..., i : i + h, :] for i in range(k))
+    return sum(g[i] * rows[..., :, i : i + w] for i in range(k))
 
 
-def ssim(x, y, win_size: int = 11, sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03,
-         data_range: float = 1.0):
+def ssim(
+    x,
+    y,
+    win_size: int = 11,
+    sigma: float = 1.5,
+    k1: float = 0.01,
+    k2: float = 0.03,
+    data_range: float = 1.0,
+):
     """Mean SSIM per frame (channels averaged). x, y: [..., H, W, C] -> [...]."""
     lead = x.shape[:-3]
     h, w, c = x.shape[-3:]

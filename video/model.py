@@ -20,9 +20,23 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-__all__ = ["SRVPConfig", "SRVP", "Noise", "ELBOTerms", "gaussian_kl", "gaussian_nll",
-           "sample_noise", "elbo", "init_variables", "condition", "rollout_prior", "decode",
-           "generate", "ARCHITECTURES", "DYNAMICS"]
+__all__ = [
+    "SRVPConfig",
+    "SRVP",
+    "Noise",
+    "ELBOTerms",
+    "gaussian_kl",
+    "gaussian_nll",
+    "sample_noise",
+    "elbo",
+    "init_variables",
+    "condition",
+    "rollout_prior",
+    "decode",
+    "generate",
+    "ARCHITECTURES",
+    "DYNAMICS",
+]
 
 ARCHITECTURES = ("dcgan", "vgg")
 DYNAMICS = ("residual", "mlp", "gru")
@@ -63,14 +77,18 @@ class SRVPConfig:
 
     def __post_init__(self):
         if self.archi not in ARCHITECTURES:
-            raise ValueError(f"unknown archi '{self.archi}'; valid choices: "
-                             f"{', '.join(ARCHITECTURES)}")
+            raise ValueError(
+                f"unknown archi '{self.archi}'; valid choices: {', '.join(ARCHITECTURES)}"
+            )
         if self.dynamics not in DYNAMICS:
-            raise ValueError(f"unknown dynamics '{self.dynamics}'; valid choices: "
-                             f"{', '.join(DYNAMICS)}")
+            raise ValueError(
+                f"unknown dynamics '{self.dynamics}'; valid choices: {', '.join(DYNAMICS)}"
+            )
         if self.dynamics != "residual" and self.n_euler_steps != 1:
-            raise ValueError(f"n_euler_steps={self.n_euler_steps} needs dynamics='residual' "
-                             f"(got '{self.dynamics}')")
+            raise ValueError(
+                f"n_euler_steps={self.n_euler_steps} needs dynamics='residual' "
+                f"(got '{self.dynamics}')"
+            )
         if self.n_euler_steps < 1:
             raise ValueError(f"n_euler_steps must be >= 1, got {self.n_euler_steps}")
 
@@ -90,17 +108,25 @@ class MLP(nn.Module):
     @nn.compact
     def __call__(self, x):
         for i in range(self.num_layers):
-            x = nn.Dense(self.hidden if i < self.num_layers - 1 else self.out,
-                         kernel_init=self.kernel_init, bias_init=nn.initializers.zeros,
-                         name=f"dense{i}")(x)
+            x = nn.Dense(
+                self.hidden if i < self.num_layers - 1 else self.out,
+                kernel_init=self.kernel_init,
+                bias_init=nn.initializers.zeros,
+                name=f"dense{i}",
+            )(x)
             if i < self.num_layers - 1:
                 x = nn.relu(x)
         return x
 
 
 def _bn(train: bool, name=None):
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                        scale_init=_bn_scale_init, name=name)
+    return nn.BatchNorm(
+        use_running_average=not train,
+        momentum=0.9,
+        epsilon=1e-5,
+        scale_init=_bn_scale_init,
+        name=name,
+    )
 
 
 def _lrelu(x):
@@ -123,8 +149,14 @@ class Encoder(nn.Module):
         if self.archi == "dcgan":
             h = x
             for i, mult in enumerate((1, 2, 4, 8)):
-                h = nn.Conv(nf * mult, (4, 4), (2, 2), padding=((1, 1), (1, 1)),
-                            use_bias=False, kernel_init=_conv_init)(h)
+                h = nn.Conv(
+                    nf * mult,
+                    (4, 4),
+                    (2, 2),
+                    padding=((1, 1), (1, 1)),
+                    use_bias=False,
+                    kernel_init=_conv_init,
+                )(h)
                 h = _lrelu(h if i == 0 else _bn(train)(h))
                 skips.append(h)  # 32, 16, 8, 4
         else:
@@ -133,8 +165,13 @@ class Encoder(nn.Module):
                 if i > 0:
                     h = nn.max_pool(h, (2, 2), strides=(2, 2))
                 for _ in range(n):
-                    h = nn.Conv(nf * mult, (3, 3), padding=((1, 1), (1, 1)), use_bias=False,
-                                kernel_init=_conv_init)(h)
+                    h = nn.Conv(
+                        nf * mult,
+                        (3, 3),
+                        padding=((1, 1), (1, 1)),
+                        use_bias=False,
+                        kernel_init=_conv_init,
+                    )(h)
                     h = _lrelu(_bn(train)(h))
                 skips.append(h)  # 64, 32, 16, 8
             h = nn.max_pool(h, (2, 2), strides=(2, 2))
@@ -157,24 +194,37 @@ class Decoder(nn.Module):
         cat = (lambda h, s: jnp.concatenate([h, s], -1)) if self.skipco else (lambda h, s: h)
         skips = list(skips) if self.skipco else [None] * 4
         h = v[:, None, None, :]
-        h = nn.ConvTranspose(nf * 8, (4, 4), padding="VALID", use_bias=False,
-                             kernel_init=_conv_init)(h)
+        h = nn.ConvTranspose(
+            nf * 8, (4, 4), padding="VALID", use_bias=False, kernel_init=_conv_init
+        )(h)
         h = _lrelu(_bn(train)(h))  # 4×4
         if self.archi == "dcgan":
             for mult, s in zip((4, 2, 1), skips[::-1][:3]):
-                h = nn.ConvTranspose(nf * mult, (4, 4), (2, 2), padding="SAME", use_bias=False,
-                                     kernel_init=_conv_init)(cat(h, s))
+                h = nn.ConvTranspose(
+                    nf * mult,
+                    (4, 4),
+                    (2, 2),
+                    padding="SAME",
+                    use_bias=False,
+                    kernel_init=_conv_init,
+                )(cat(h, s))
                 h = _lrelu(_bn(train)(h))  # 8, 16, 32
-            h = nn.ConvTranspose(self.nc, (4, 4), (2, 2), padding="SAME",
-                                 kernel_init=_conv_init)(cat(h, skips[0]))
+            h = nn.ConvTranspose(self.nc, (4, 4), (2, 2), padding="SAME", kernel_init=_conv_init)(
+                cat(h, skips[0])
+            )
         else:
             up = lambda a: jnp.repeat(jnp.repeat(a, 2, axis=1), 2, axis=2)
             stages = ((8, 8, 4), (4, 4, 2), (2, 1), (1,))
             for widths, s in zip(stages, skips[::-1]):
                 h = cat(up(h), s)  # 8, 16, 32, 64
                 for w in widths:
-                    h = nn.Conv(nf * w, (3, 3), padding=((1, 1), (1, 1)), use_bias=False,
-                                kernel_init=_conv_init)(h)
+                    h = nn.Conv(
+                        nf * w,
+                        (3, 3),
+                        padding=((1, 1), (1, 1)),
+                        use_bias=False,
+                        kernel_init=_conv_init,
+                    )(h)
                     h = _lrelu(_bn(train)(h))
             h = nn.ConvTranspose(self.nc, (3, 3), padding="SAME", kernel_init=_conv_init)(h)
         return nn.sigmoid(h)
@@ -204,8 +254,9 @@ class SRVP(nn.Module):
         if c.dynamics == "gru":
             self.gru = nn.GRUCell(c.ny)
         else:
-            self.f = MLP(c.nh_res, c.ny, c.nlayers_res,
-                         kernel_init=nn.initializers.orthogonal(c.res_gain))
+            self.f = MLP(
+                c.nh_res, c.ny, c.nlayers_res, kernel_init=nn.initializers.orthogonal(c.res_gain)
+            )
 
     def encode(self, x, train: bool):
         """x [B, T, 64, 64, nc] -> encodings [B, T, nhx], skips (list of [B, T, h, w, c])."""
@@ -243,8 +294,10 @@ class SRVP(nn.Module):
         """y [B, T, ny], w [B, nw], skips (list of [B, h, w, c]) -> frames [B, T, 64, 64, nc]."""
         b, t = y.shape[:2]
         v = jnp.concatenate([jnp.broadcast_to(w[:, None], (b, t, w.shape[-1])), y], -1)
-        sk = [jnp.broadcast_to(s[:, None], (b, t) + s.shape[1:]).reshape((b * t,) + s.shape[1:])
-              for s in skips]
+        sk = [
+            jnp.broadcast_to(s[:, None], (b, t) + s.shape[1:]).reshape((b * t,) + s.shape[1:])
+            for s in skips
+        ]
         out = self.decoder(v.reshape(b * t, -1), sk, train)
         return out.reshape((b, t) + out.shape[1:])
 
@@ -277,8 +330,7 @@ def init_variables(cfg: SRVPConfig, key, seq_len: int = 2):
 # --------------------------------------------------------------------------- distributions
 def gaussian_kl(mu_q, std_q, mu_p, std_p):
     """KL(N(mu_q, std_q²) ‖ N(mu_p, std_p²)) elementwise."""
-    return (jnp.log(std_p) - jnp.log(std_q)
-            + (std_q**2 + (mu_q - mu_p) ** 2) / (2 * std_p**2) - 0.5)
+    return jnp.log(std_p) - jnp.log(std_q) + (std_q**2 + (mu_q - mu_p) ** 2) / (2 * std_p**2) - 0.5
 
 
 def gaussian_nll(x, mean, std):
@@ -300,10 +352,12 @@ def sample_noise(cfg: SRVPConfig, key, batch_size: int, seq_len: int) -> Noise:
     k_y, k_z, k_c, k_s = jax.random.split(key, 4)
     nz = cfg.nz if cfg.stochastic else 0
     perm = jax.vmap(lambda k: jax.random.permutation(k, seq_len)[: cfg.nt_inf])
-    return Noise(jax.random.normal(k_y, (batch_size, cfg.ny)),
-                 jax.random.normal(k_z, (batch_size, seq_len - 1, nz)),
-                 perm(jax.random.split(k_c, batch_size)).astype(jnp.int32),
-                 jax.random.randint(k_s, (batch_size,), 0, seq_len))
+    return Noise(
+        jax.random.normal(k_y, (batch_size, cfg.ny)),
+        jax.random.normal(k_z, (batch_size, seq_len - 1, nz)),
+        perm(jax.random.split(k_c, batch_size)).astype(jnp.int32),
+        jax.random.randint(k_s, (batch_size,), 0, seq_len),
+    )
 
 
 class ELBOTerms(NamedTuple):
@@ -334,8 +388,9 @@ def elbo(cfg: SRVPConfig, variables, x, noise: Noise, train: bool = True):
 
     def call(method, *args, **kw):
         nonlocal bstats
-        out = model.apply({"params": params, "batch_stats": bstats}, *args, method=method,
-                          mutable=mut, **kw)
+        out = model.apply(
+            {"params": params, "batch_stats": bstats}, *args, method=method, mutable=mut, **kw
+        )
         if train:
             out, upd = out
             bstats = upd["batch_stats"]
@@ -399,7 +454,7 @@ def condition(cfg: SRVPConfig, variables, x_cond, key) -> Conditioning:
     k_y, k_z = jax.random.split(key)
     mu_y, std_y = apply(SRVP.infer_y1, h[:, : cfg.nt_inf])
     y = mu_y + std_y * jax.random.normal(k_y, mu_y.shape)
-    w = apply(SRVP.content, h[:, t - cfg.nt_inf:])
+    w = apply(SRVP.content, h[:, t - cfg.nt_inf :])
     if cfg.stochastic:
         mu_q, std_q = apply(SRVP.infer_z, h)
         z = mu_q[:, 1:] + std_q[:, 1:] * jax.random.normal(k_z, mu_q[:, 1:].shape)
@@ -419,8 +474,16 @@ def condition(cfg: SRVPConfig, variables, x_cond, key) -> Conditioning:
     return Conditioning(ys, w, skip)
 
 
-def rollout_prior(cfg: SRVPConfig, variables, y0, key, horizon: int, dt: float | None = None,
-                  frame_rate: int = 1, z_noise=None):
+def rollout_prior(
+    cfg: SRVPConfig,
+    variables,
+    y0,
+    key,
+    horizon: int,
+    dt: float | None = None,
+    frame_rate: int = 1,
+    z_noise=None,
+):
     """Generate states after y0 [B, ny] with prior samples, for `horizon` time units.
 
     Integer-time frames: each unit draws z ~ p(z | y) once and integrates with Euler steps of
@@ -431,8 +494,9 @@ def rollout_prior(cfg: SRVPConfig, variables, y0, key, horizon: int, dt: float |
     dt = cfg.dt if dt is None else dt
     n_sub = round(1.0 / dt)
     if abs(n_sub * dt - 1.0) > 1e-6 or n_sub % frame_rate:
-        raise ValueError(f"dt={dt} must divide 1 and give a multiple of frame_rate={frame_rate} "
-                         "steps per frame")
+        raise ValueError(
+            f"dt={dt} must divide 1 and give a multiple of frame_rate={frame_rate} steps per frame"
+        )
     model = SRVP(cfg)
     apply = lambda method, *a: model.apply({"params": variables["params"]}, *a, method=method)
     b = y0.shape[0]
@@ -466,8 +530,15 @@ def decode(cfg: SRVPConfig, variables, y, w, skips):
     return SRVP(cfg).apply(variables, y, w, skips, train=False, method=SRVP.decode)
 
 
-def generate(cfg: SRVPConfig, variables, x_cond, key, horizon: int, dt: float | None = None,
-             frame_rate: int = 1):
+def generate(
+    cfg: SRVPConfig,
+    variables,
+    x_cond,
+    key,
+    horizon: int,
+    dt: float | None = None,
+    frame_rate: int = 1,
+):
     """Condition on x_cond [B, nt_cond, ...] then predict `horizon` frames with the prior.
 
     Returns frames [B, nt_cond + horizon·frame_rate, 64, 64, nc] clamped to [0, 1]

@@ -26,9 +26,18 @@ import numpy as np
 
 from video import metrics
 
-__all__ = ["LPIPSAlex", "load_lpips_params", "lpips_distance", "lpips_params_to_torch",
-           "InceptionI3D", "load_i3d_variables", "i3d_variables_to_tf", "i3d_embeddings", "fvd",
-           "MissingWeightsError"]
+__all__ = [
+    "LPIPSAlex",
+    "load_lpips_params",
+    "lpips_distance",
+    "lpips_params_to_torch",
+    "InceptionI3D",
+    "load_i3d_variables",
+    "i3d_variables_to_tf",
+    "i3d_embeddings",
+    "fvd",
+    "MissingWeightsError",
+]
 
 
 class MissingWeightsError(FileNotFoundError):
@@ -37,12 +46,16 @@ class MissingWeightsError(FileNotFoundError):
 
 def _require(path, metric: str, key: str) -> pathlib.Path:
     if not path:
-        raise MissingWeightsError(f"{metric} needs converted pretrained weights: set {key}=PATH.npz "
-                                  "(see video/perceptual.py for the conversion)")
+        raise MissingWeightsError(
+            f"{metric} needs converted pretrained weights: set {key}=PATH.npz "
+            "(see video/perceptual.py for the conversion)"
+        )
     p = pathlib.Path(path).expanduser()
     if not p.is_file():
-        raise MissingWeightsError(f"{metric} weights not found at {p}; set {key}=PATH.npz "
-                                  "(see video/perceptual.py for the conversion)")
+        raise MissingWeightsError(
+            f"{metric} weights not found at {p}; set {key}=PATH.npz "
+            "(see video/perceptual.py for the conversion)"
+        )
     return p
 
 
@@ -50,8 +63,13 @@ def _require(path, metric: str, key: str) -> pathlib.Path:
 _LPIPS_SHIFT = (-0.030, -0.088, -0.188)
 _LPIPS_SCALE = (0.458, 0.448, 0.450)
 # (torch index in alexnet.features, out channels, kernel, stride, padding)
-_ALEX = ((0, 64, 11, 4, 2), (3, 192, 5, 1, 2), (6, 384, 3, 1, 1), (8, 256, 3, 1, 1),
-         (10, 256, 3, 1, 1))
+_ALEX = (
+    (0, 64, 11, 4, 2),
+    (3, 192, 5, 1, 2),
+    (6, 384, 3, 1, 1),
+    (8, 256, 3, 1, 1),
+    (10, 256, 3, 1, 1),
+)
 
 
 class LPIPSAlex(nn.Module):
@@ -68,8 +86,7 @@ class LPIPSAlex(nn.Module):
         for i, (_, c, k, s, p) in enumerate(_ALEX):
             if i in (1, 2):  # max-pool 3×3 stride 2 before conv2 and conv3
                 h = nn.max_pool(h, (3, 3), strides=(2, 2))
-            conv = nn.Conv(c, (k, k), strides=(s, s), padding=((p, p), (p, p)),
-                           name=f"conv{i + 1}")
+            conv = nn.Conv(c, (k, k), strides=(s, s), padding=((p, p), (p, p)), name=f"conv{i + 1}")
             h = nn.relu(conv(h))
             outs.append(h)
         feats = [[o[:n] for o in outs], [o[n:] for o in outs]]
@@ -90,8 +107,10 @@ def load_lpips_params(path) -> dict:
     try:
         for i, (idx, *_rest) in enumerate(_ALEX):
             w = sd[f"net.slice{i + 1}.{idx}.weight"]  # [O, I, kh, kw]
-            params[f"conv{i + 1}"] = {"kernel": jnp.asarray(w.transpose(2, 3, 1, 0)),
-                                      "bias": jnp.asarray(sd[f"net.slice{i + 1}.{idx}.bias"])}
+            params[f"conv{i + 1}"] = {
+                "kernel": jnp.asarray(w.transpose(2, 3, 1, 0)),
+                "bias": jnp.asarray(sd[f"net.slice{i + 1}.{idx}.bias"]),
+            }
             lw = sd[f"lin{i}.model.1.weight"]  # [1, C, 1, 1]
             params[f"lin{i}"] = {"kernel": jnp.asarray(lw.transpose(2, 3, 1, 0))}
     except KeyError as e:
@@ -103,8 +122,9 @@ def lpips_params_to_torch(params) -> dict:
     """Inverse of `load_lpips_params` (used to write test fixtures in the PyTorch layout)."""
     sd = {}
     for i, (idx, *_rest) in enumerate(_ALEX):
-        sd[f"net.slice{i + 1}.{idx}.weight"] = np.asarray(params[f"conv{i + 1}"]["kernel"]
-                                                          ).transpose(3, 2, 0, 1)
+        sd[f"net.slice{i + 1}.{idx}.weight"] = np.asarray(
+            params[f"conv{i + 1}"]["kernel"]
+        ).transpose(3, 2, 0, 1)
         sd[f"net.slice{i + 1}.{idx}.bias"] = np.asarray(params[f"conv{i + 1}"]["bias"])
         sd[f"lin{i}.model.1.weight"] = np.asarray(params[f"lin{i}"]["kernel"]).transpose(3, 2, 0, 1)
     return sd
@@ -114,8 +134,9 @@ def lpips_params_to_torch(params) -> dict:
 def lpips_distance(params, x, y):
     """LPIPS per frame. x, y: [..., H, W, C] in [0, 1] (gray repeated to RGB) -> [...]."""
     lead, (h, w, c) = x.shape[:-3], x.shape[-3:]
-    prep = lambda a: jnp.broadcast_to(a.reshape((-1, h, w, c)) * 2.0 - 1.0, (a.size // (h * w * c),
-                                                                          h, w, 3))
+    prep = lambda a: jnp.broadcast_to(
+        a.reshape((-1, h, w, c)) * 2.0 - 1.0, (a.size // (h * w * c), h, w, 3)
+    )
     d = LPIPSAlex().apply({"params": params}, prep(x), prep(y))
     return d.reshape(lead)
 
@@ -137,11 +158,18 @@ class Unit3D(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        x = nn.Conv(self.features, self.kernel, strides=self.stride, padding="SAME",
-                    use_bias=not self.use_bn, name="conv_3d")(x)
+        x = nn.Conv(
+            self.features,
+            self.kernel,
+            strides=self.stride,
+            padding="SAME",
+            use_bias=not self.use_bn,
+            name="conv_3d",
+        )(x)
         if self.use_bn:
-            x = nn.BatchNorm(use_running_average=True, use_scale=False, epsilon=1e-3,
-                             name="batch_norm")(x)
+            x = nn.BatchNorm(
+                use_running_average=True, use_scale=False, epsilon=1e-3, name="batch_norm"
+            )(x)
         return nn.relu(x) if self.relu else x
 
 
@@ -162,10 +190,14 @@ class _Mixed(nn.Module):
 
 
 _MIXED = {
-    "Mixed_3b": (64, (96, 128), (16, 32), 32), "Mixed_3c": (128, (128, 192), (32, 96), 64),
-    "Mixed_4b": (192, (96, 208), (16, 48), 64), "Mixed_4c": (160, (112, 224), (24, 64), 64),
-    "Mixed_4d": (128, (128, 256), (24, 64), 64), "Mixed_4e": (112, (144, 288), (32, 64), 64),
-    "Mixed_4f": (256, (160, 320), (32, 128), 128), "Mixed_5b": (256, (160, 320), (32, 128), 128),
+    "Mixed_3b": (64, (96, 128), (16, 32), 32),
+    "Mixed_3c": (128, (128, 192), (32, 96), 64),
+    "Mixed_4b": (192, (96, 208), (16, 48), 64),
+    "Mixed_4c": (160, (112, 224), (24, 64), 64),
+    "Mixed_4d": (128, (128, 256), (24, 64), 64),
+    "Mixed_4e": (112, (144, 288), (32, 64), 64),
+    "Mixed_4f": (256, (160, 320), (32, 128), 128),
+    "Mixed_5b": (256, (160, 320), (32, 128), 128),
     "Mixed_5c": (384, (192, 384), (48, 128), 128),
 }
 
@@ -198,8 +230,13 @@ class InceptionI3D(nn.Module):
         return x.mean(axis=(1, 2, 3))
 
 
-_TF_LEAF = {"w": ("params", "kernel"), "b": ("params", "bias"), "beta": ("params", "bias"),
-            "moving_mean": ("batch_stats", "mean"), "moving_variance": ("batch_stats", "var")}
+_TF_LEAF = {
+    "w": ("params", "kernel"),
+    "b": ("params", "bias"),
+    "beta": ("params", "bias"),
+    "moving_mean": ("batch_stats", "mean"),
+    "moving_variance": ("batch_stats", "var"),
+}
 
 
 def _flax_path(tf_key: str) -> tuple[str, list[str], str]:
@@ -216,8 +253,7 @@ def _flax_path(tf_key: str) -> tuple[str, list[str], str]:
 def load_i3d_variables(path) -> dict:
     """Flax variables {'params', 'batch_stats'} of InceptionI3D from TF-named arrays (.npz)."""
     p = _require(path, "FVD", "eval.i3d_weights")
-    ref = jax.eval_shape(InceptionI3D().init, jax.random.PRNGKey(0),
-                         jnp.zeros((1, 8, 32, 32, 3)))
+    ref = jax.eval_shape(InceptionI3D().init, jax.random.PRNGKey(0), jnp.zeros((1, 8, 32, 32, 3)))
     out = {"params": {}, "batch_stats": {}}
     for key, arr in np.load(p).items():
         if key.split("/")[-1] not in _TF_LEAF:
@@ -227,13 +263,16 @@ def load_i3d_variables(path) -> dict:
         for m in mods:
             d = d.setdefault(m, {})
         d[leaf] = jnp.asarray(arr.reshape(arr.shape[-5:]) if leaf == "kernel" else arr.reshape(-1))
-    shapes = lambda t: {jax.tree_util.keystr(k): tuple(v.shape)
-                        for k, v in jax.tree_util.tree_flatten_with_path(t)[0]}
+    shapes = lambda t: {
+        jax.tree_util.keystr(k): tuple(v.shape)
+        for k, v in jax.tree_util.tree_flatten_with_path(t)[0]
+    }
     want, got = shapes(ref), shapes(out)
     missing = sorted(set(want) - set(got))
     if missing:
-        raise ValueError(f"{p} is not an I3D RGB checkpoint: {len(missing)} variables missing, "
-                         f"e.g. {missing[0]}")
+        raise ValueError(
+            f"{p} is not an I3D RGB checkpoint: {len(missing)} variables missing, e.g. {missing[0]}"
+        )
     bad = [k for k in want if want[k] != got[k]]
     if bad:
         raise ValueError(f"{p}: wrong shape for {bad[0]}: {got[bad[0]]} != {want[bad[0]]}")
@@ -246,10 +285,12 @@ def i3d_variables_to_tf(variables) -> dict:
     for path, arr in jax.tree_util.tree_flatten_with_path(variables)[0]:
         keys = [k.key for k in path]
         coll, mods, leaf = keys[0], keys[1:-1], keys[-1]
-        name = {("params", "kernel"): "w",
-                ("params", "bias"): "beta" if mods[-1] == "batch_norm" else "b",
-                ("batch_stats", "mean"): "moving_mean",
-                ("batch_stats", "var"): "moving_variance"}[(coll, leaf)]
+        name = {
+            ("params", "kernel"): "w",
+            ("params", "bias"): "beta" if mods[-1] == "batch_norm" else "b",
+            ("batch_stats", "mean"): "moving_mean",
+            ("batch_stats", "var"): "moving_variance",
+        }[(coll, leaf)]
         units = []
         for m in mods:
             if m.startswith("Branch_") or m.startswith("Logits_"):
@@ -276,7 +317,10 @@ i3d_embeddings.__doc__ = "I3D logits [N, 400] of videos [N, T, H, W, C] in [0, 1
 def fvd(variables, real, fake, resize_to: int = 224, batch_size: int = 16) -> float:
     """Fréchet Video Distance between real and generated videos [N, T, H, W, C] in [0, 1]
     (conditioning + predicted frames)."""
-    emb = lambda vids: np.concatenate([
-        np.asarray(i3d_embeddings(variables, jnp.asarray(vids[i:i + batch_size]), resize_to))
-        for i in range(0, len(vids), batch_size)])
+    emb = lambda vids: np.concatenate(
+        [
+            np.asarray(i3d_embeddings(variables, jnp.asarray(vids[i : i + batch_size]), resize_to))
+            for i in range(0, len(vids), batch_size)
+        ]
+    )
     return metrics.frechet_distance(emb(real), emb(fake))

@@ -23,8 +23,16 @@ from generative.core.checkpoint import Checkpointer
 from video import evaluation
 from video import model as srvp
 
-__all__ = ["DATASETS", "model_config", "make_data", "make_experiment", "train_and_evaluate",
-           "evaluate", "explore", "restore_variables"]
+__all__ = [
+    "DATASETS",
+    "model_config",
+    "make_data",
+    "make_experiment",
+    "train_and_evaluate",
+    "evaluate",
+    "explore",
+    "restore_variables",
+]
 
 DATASETS = ("smmnist", "dmmnist", "kth", "human", "bair")
 _DATA_STREAM = 0x5EED  # data keys are fold_in(PRNGKey(seed + _DATA_STREAM), step)
@@ -45,15 +53,20 @@ class _MovingMNIST:
         self._test_digits = None
         self._cfg, self.stochastic = config, stochastic
         self._dev_digits = jnp.asarray(self.train_digits.images)
-        self.source = f"Moving MNIST ({'stochastic' if stochastic else 'deterministic'}), " \
-                      f"digits: {self.train_digits.source}"
+        self.source = (
+            f"Moving MNIST ({'stochastic' if stochastic else 'deterministic'}), "
+            f"digits: {self.train_digits.source}"
+        )
 
     def batch(self, step: int) -> np.ndarray:
         from video.data.moving_mnist import moving_mnist_batch
 
         key = jax.random.fold_in(jax.random.PRNGKey(self._cfg.seed + _DATA_STREAM), step)
-        return np.asarray(moving_mnist_batch(key, self._dev_digits, self._cfg.batch_size,
-                                             self._cfg.seq_len, self.stochastic))
+        return np.asarray(
+            moving_mnist_batch(
+                key, self._dev_digits, self._cfg.batch_size, self._cfg.seq_len, self.stochastic
+            )
+        )
 
     def test_videos(self, num_videos: int, num_frames: int, seed: int) -> np.ndarray:
         from video.data import digits as digits_lib
@@ -61,10 +74,17 @@ class _MovingMNIST:
 
         if self._test_digits is None:
             c = self._cfg
-            self._test_digits = digits_lib.load_digits("test", c.digits, c.data_dir or None,
-                                                       c.num_font_digits or None)
-        v = moving_mnist_test_set(self._test_digits.images, self.stochastic, num_videos,
-                                  num_frames, seed, chunk=min(500, num_videos))
+            self._test_digits = digits_lib.load_digits(
+                "test", c.digits, c.data_dir or None, c.num_font_digits or None
+            )
+        v = moving_mnist_test_set(
+            self._test_digits.images,
+            self.stochastic,
+            num_videos,
+            num_frames,
+            seed,
+            chunk=min(500, num_videos),
+        )
         return v.astype(np.float32) / 255.0
 
 
@@ -93,8 +113,9 @@ class _OnDisk:
 
 def make_data(config):
     if config.dataset not in DATASETS:
-        raise ValueError(f"unknown dataset '{config.dataset}'; valid choices: "
-                         f"{', '.join(DATASETS)}")
+        raise ValueError(
+            f"unknown dataset '{config.dataset}'; valid choices: {', '.join(DATASETS)}"
+        )
     if config.dataset in ("smmnist", "dmmnist"):
         return _MovingMNIST(config, stochastic=config.dataset == "smmnist")
     return _OnDisk(config)
@@ -102,8 +123,10 @@ def make_data(config):
 
 def _check(config):
     if config.seq_len <= config.model.nt_inf or config.nt_cond < config.model.nt_inf:
-        raise ValueError(f"seq_len ({config.seq_len}) must exceed and nt_cond ({config.nt_cond}) "
-                         f"must be at least model.nt_inf ({config.model.nt_inf})")
+        raise ValueError(
+            f"seq_len ({config.seq_len}) must exceed and nt_cond ({config.nt_cond}) "
+            f"must be at least model.nt_inf ({config.model.nt_inf})"
+        )
 
 
 def make_experiment(config, data=None) -> tuple[core.Experiment, Any]:
@@ -116,16 +139,23 @@ def make_experiment(config, data=None) -> tuple[core.Experiment, Any]:
 
     def init(key):
         v = srvp.init_variables(cfg, key, seq_len)
-        return core.TrainState(jnp.zeros((), jnp.int32), v["params"], tx.init(v["params"]),
-                               v["batch_stats"])
+        return core.TrainState(
+            jnp.zeros((), jnp.int32), v["params"], tx.init(v["params"]), v["batch_stats"]
+        )
 
     def loss_fn(params, batch_stats, batch, key):
         # batch: [B, T, 64, 64, nc]
         noise = srvp.sample_noise(cfg, key, batch.shape[0], batch.shape[1])
-        terms, new_stats = srvp.elbo(cfg, {"params": params, "batch_stats": batch_stats}, batch,
-                                     noise, train=True)
-        aux = {"nll": terms.nll, "kl_y": terms.kl_y, "kl_z": terms.kl_z,
-               "residual_norm": terms.residual_norm, "mse": terms.mse}
+        terms, new_stats = srvp.elbo(
+            cfg, {"params": params, "batch_stats": batch_stats}, batch, noise, train=True
+        )
+        aux = {
+            "nll": terms.nll,
+            "kl_y": terms.kl_y,
+            "kl_z": terms.kl_z,
+            "residual_norm": terms.residual_norm,
+            "mse": terms.mse,
+        }
         return terms.loss, (aux, new_stats)
 
     evaluate_fn = None
@@ -137,17 +167,30 @@ def make_experiment(config, data=None) -> tuple[core.Experiment, Any]:
             nonlocal val
             if val is None:
                 val = data.test_videos(ec.log_videos, config.nt_cond + ec.horizon, ec.seed + 1)
-            s, _ = evaluation.sample_and_score(cfg, _variables(state), jnp.asarray(val), val_key,
-                                               config.nt_cond, ec.horizon, ec.log_samples)
+            s, _ = evaluation.sample_and_score(
+                cfg,
+                _variables(state),
+                jnp.asarray(val),
+                val_key,
+                config.nt_cond,
+                ec.horizon,
+                ec.log_samples,
+            )
             return {f"val_{k}": float(np.asarray(v).mean(-1).max(0).mean()) for k, v in s.items()}
 
     finalize = None
     if ec.at_end:
+
         def finalize(state, workdir):
             return _run_evaluation(config, _variables(state), pathlib.Path(workdir), data)
 
-    return core.Experiment(init=init, step=core.loss_step(loss_fn, tx), batch_fn=data.batch,
-                           evaluate=evaluate_fn, finalize=finalize), data
+    return core.Experiment(
+        init=init,
+        step=core.loss_step(loss_fn, tx),
+        batch_fn=data.batch,
+        evaluate=evaluate_fn,
+        finalize=finalize,
+    ), data
 
 
 def _variables(state) -> dict:
@@ -170,8 +213,10 @@ def restore_variables(config, workdir) -> dict:
     ckpt = Checkpointer(pathlib.Path(workdir) / "checkpoints")
     if ckpt.latest_step() is None:
         ckpt.close()
-        raise FileNotFoundError(f"no checkpoint in {pathlib.Path(workdir) / 'checkpoints'}; "
-                                f"train first with `video train --workdir {workdir}`")
+        raise FileNotFoundError(
+            f"no checkpoint in {pathlib.Path(workdir) / 'checkpoints'}; "
+            f"train first with `video train --workdir {workdir}`"
+        )
     abstract = jax.eval_shape(experiment.init, jax.random.PRNGKey(0))
     state = ckpt.restore(abstract)
     ckpt.close()
@@ -199,20 +244,36 @@ def _run_evaluation(config, variables, workdir: pathlib.Path, data) -> dict:
     t0 = time.perf_counter()
     videos = data.test_videos(ec.num_videos, config.nt_cond + ec.horizon, ec.seed)
     result = evaluation.evaluate_videos(
-        cfg, variables, videos, config.nt_cond, ec.horizon, ec.n_samples, ec.batch_size,
-        jax.random.PRNGKey(ec.seed), lpips_params, i3d, ec.num_gifs,
-        sample_chunk=ec.sample_chunk or None, progress=bool(config.progress))
+        cfg,
+        variables,
+        videos,
+        config.nt_cond,
+        ec.horizon,
+        ec.n_samples,
+        ec.batch_size,
+        jax.random.PRNGKey(ec.seed),
+        lpips_params,
+        i3d,
+        ec.num_gifs,
+        sample_chunk=ec.sample_chunk or None,
+        progress=bool(config.progress),
+    )
     seconds = time.perf_counter() - t0
     summary = evaluation.write_results(
-        result, workdir / "eval", f"SRVP ({config.dataset})",
-        {"horizon": ec.horizon, "nt_cond": config.nt_cond})
+        result,
+        workdir / "eval",
+        f"SRVP ({config.dataset})",
+        {"horizon": ec.horizon, "nt_cond": config.nt_cond},
+    )
     summary["eval_seconds"] = seconds
     summary["data"] = data.source
     (workdir / "eval" / "summary.json").write_text(json.dumps(summary, indent=2))
     print((workdir / "eval" / "results.md").read_text(), flush=True)
     if lpips_params is None or i3d is None:
-        print("LPIPS/FVD skipped: set eval.lpips_weights / eval.i3d_weights to converted weights",
-              flush=True)
+        print(
+            "LPIPS/FVD skipped: set eval.lpips_weights / eval.i3d_weights to converted weights",
+            flush=True,
+        )
     return summary
 
 
@@ -246,8 +307,9 @@ def explore(config, workdir):
         y = srvp.rollout_prior(cfg, variables, c.y[:, -1], None, horizon, z_noise=eps)
         normal = srvp.decode(cfg, variables, jnp.concatenate([c.y, y], 1), c.w, c.skips)
         # twice the frame rate: half the Euler step, every intermediate state decoded
-        y2 = srvp.rollout_prior(cfg, variables, c.y[:, -1], None, horizon, dt=cfg.dt / 2,
-                                frame_rate=2, z_noise=eps)
+        y2 = srvp.rollout_prior(
+            cfg, variables, c.y[:, -1], None, horizon, dt=cfg.dt / 2, frame_rate=2, z_noise=eps
+        )
         fast = srvp.decode(cfg, variables, y2, c.w, c.skips)
         # content swap: dynamics of video 0 with content (and skips) of video 1, and vice versa
         ys = jnp.concatenate([c.y, y], 1)

@@ -18,7 +18,9 @@ def test_generate_waveeq_vectorised_equals_one_at_a_time_and_is_normalised():
     np.testing.assert_allclose(full.reshape(3, -1).max(1), 1.0, atol=1e-6)
     np.testing.assert_allclose(full.reshape(3, -1).min(1), 0.0, atol=1e-6)
     np.testing.assert_array_equal(full[:, ::2], v)
-    assert np.all((300 <= vec["c"]) & (vec["c"] < 400)) and np.all((1 <= vec["f0"]) & (vec["f0"] < 30))
+    assert np.all((300 <= vec["c"]) & (vec["c"] < 400)) and np.all(
+        (1 <= vec["f0"]) & (vec["f0"] < 30)
+    )
 
 
 def test_load_waveeq_caches_and_splits(tmp_path, monkeypatch):
@@ -101,7 +103,9 @@ def test_import_does_not_load_heavy_packages():
     import subprocess
     import sys
 
-    code = ("import sys, physics, physics.train, physics.main; "
-            "print([m for m in ('tensorflow', 'tensorflow_datasets', 'neural_tangents') if m in sys.modules])")
+    code = (
+        "import sys, physics, physics.train, physics.main; "
+        "print([m for m in ('tensorflow', 'tensorflow_datasets', 'neural_tangents') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -19,6 +19,7 @@ def _dynamics_loss(dyn):
     def loss(params, t0):
         traj = dyn.rollout(params, t0, 4)  # [B, 4, p]
         return jnp.sum(jnp.sin(traj) * jnp.arange(1.0, 5.0)[None, :, None])
+
     return loss
 
 
@@ -31,7 +32,10 @@ def test_dto_and_backsolve_gradients_agree_with_finite_differences():
         for adjoint in ("recursive", "backsolve"):
             dyn = M.TemporalDynamics(field, solver="dopri5", adjoint=adjoint, rtol=1e-9, atol=1e-11)
             grads[adjoint] = jax.jit(jax.grad(_dynamics_loss(dyn), argnums=(0, 1)))(params, t0)
-        flat = [np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(g)]) for g in grads.values()]
+        flat = [
+            np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(g)])
+            for g in grads.values()
+        ]
         np.testing.assert_allclose(flat[0], flat[1], rtol=1e-6, atol=1e-9)
 
         # exact gradient of the fixed-step RK4 discretisation vs central differences
@@ -79,7 +83,9 @@ def _tiny(mixing="concat", use_content=True):
         dynamic_encoder=M.MLPEncoder(3, hidden=5, num_layers=2),
         decoder=M.MLPDecoder((4,), hidden=6, num_layers=2),
         dynamics=M.TemporalDynamics(M.MLPVectorField(hidden=7), kind="residual", n_blocks=2),
-        mixing=mixing, use_content=use_content)
+        mixing=mixing,
+        use_content=use_content,
+    )
 
 
 @pytest.mark.parametrize("mixing,use_content", [("concat", True), ("mul", True), ("concat", False)])
@@ -92,10 +98,15 @@ def test_each_loss_term_matches_hand_computation(mixing, use_content):
     w = LossWeights(pred=2.0, ae=3.0, s=5.0, t=0.5)
     total, terms = jax.jit(lambda p, x, k: separation_loss(model, p, x, k, 2, w))(params, seq, key)
 
-    enc_s = lambda win: _np_mlp(params["content_encoder"]["params"]["MLP_0"] and  # noqa: E731
-                                {"params": params["content_encoder"]["params"]["MLP_0"]}, win.reshape(3, -1))
-    enc_t = lambda win: _np_mlp({"params": params["dynamic_encoder"]["params"]["MLP_0"]},  # noqa: E731
-                                win.reshape(3, -1))
+    enc_s = lambda win: _np_mlp(
+        params["content_encoder"]["params"]["MLP_0"]  # noqa: E731
+        and {"params": params["content_encoder"]["params"]["MLP_0"]},
+        win.reshape(3, -1),
+    )
+    enc_t = lambda win: _np_mlp(
+        {"params": params["dynamic_encoder"]["params"]["MLP_0"]},  # noqa: E731
+        win.reshape(3, -1),
+    )
     field = lambda blk, t: _np_mlp({"params": blk["params"]["MLP_0"]}, t)  # noqa: E731
     mix = (lambda s, t: np.concatenate([s, t], -1)) if mixing == "concat" else (lambda s, t: s * t)
     if not use_content:
@@ -119,8 +130,9 @@ def test_each_loss_term_matches_hand_computation(mixing, use_content):
     np.testing.assert_allclose(terms["ae"], l_ae, rtol=1e-5)
     np.testing.assert_allclose(terms["reg_s"], l_s, rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(terms["reg_t"], l_t, rtol=1e-5)
-    np.testing.assert_allclose(total, 2 * l_pred + 3 * l_ae + (5 * l_s if use_content else 0) + 0.5 * l_t,
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        total, 2 * l_pred + 3 * l_ae + (5 * l_s if use_content else 0) + 0.5 * l_t, rtol=1e-5
+    )
 
 
 def test_content_swap_plumbing():
@@ -130,7 +142,9 @@ def test_content_swap_plumbing():
     params = model.init(jax.random.PRNGKey(0), a)
     swapped = model.swap(params, a, b, 5)
     s_a, _ = model.encode_content(params, a)
-    expect = model.decode(params, s_a, None, model.rollout(params, model.encode_dynamic(params, b), 5))
+    expect = model.decode(
+        params, s_a, None, model.rollout(params, model.encode_dynamic(params, b), 5)
+    )
     np.testing.assert_allclose(swapped, expect, rtol=1e-6)
     np.testing.assert_allclose(model.swap(params, a, a, 5), model.predict(params, a, 5), rtol=1e-6)
     assert not np.allclose(swapped, model.predict(params, b, 5))
@@ -139,18 +153,24 @@ def test_content_swap_plumbing():
     np.testing.assert_allclose(no_s.swap(p2, a, b, 5), no_s.predict(p2, b, 5), rtol=1e-6)
 
 
-@pytest.mark.parametrize("enc,dec,frame,kind,t_shape", [
-    ("dcgan", "dcgan", (16, 16, 1), "mlp", (3,)),
-    ("vgg", "vgg", (8, 8, 2), "mlp", (3,)),
-    ("resnet", "dcgan", (8, 8, 3), "mlp", (3,)),
-    ("conv_skip", "conv_skip", (8, 8, 1), "conv", (2, 2, 3)),
-])
+@pytest.mark.parametrize(
+    "enc,dec,frame,kind,t_shape",
+    [
+        ("dcgan", "dcgan", (16, 16, 1), "mlp", (3,)),
+        ("vgg", "vgg", (8, 8, 2), "mlp", (3,)),
+        ("resnet", "dcgan", (8, 8, 3), "mlp", (3,)),
+        ("conv_skip", "conv_skip", (8, 8, 1), "conv", (2, 2, 3)),
+    ],
+)
 def test_architectures_shapes(enc, dec, frame, kind, t_shape):
-    from physics.train import build_encoder, build_decoder  # registry used by the presets
+    from physics.train import build_decoder, build_encoder  # registry used by the presets
+
     encs = [build_encoder(enc, 3, nf=4, channels=2) for _ in range(2)]
     decoder = build_decoder(dec, frame, nf=4, channels=2)
     field = M.MLPVectorField(hidden=8) if kind == "mlp" else M.ConvVectorField(hidden=4)
-    model = M.SeparationModel(encs[0], encs[1], decoder, M.TemporalDynamics(field, solver="euler", dt=1.0))
+    model = M.SeparationModel(
+        encs[0], encs[1], decoder, M.TemporalDynamics(field, solver="euler", dt=1.0)
+    )
     window = jnp.ones((2, 2) + frame)
     params = jax.eval_shape(model.init, jax.random.PRNGKey(0), window)  # shapes only: no compile
     out = jax.eval_shape(lambda p, w: model.predict(p, w, 3), params, window)

@@ -18,8 +18,13 @@ def test_order_of_convergence_linear_system(solver, order):
         exact = expm(a * 2.0) @ y0
         errs = []
         for dt in (0.1, 0.05, 0.025):
-            ys = sim.integrate(lambda t, y, args: jnp.asarray(a) @ y, jnp.asarray(y0),
-                               jnp.array([0.0, 2.0]), dt=dt, solver=solver)
+            ys = sim.integrate(
+                lambda t, y, args: jnp.asarray(a) @ y,
+                jnp.asarray(y0),
+                jnp.array([0.0, 2.0]),
+                dt=dt,
+                solver=solver,
+            )
             errs.append(np.abs(np.asarray(ys[-1]) - exact).max())
         rates = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
     assert np.all(np.abs(rates - order) < 0.15), rates
@@ -29,8 +34,15 @@ def test_adaptive_solver_matches_expm():
     with enable_x64():
         a = np.array([[0.0, 1.0], [-4.0, -0.3]])
         ts = np.linspace(0, 3, 7)
-        ys = sim.integrate(lambda t, y, args: jnp.asarray(a) @ y, jnp.array([1.0, 0.0]), ts,
-                           dt=0.1, solver="tsit5", rtol=1e-10, atol=1e-12)
+        ys = sim.integrate(
+            lambda t, y, args: jnp.asarray(a) @ y,
+            jnp.array([1.0, 0.0]),
+            ts,
+            dt=0.1,
+            solver="tsit5",
+            rtol=1e-10,
+            atol=1e-12,
+        )
         exact = np.stack([expm(a * t) @ np.array([1.0, 0.0]) for t in ts])
     np.testing.assert_allclose(np.asarray(ys), exact, atol=1e-8)
 
@@ -50,7 +62,9 @@ def _numpy_wave(c, f0, size, num_frames, dt, substeps, radius2=25.0):
         out = np.zeros_like(w)
         for i in range(2, size - 2):
             for j in range(2, size - 2):
-                out[i, j] = sum(cf * (w[i + k - 2, j] + w[i, j + k - 2]) for k, cf in enumerate(coefs))
+                out[i, j] = sum(
+                    cf * (w[i + k - 2, j] + w[i, j + k - 2]) for k, cf in enumerate(coefs)
+                )
         return out
 
     def f(t, w, v):
@@ -101,12 +115,15 @@ def test_pendulum_energy_decays_as_friction_work():
     with enable_x64():
         omega0, alpha = 2 * np.pi / 12, 0.2
         ts = np.linspace(0, 20, 2001)
-        ys = np.asarray(sim.simulate_pendulum(jnp.array([1.0, 0.0]), ts, omega0=omega0,
-                                              alpha=alpha, dt=0.01))
+        ys = np.asarray(
+            sim.simulate_pendulum(jnp.array([1.0, 0.0]), ts, omega0=omega0, alpha=alpha, dt=0.01)
+        )
         energy = np.asarray(sim.pendulum_energy(jnp.asarray(ys), omega0))
     assert np.all(np.diff(energy) <= 1e-12)
     # dE/dt = -α θ'² ⇒ E(t) = E(0) − α ∫ θ'² dt (trapezoid rule, O(h²) ≈ 1e-6 here)
-    work = alpha * np.concatenate([[0], np.cumsum(0.5 * (ys[1:, 1] ** 2 + ys[:-1, 1] ** 2) * np.diff(ts))])
+    work = alpha * np.concatenate(
+        [[0], np.cumsum(0.5 * (ys[1:, 1] ** 2 + ys[:-1, 1] ** 2) * np.diff(ts))]
+    )
     np.testing.assert_allclose(energy, energy[0] - work, atol=1e-5)
     # frictionless: energy conserved
     with enable_x64():
@@ -122,12 +139,19 @@ def test_heat_matches_separable_closed_form():
     r11 = sim.heat_mode(1, 1, size, length)
     ts = np.linspace(0, 0.2, 5)
     with enable_x64():
-        us = np.asarray(sim.simulate_heat(u0.astype(np.float64), ts, diffusivity=d,
-                                          dx=length / (size + 1), dt=1e-3))
-    discrete = (mode[None] * np.exp(-d * rate_discrete * ts)[:, None, None]
-                + 0.5 * r11[0][None] * np.exp(-d * r11[2] * ts)[:, None, None])
-    continuous = (mode[None] * np.exp(-d * rate * ts)[:, None, None]
-                  + 0.5 * r11[0][None] * np.exp(-d * r11[1] * ts)[:, None, None])
+        us = np.asarray(
+            sim.simulate_heat(
+                u0.astype(np.float64), ts, diffusivity=d, dx=length / (size + 1), dt=1e-3
+            )
+        )
+    discrete = (
+        mode[None] * np.exp(-d * rate_discrete * ts)[:, None, None]
+        + 0.5 * r11[0][None] * np.exp(-d * r11[2] * ts)[:, None, None]
+    )
+    continuous = (
+        mode[None] * np.exp(-d * rate * ts)[:, None, None]
+        + 0.5 * r11[0][None] * np.exp(-d * r11[1] * ts)[:, None, None]
+    )
     np.testing.assert_allclose(us, discrete, atol=1e-9)  # exact for the semi-discrete system
     np.testing.assert_allclose(us, continuous, atol=2e-2)  # O(dx²) from the PDE's solution
 
@@ -137,8 +161,9 @@ def test_periodic_laplacian_fourier_eigenvalue_and_fhn_shapes():
     x = np.arange(n) * dx
     mode = np.outer(np.cos(2 * np.pi * 2 * x / 2.0), np.ones(n))
     lam = -4 / dx**2 * np.sin(np.pi * 2 * dx / 2.0) ** 2
-    np.testing.assert_allclose(np.asarray(sim.periodic_laplacian(jnp.asarray(mode), dx)),
-                               lam * mode, atol=1e-3)
+    np.testing.assert_allclose(
+        np.asarray(sim.periodic_laplacian(jnp.asarray(mode), dx)), lam * mode, atol=1e-3
+    )
     y0 = np.random.default_rng(0).uniform(0, 1, (2, n, n)).astype(np.float32)
     ys = sim.simulate_fitzhugh_nagumo(y0, np.linspace(0, 1.0, 5), dt=0.05)
     assert ys.shape == (5, 2, n, n) and bool(jnp.isfinite(ys).all())

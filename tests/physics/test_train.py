@@ -3,15 +3,23 @@
 import json
 
 import numpy as np
-import pytest
 
 from physics.main import main
 
 
 def _run(tmp_path, name, *overrides, preset="waveeq_tiny"):
     workdir = tmp_path / name
-    rc = main(["train", "--config", preset, "--workdir", str(workdir),
-               f"data_dir={tmp_path / 'data'}", *overrides])
+    rc = main(
+        [
+            "train",
+            "--config",
+            preset,
+            "--workdir",
+            str(workdir),
+            f"data_dir={tmp_path / 'data'}",
+            *overrides,
+        ]
+    )
     assert rc == 0
     return workdir
 
@@ -34,8 +42,20 @@ def test_waveeq_tiny_trains_evaluates_and_resumes_exactly(tmp_path):
         assert a[key] == b[key], key
     assert json.loads((resumed / "results.json").read_text())["mse_t+6"] == res["mse_t+6"]
     # evaluation command on the trained run
-    assert main(["eval", "--config", "waveeq_tiny", "--workdir", str(full),
-                 f"data_dir={tmp_path / 'data'}", "num_steps=2"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--config",
+                "waveeq_tiny",
+                "--workdir",
+                str(full),
+                f"data_dir={tmp_path / 'data'}",
+                "num_steps=2",
+            ]
+        )
+        == 0
+    )
 
 
 def test_mmnist_tiny_one_step_with_content_swap(tmp_path):
@@ -51,19 +71,42 @@ def test_sst_one_step_on_synthetic_files(tmp_path):
     rng = np.random.default_rng(0)
     for z in range(1, 21):
         np.save(root / f"zone_{z:02d}.npy", rng.normal(size=(12, 16, 16)).astype(np.float32))
-    w = _run(tmp_path, "sst", "num_steps=1", "batch_size=4", "model.nf=4", "model.content_dim=3",
-             "model.dynamic_dim=2", "dynamics.hidden=4", "eval_windows=4", "log_eval_windows=0",
-             "progress=False", "log_every=1", "checkpoint_every=1", preset="sst")
+    w = _run(
+        tmp_path,
+        "sst",
+        "num_steps=1",
+        "batch_size=4",
+        "model.nf=4",
+        "model.content_dim=3",
+        "model.dynamic_dim=2",
+        "dynamics.hidden=4",
+        "eval_windows=4",
+        "log_eval_windows=0",
+        "progress=False",
+        "log_every=1",
+        "checkpoint_every=1",
+        preset="sst",
+    )
     assert np.isfinite(json.loads((w / "results.json").read_text())["mse_t+6"])
 
 
 def test_missing_data_and_bad_options_exit_2(tmp_path, capsys):
-    rc = main(["train", "--config", "taxibj", "--workdir", str(tmp_path / "t"),
-               f"data_dir={tmp_path}"])
+    rc = main(
+        ["train", "--config", "taxibj", "--workdir", str(tmp_path / "t"), f"data_dir={tmp_path}"]
+    )
     assert rc == 2
     err = capsys.readouterr().err.strip()
     assert "taxibj/train.npz" in err and len(err.splitlines()) == 1
-    rc = main(["train", "--config", "waveeq_tiny", "--workdir", str(tmp_path / "u"),
-               f"data_dir={tmp_path}", "dynamics.solver=rk45"])
+    rc = main(
+        [
+            "train",
+            "--config",
+            "waveeq_tiny",
+            "--workdir",
+            str(tmp_path / "u"),
+            f"data_dir={tmp_path}",
+            "dynamics.solver=rk45",
+        ]
+    )
     assert rc == 2
     assert "unknown ODE solver 'rk45'" in capsys.readouterr().err

@@ -53,7 +53,8 @@ def test_deterministic_bounces_reflect(det_traj):
     flipped = det_traj.velocities[:, 1:] == -det_traj.velocities[:, :-1]
     assert b.sum() > 100
     assert np.all(flipped[b]) and np.all(
-        (det_traj.velocities[:, 1:] == det_traj.velocities[:, :-1])[~b])
+        (det_traj.velocities[:, 1:] == det_traj.velocities[:, :-1])[~b]
+    )
 
 
 def test_stochastic_bounces_redraw_away_from_wall(sto_traj):
@@ -133,8 +134,10 @@ def _write_kth(root):
     for person in (1, 2, 21):
         folder = root / "walking"
         folder.mkdir(parents=True, exist_ok=True)
-        np.save(folder / f"person{person:02d}_walking_d1_uncomp.npy",
-                rng.integers(0, 256, (30, 64, 64), dtype=np.uint8))
+        np.save(
+            folder / f"person{person:02d}_walking_d1_uncomp.npy",
+            rng.integers(0, 256, (30, 64, 64), dtype=np.uint8),
+        )
     import imageio.v3 as iio
 
     pngs = root / "boxing" / "person03_boxing_d2_uncomp"
@@ -164,8 +167,9 @@ def test_kth_layout(tmp_path):
 def test_human36m_layout_and_stride(tmp_path):
     for s in (1, 9):
         (tmp_path / f"S{s}").mkdir()
-        frames = np.arange(200, dtype=np.uint8)[:, None, None, None] * np.ones((1, 64, 64, 3),
-                                                                             np.uint8)
+        frames = np.arange(200, dtype=np.uint8)[:, None, None, None] * np.ones(
+            (1, 64, 64, 3), np.uint8
+        )
         np.save(tmp_path / f"S{s}" / "Walking.npy", frames)
     h = data.human36m(tmp_path, "train", seq_len=16)
     x = h.batch(0, 0, 2)

@@ -10,8 +10,11 @@ from video import metrics
 def test_psnr_closed_form():
     x = np.zeros((2, 3, 8, 8, 1), np.float32)
     y = x + np.array([0.1, 0.01, 0.5], np.float32)[None, :, None, None, None]
-    np.testing.assert_allclose(np.asarray(metrics.psnr(x, y)),
-                               np.broadcast_to([20.0, 40.0, 10 * np.log10(4)], (2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(metrics.psnr(x, y)),
+        np.broadcast_to([20.0, 40.0, 10 * np.log10(4)], (2, 3)),
+        rtol=1e-5,
+    )
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -21,18 +24,25 @@ def test_ssim_matches_skimage(channels):
     y = np.clip(x + 0.2 * rng.normal(size=x.shape), 0, 1).astype(np.float32)
     y[1] = x[1]  # identical frames: SSIM 1
     ours = np.asarray(metrics.ssim(jnp.asarray(x), jnp.asarray(y)))
-    ref = [structural_similarity(x[i], y[i], gaussian_weights=True, sigma=1.5,
-                                 use_sample_covariance=False, data_range=1.0, channel_axis=-1)
-           for i in range(3)]
+    ref = [
+        structural_similarity(
+            x[i],
+            y[i],
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=1.0,
+            channel_axis=-1,
+        )
+        for i in range(3)
+    ]
     np.testing.assert_allclose(ours, ref, atol=1e-4)
     assert ours[1] == pytest.approx(1.0, abs=1e-6)
 
 
 def test_best_of_n_protocol():
     # scores [S=3, N=2, T=2]: video 0 best sample by mean is 2, video 1 is 0
-    s = np.array([[[1.0, 1.0], [5.0, 3.0]],
-                  [[0.0, 3.0], [1.0, 1.0]],
-                  [[2.0, 2.5], [0.0, 0.0]]])
+    s = np.array([[[1.0, 1.0], [5.0, 3.0]], [[0.0, 3.0], [1.0, 1.0]], [[2.0, 2.5], [0.0, 0.0]]])
     r = metrics.best_of_n(s, higher_is_better=True)
     np.testing.assert_array_equal(r.best_sample, [2, 0])
     np.testing.assert_allclose(r.per_video, [2.25, 4.0])
@@ -64,8 +74,10 @@ def test_repeat_last_frame_and_black_baselines_closed_form():
     videos = jnp.asarray(np.broadcast_to(values[None, :, None, None, None], (2, 5, 16, 16, 1)))
     s = evaluation.last_frame_baseline(videos, nt_cond=2, horizon=3)
     expected = 10 * np.log10(1 / (values[2:] - values[1]) ** 2)
-    np.testing.assert_allclose(np.asarray(s["psnr"])[0], np.broadcast_to(expected, (2, 3)),
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        np.asarray(s["psnr"])[0], np.broadcast_to(expected, (2, 3)), rtol=1e-4
+    )
     b = evaluation.last_frame_baseline(videos, nt_cond=2, horizon=3, blank=True)
-    np.testing.assert_allclose(np.asarray(b["psnr"])[0, 0], 10 * np.log10(1 / values[2:] ** 2),
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        np.asarray(b["psnr"])[0, 0], 10 * np.log10(1 / values[2:] ** 2), rtol=1e-4
+    )

@@ -7,9 +7,25 @@ import pytest
 
 from video import model as M
 
-TINY = M.SRVPConfig(nc=1, nf=4, nhx=8, ny=3, nz=2, nw=6, nt_inf=2, nh_inf=8, nlayers_inf=3,
-                    nh_res=8, nlayers_res=3, n_euler_steps=2, obs_scale=0.5, beta_y=0.7,
-                    beta_z=1.3, l2_res=0.9, res_gain=1.41)
+TINY = M.SRVPConfig(
+    nc=1,
+    nf=4,
+    nhx=8,
+    ny=3,
+    nz=2,
+    nw=6,
+    nt_inf=2,
+    nh_inf=8,
+    nlayers_inf=3,
+    nh_res=8,
+    nlayers_res=3,
+    n_euler_steps=2,
+    obs_scale=0.5,
+    beta_y=0.7,
+    beta_z=1.3,
+    l2_res=0.9,
+    res_gain=1.41,
+)
 
 
 def random_variables(cfg, seed=0):
@@ -45,12 +61,20 @@ def test_initialisation(tiny_init):
         gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
         np.testing.assert_allclose(gram, TINY.res_gain**2 * np.eye(len(gram)), atol=1e-4)
         assert np.all(np.asarray(p["f"][f"dense{i}"]["bias"]) == 0)
-    convs = [np.asarray(v) for k, v in jax.tree_util.tree_flatten_with_path(p["encoder"])[0]
-             if "kernel" in jax.tree_util.keystr(k)]
+    convs = [
+        np.asarray(v)
+        for k, v in jax.tree_util.tree_flatten_with_path(p["encoder"])[0]
+        if "kernel" in jax.tree_util.keystr(k)
+    ]
     allw = np.concatenate([c.ravel() for c in convs])
     assert abs(allw.std() - 0.02) < 0.003 and abs(allw.mean()) < 0.003
-    scales = np.concatenate([np.asarray(v).ravel() for k, v in jax.tree_util.tree_flatten_with_path(
-        p["encoder"])[0] if "scale" in jax.tree_util.keystr(k)])
+    scales = np.concatenate(
+        [
+            np.asarray(v).ravel()
+            for k, v in jax.tree_util.tree_flatten_with_path(p["encoder"])[0]
+            if "scale" in jax.tree_util.keystr(k)
+        ]
+    )
     assert abs(scales.mean() - 1) < 0.01 and 0.01 < scales.std() < 0.03
     assert set(tiny_init["batch_stats"]) == {"encoder", "decoder"}
 
@@ -76,8 +100,9 @@ def test_elbo_terms_by_hand(tiny_init, video):
     noise = M.sample_noise(cfg, jax.random.PRNGKey(2), 2, 4)
     terms, new_stats = jax.jit(lambda v, x, n: M.elbo(cfg, v, x, n, train=True))(v, x, noise)
     model = M.SRVP(cfg)
-    call = lambda method, *a, **kw: model.apply(v, *a, method=method, mutable=["batch_stats"],
-                                                **kw)[0]
+    call = lambda method, *a, **kw: model.apply(
+        v, *a, method=method, mutable=["batch_stats"], **kw
+    )[0]
     h, skips = call(M.SRVP.encode, x, train=True)
     mu_y, s_y = call(M.SRVP.infer_y1, h[:, :2])
     y = mu_y + s_y * noise.eps_y
@@ -88,8 +113,11 @@ def test_elbo_terms_by_hand(tiny_init, video):
     for t in range(1, 4):
         z = mu_q[:, t] + s_q[:, t] * noise.eps_z[:, t - 1]
         mu_p, s_p = call(M.SRVP.prior_z, y)
-        kl_z += np.sum(np.log(s_p / s_q[:, t]) + (s_q[:, t] ** 2 + (mu_q[:, t] - mu_p) ** 2)
-                       / (2 * s_p**2) - 0.5)
+        kl_z += np.sum(
+            np.log(s_p / s_q[:, t])
+            + (s_q[:, t] ** 2 + (mu_q[:, t] - mu_p) ** 2) / (2 * s_p**2)
+            - 0.5
+        )
         for _ in range(2):  # two Euler steps, same z
             inc = 0.5 * f(y, z)
             res += np.sum(np.sqrt(np.sum(np.asarray(inc) ** 2, -1)))
@@ -130,8 +158,9 @@ def test_single_euler_step_is_plain_residual_update():
     yy = y
     for t in range(3):
         mu, s = model.apply(v, yy, method=M.SRVP.prior_z)
-        yy = yy + model.apply(v, jnp.concatenate([yy, mu + s * eps[t]], -1),
-                              method=lambda m, a: m.f(a))
+        yy = yy + model.apply(
+            v, jnp.concatenate([yy, mu + s * eps[t]], -1), method=lambda m, a: m.f(a)
+        )
         np.testing.assert_allclose(np.asarray(ys[:, t]), np.asarray(yy), rtol=1e-5, atol=1e-6)
 
 
@@ -153,8 +182,7 @@ def test_euler_substeps_hold_z_and_frame_rate():
     f = lambda yy: model.apply(v, jnp.concatenate([yy, z], -1), method=lambda m, a: m.f(a))
     half = y + 0.5 * f(y)
     np.testing.assert_allclose(np.asarray(fine[:, 0]), np.asarray(half), rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(fine[:, 1]), np.asarray(half + 0.5 * f(half)),
-                               rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(fine[:, 1]), np.asarray(half + 0.5 * f(half)), rtol=1e-5)
     assert not np.allclose(np.asarray(finer), np.asarray(fine))  # smaller dt, other path
     with pytest.raises(ValueError, match="dt=0.3"):
         M.rollout_prior(cfg, v, y0, None, 2, dt=0.3, z_noise=eps[:2])
@@ -168,14 +196,20 @@ def test_generate_shapes_any_horizon(horizon, video):
     out = gen(v, video[:, :3], jax.random.PRNGKey(0))
     assert out.shape == (2, 3 + horizon, 64, 64, 1)
     assert float(out.min()) >= 0 and float(out.max()) <= 1
-    np.testing.assert_array_equal(np.asarray(out),
-                                  np.asarray(gen(v, video[:, :3], jax.random.PRNGKey(0))))
+    np.testing.assert_array_equal(
+        np.asarray(out), np.asarray(gen(v, video[:, :3], jax.random.PRNGKey(0)))
+    )
 
 
-@pytest.mark.parametrize("change", [dict(dynamics="gru", n_euler_steps=1),
-                                    dict(dynamics="mlp", n_euler_steps=1),
-                                    dict(stochastic=False),
-                                    dict(archi="vgg", skipco=True, nc=3)])
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(dynamics="gru", n_euler_steps=1),
+        dict(dynamics="mlp", n_euler_steps=1),
+        dict(stochastic=False),
+        dict(archi="vgg", skipco=True, nc=3),
+    ],
+)
 def test_ablations_and_architectures(change, video):
     cfg = dataclasses.replace(TINY, **change)
     v = random_variables(cfg)

@@ -9,13 +9,35 @@ from generative.core.config import resolve
 from video import main as video_main
 from video import train
 
-TINY_MODEL = ["model.nf=4", "model.nhx=8", "model.ny=3", "model.nz=2", "model.nw=6",
-              "model.nt_inf=2", "model.nh_inf=8", "model.nh_res=8", "model.nlayers_res=3",
-              "batch_size=4", "num_steps=2", "log_every=1", "checkpoint_every=1",
-              "progress=False", "eval.num_videos=3", "eval.n_samples=2", "eval.batch_size=2",
-              "eval.num_gifs=1", "eval.log_videos=0", "eval.at_end=False"]
-MMNIST = TINY_MODEL + ["seq_len=4", "nt_cond=2", "eval.horizon=3", "num_font_digits=40",
-                       "digits=font"]
+TINY_MODEL = [
+    "model.nf=4",
+    "model.nhx=8",
+    "model.ny=3",
+    "model.nz=2",
+    "model.nw=6",
+    "model.nt_inf=2",
+    "model.nh_inf=8",
+    "model.nh_res=8",
+    "model.nlayers_res=3",
+    "batch_size=4",
+    "num_steps=2",
+    "log_every=1",
+    "checkpoint_every=1",
+    "progress=False",
+    "eval.num_videos=3",
+    "eval.n_samples=2",
+    "eval.batch_size=2",
+    "eval.num_gifs=1",
+    "eval.log_videos=0",
+    "eval.at_end=False",
+]
+MMNIST = TINY_MODEL + [
+    "seq_len=4",
+    "nt_cond=2",
+    "eval.horizon=3",
+    "num_font_digits=40",
+    "digits=font",
+]
 
 
 def _params(workdir):
@@ -32,8 +54,7 @@ def test_mmnist_train_resume_eval_explore(tmp_path):
     # resume from the step-1 checkpoint equals the uninterrupted run
     shutil.copytree(a, b)
     shutil.rmtree(b / "checkpoints" / "2")
-    assert video_main.main(["train", "--config", "smmnist_tiny", "--workdir", str(b)]
-                           + MMNIST) == 0
+    assert video_main.main(["train", "--config", "smmnist_tiny", "--workdir", str(b)] + MMNIST) == 0
     pa, pb = _params(a), _params(b)
     assert jax.tree.all(jax.tree.map(lambda x, y: bool(np.array_equal(x, y)), pa, pb))
     # evaluation: CSV + markdown with the baseline, per-frame curves, GIFs
@@ -56,14 +77,17 @@ def _write_kth(root, frames=24):
     for person in (1, 22):
         d = root / "running"
         d.mkdir(parents=True, exist_ok=True)
-        np.save(d / f"person{person:02d}_running_d1_uncomp.npy",
-                rng.integers(0, 256, (frames, 64, 64), dtype=np.uint8))
+        np.save(
+            d / f"person{person:02d}_running_d1_uncomp.npy",
+            rng.integers(0, 256, (frames, 64, 64), dtype=np.uint8),
+        )
 
 
 def test_kth_experiment_from_disk_layout(tmp_path):
     _write_kth(tmp_path / "kth")
-    config = resolve("video.configs", "kth", TINY_MODEL + [f"data_dir={tmp_path / 'kth'}",
-                                                           "seq_len=4"])
+    config = resolve(
+        "video.configs", "kth", TINY_MODEL + [f"data_dir={tmp_path / 'kth'}", "seq_len=4"]
+    )
     experiment, data = train.make_experiment(config)
     batch = experiment.batch_fn(3)
     assert batch.shape == (4, 4, 64, 64, 1)
@@ -90,15 +114,34 @@ def test_bair_experiment_on_mocked_tfds(tmp_path):
 def test_cli_errors(tmp_path, capsys):
     assert video_main.main(["train", "--config", "nope"]) == 2
     assert "valid presets" in capsys.readouterr().err
-    assert video_main.main(["train", "--config", "kth", "--workdir", str(tmp_path / "r"),
-                            f"data_dir={tmp_path / 'missing'}"]) == 2
+    assert (
+        video_main.main(
+            [
+                "train",
+                "--config",
+                "kth",
+                "--workdir",
+                str(tmp_path / "r"),
+                f"data_dir={tmp_path / 'missing'}",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert str(tmp_path / "missing") in err and len(err.strip().splitlines()) == 1
-    assert video_main.main(["train", "--config", "smmnist_tiny", "--workdir",
-                            str(tmp_path / "r2"), "dataset=ucf"]) == 2
+    assert (
+        video_main.main(
+            ["train", "--config", "smmnist_tiny", "--workdir", str(tmp_path / "r2"), "dataset=ucf"]
+        )
+        == 2
+    )
     assert "valid choices: smmnist" in capsys.readouterr().err
-    assert video_main.main(["eval", "--config", "smmnist_tiny", "--workdir",
-                            str(tmp_path / "none")] + MMNIST) == 2
+    assert (
+        video_main.main(
+            ["eval", "--config", "smmnist_tiny", "--workdir", str(tmp_path / "none")] + MMNIST
+        )
+        == 2
+    )
     assert "no checkpoint" in capsys.readouterr().err
 
 
@@ -106,15 +149,30 @@ def test_cli_errors(tmp_path, capsys):
 def test_paper_presets(preset):
     c = resolve("video.configs", preset)
     cfg = train.model_config(c)
-    table = {"smmnist": (20, 5, "dcgan", False, 1, 1.0, 2.0, 15, 5, 128, 1_100_000),
-             "dmmnist": (20, 5, "dcgan", False, 1, 1.0, 2.0, 15, 5, 128, 900_000),
-             "kth": (50, 3, "vgg", True, 2, 0.2, 1.0, 20, 10, 100, 200_000),
-             "human": (50, 3, "vgg", True, 2, 0.2, 1.0, 16, 8, 100, 350_000),
-             "bair": (50, 2, "vgg", True, 2, 0.71, 1.0, 12, 2, 192, 1_500_000)}[preset]
-    assert (cfg.ny, cfg.nt_inf, cfg.archi, cfg.skipco, cfg.n_euler_steps, cfg.obs_scale,
-            cfg.beta_z, c.seq_len, c.nt_cond, c.batch_size, c.num_steps) == table
+    table = {
+        "smmnist": (20, 5, "dcgan", False, 1, 1.0, 2.0, 15, 5, 128, 1_100_000),
+        "dmmnist": (20, 5, "dcgan", False, 1, 1.0, 2.0, 15, 5, 128, 900_000),
+        "kth": (50, 3, "vgg", True, 2, 0.2, 1.0, 20, 10, 100, 200_000),
+        "human": (50, 3, "vgg", True, 2, 0.2, 1.0, 16, 8, 100, 350_000),
+        "bair": (50, 2, "vgg", True, 2, 0.71, 1.0, 12, 2, 192, 1_500_000),
+    }[preset]
+    assert (
+        cfg.ny,
+        cfg.nt_inf,
+        cfg.archi,
+        cfg.skipco,
+        cfg.n_euler_steps,
+        cfg.obs_scale,
+        cfg.beta_z,
+        c.seq_len,
+        c.nt_cond,
+        c.batch_size,
+        c.num_steps,
+    ) == table
     assert cfg.ny == cfg.nz and c.optimizer.lr == 3e-4
     assert c.optimizer.schedule == "constant_then_linear_decay"
     assert cfg.res_gain == (1.2 if preset in ("kth", "human") else 1.41)
-    assert c.nt_cond + c.eval.horizon == {"smmnist": 25, "dmmnist": 100, "kth": 40,
-                                          "human": 53, "bair": 30}[preset]
+    assert (
+        c.nt_cond + c.eval.horizon
+        == {"smmnist": 25, "dmmnist": 100, "kth": 40, "human": 53, "bair": 30}[preset]
+    )

@@ -80,14 +80,20 @@ def _num_frames(path: pathlib.Path) -> int:
 class VideoFolder:
     """Random / fixed clips from videos on disk. Deterministic in (seed, step)."""
 
-    def __init__(self, videos: list[_Video], seq_len: int, frame_stride: int, name: str,
-                 channels: int):
+    def __init__(
+        self, videos: list[_Video], seq_len: int, frame_stride: int, name: str, channels: int
+    ):
         self.videos = [v for v in videos if (v.num_frames - 1) // frame_stride + 1 >= seq_len]
         if not self.videos:
             raise MissingDatasetError(
-                f"{name}: no video has {seq_len} frames at stride {frame_stride}")
+                f"{name}: no video has {seq_len} frames at stride {frame_stride}"
+            )
         self.seq_len, self.frame_stride, self.name, self.channels = (
-            seq_len, frame_stride, name, channels)
+            seq_len,
+            frame_stride,
+            name,
+            channels,
+        )
 
     def __len__(self):
         return len(self.videos)
@@ -96,11 +102,16 @@ class VideoFolder:
         idx = start + self.frame_stride * np.arange(self.seq_len)
         frames = _read_frames(video.path, idx)
         if frames.shape[1:3] != (64, 64):
-            raise ValueError(f"{video.path}: frames are {frames.shape[1:3]}, expected (64, 64); "
-                             "resize them when preparing the dataset")
+            raise ValueError(
+                f"{video.path}: frames are {frames.shape[1:3]}, expected (64, 64); "
+                "resize them when preparing the dataset"
+            )
         if frames.shape[-1] != self.channels:
-            frames = frames[..., :1].repeat(self.channels, -1) if frames.shape[-1] == 1 else (
-                frames[..., :3].mean(-1, keepdims=True))
+            frames = (
+                frames[..., :1].repeat(self.channels, -1)
+                if frames.shape[-1] == 1
+                else (frames[..., :3].mean(-1, keepdims=True))
+            )
         return frames.astype(np.float32) / 255.0
 
     def _sample(self, rng: np.random.Generator, batch_size: int) -> np.ndarray:
@@ -125,8 +136,10 @@ def _require_dir(root, name: str, how: str) -> pathlib.Path:
         raise MissingDatasetError(f"{name}: no data_dir given; expected layout {how}")
     root = pathlib.Path(root).expanduser()
     if not root.is_dir():
-        raise MissingDatasetError(f"{name}: dataset directory {root} does not exist; expected "
-                                  f"layout {how} (see video/data/datasets.py)")
+        raise MissingDatasetError(
+            f"{name}: dataset directory {root} does not exist; expected "
+            f"layout {how} (see video/data/datasets.py)"
+        )
     return root
 
 
@@ -150,8 +163,9 @@ def kth(root, split: str, seq_len: int, frame_stride: int = 1) -> VideoFolder:
             if m and int(m.group(1)) in persons:
                 videos.append(_Video(p, _num_frames(p)))
     if not videos:
-        raise MissingDatasetError(f"KTH: no {split} video under {root}; expected layout "
-                                  f"{DATASET_LAYOUTS['kth']}")
+        raise MissingDatasetError(
+            f"KTH: no {split} video under {root}; expected layout {DATASET_LAYOUTS['kth']}"
+        )
     return VideoFolder(videos, seq_len, frame_stride, "KTH", channels=1)
 
 
@@ -167,8 +181,10 @@ def human36m(root, split: str, seq_len: int, frame_stride: int = 8) -> VideoFold
         if folder.is_dir():
             videos += [_Video(p, _num_frames(p)) for p in _entries(folder)]
     if not videos:
-        raise MissingDatasetError(f"Human3.6M: no {split} video (subjects {subjects}) under "
-                                  f"{root}; expected layout {DATASET_LAYOUTS['human']}")
+        raise MissingDatasetError(
+            f"Human3.6M: no {split} video (subjects {subjects}) under "
+            f"{root}; expected layout {DATASET_LAYOUTS['human']}"
+        )
     return VideoFolder(videos, seq_len, frame_stride, "Human3.6M", channels=3)
 
 
@@ -193,7 +209,8 @@ class bair:  # noqa: N801 - reads like the other loader functions
             raise MissingDatasetError(
                 f"BAIR: bair_robot_pushing_small is not prepared under {where} "
                 f"({type(e).__name__}); run `tfds build bair_robot_pushing_small --data_dir "
-                f"{where}` on a machine with internet") from None
+                f"{where}` on a machine with internet"
+            ) from None
         self._iter, self._next_step, self._key = None, None, None
 
     def _stream(self, seed: int, batch_size: int, shuffle: bool):

@@ -23,8 +23,16 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
-    "CANVAS", "DIGIT", "MAX_POS", "MAX_SPEED", "NUM_DIGITS",
-    "Trajectory", "trajectories", "render", "moving_mnist_batch", "moving_mnist_test_set",
+    "CANVAS",
+    "DIGIT",
+    "MAX_POS",
+    "MAX_SPEED",
+    "NUM_DIGITS",
+    "Trajectory",
+    "trajectories",
+    "render",
+    "moving_mnist_batch",
+    "moving_mnist_test_set",
     "TEST_SET_DEFAULTS",
 ]
 
@@ -52,8 +60,9 @@ def _step(p, v, key, stochastic: bool):
         target = p + remaining * v
         # time to reach each wall along each axis (inf when not reached within `remaining`)
         t_low = jnp.where((v < 0) & (target < 0), (0.0 - p) / jnp.where(v < 0, v, -1.0), jnp.inf)
-        t_high = jnp.where((v > 0) & (target > MAX_POS),
-                           (MAX_POS - p) / jnp.where(v > 0, v, 1.0), jnp.inf)
+        t_high = jnp.where(
+            (v > 0) & (target > MAX_POS), (MAX_POS - p) / jnp.where(v > 0, v, 1.0), jnp.inf
+        )
         t_axis = jnp.minimum(t_low, t_high)  # [2]
         tau = jnp.min(t_axis)
         hit = jnp.isfinite(tau)
@@ -65,8 +74,9 @@ def _step(p, v, key, stochastic: bool):
         p = jnp.where(hit_axis & (t_low <= t_high), 0.0, p)
         p = jnp.where(hit_axis & (t_high < t_low), float(MAX_POS), p)
         if stochastic:
-            new_v = jax.random.randint(jax.random.fold_in(key, i), (2,), -MAX_SPEED,
-                                       MAX_SPEED + 1).astype(jnp.float32)
+            new_v = jax.random.randint(
+                jax.random.fold_in(key, i), (2,), -MAX_SPEED, MAX_SPEED + 1
+            ).astype(jnp.float32)
             at_low, at_high = p <= 0.0, p >= MAX_POS
             new_v = jnp.where(at_low, jnp.abs(new_v), new_v)
             new_v = jnp.where(at_high, -jnp.abs(new_v), new_v)
@@ -92,8 +102,11 @@ def trajectories(key, num_frames: int, stochastic: bool) -> Trajectory:
 
     keys = jax.random.split(k_steps, num_frames - 1)
     _, (ps, vs, bs) = jax.lax.scan(body, (p0, v0), keys)
-    return Trajectory(jnp.concatenate([p0[None], ps]), jnp.concatenate([v0[None], vs]),
-                      jnp.concatenate([jnp.zeros((1, 2), bool), bs]))
+    return Trajectory(
+        jnp.concatenate([p0[None], ps]),
+        jnp.concatenate([v0[None], vs]),
+        jnp.concatenate([jnp.zeros((1, 2), bool), bs]),
+    )
 
 
 def render(digits, positions):
@@ -101,8 +114,9 @@ def render(digits, positions):
     corners = jnp.round(positions).astype(jnp.int32)  # [D, T, 2]
 
     def place(digit, corner):  # [28, 28], [2] -> [64, 64]
-        return jax.lax.dynamic_update_slice(jnp.zeros((CANVAS, CANVAS), digit.dtype), digit,
-                                            (corner[0], corner[1]))
+        return jax.lax.dynamic_update_slice(
+            jnp.zeros((CANVAS, CANVAS), digit.dtype), digit, (corner[0], corner[1])
+        )
 
     layers = jax.vmap(lambda d, cs: jax.vmap(lambda c: place(d, c))(cs))(digits, corners)
     return jnp.clip(layers.sum(0), 0.0, 1.0)  # [T, 64, 64]
@@ -119,9 +133,14 @@ def moving_mnist_batch(key, digit_images, batch_size: int, num_frames: int, stoc
     return videos[..., None]
 
 
-def moving_mnist_test_set(digit_images, stochastic: bool, num_videos: int | None = None,
-                          num_frames: int | None = None, seed: int | None = None,
-                          chunk: int = 500) -> np.ndarray:
+def moving_mnist_test_set(
+    digit_images,
+    stochastic: bool,
+    num_videos: int | None = None,
+    num_frames: int | None = None,
+    seed: int | None = None,
+    chunk: int = 500,
+) -> np.ndarray:
     """The fixed test set [N, T, 64, 64, 1] uint8 from test digits (defaults: 5000 videos,
     25 frames stochastic / 100 deterministic, seed 42); the same seed gives the same videos."""
     n0, t0, s0 = TEST_SET_DEFAULTS["stochastic" if stochastic else "deterministic"]
@@ -132,7 +151,8 @@ def moving_mnist_test_set(digit_images, stochastic: bool, num_videos: int | None
     out = []
     for start in range(0, num_videos, chunk):  # chunks bound memory; each chunk its own key
         b = min(chunk, num_videos - start)
-        v = moving_mnist_batch(jax.random.fold_in(key, start // chunk), digit_images, chunk,
-                         num_frames, stochastic)[:b]
+        v = moving_mnist_batch(
+            jax.random.fold_in(key, start // chunk), digit_images, chunk, num_frames, stochastic
+        )[:b]
         out.append(np.asarray(jnp.round(v * 255)).astype(np.uint8))
     return np.concatenate(out)

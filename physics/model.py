@@ -24,6 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from generative.layers import Conv, ConvTranspose
 from physics.simulators import ADAPTIVE, get_solver
 
 __all__ = [
@@ -151,10 +152,10 @@ class DCGANEncoder(nn.Module):
     def __call__(self, x):  # [B, H, W, C] -> [B, out_dim]
         size, ch, i = x.shape[1], self.nf, 0
         while size > 4:
-            x = nn.Conv(ch, (4, 4), strides=2, padding=1)(x)
+            x = Conv(ch, (4, 4), strides=2, padding=1)(x)
             x = nn.leaky_relu(_norm(x) if i else x, 0.2)
             size, ch, i = size // 2, ch * 2, i + 1
-        x = nn.Conv(self.out_dim, (4, 4), padding="VALID")(x)  # [B, 1, 1, out]
+        x = Conv(self.out_dim, (4, 4), padding="VALID")(x)  # [B, 1, 1, out]
         return jnp.tanh(x.reshape(x.shape[0], -1))
 
 
@@ -171,11 +172,11 @@ class DCGANDecoder(nn.Module):
         h, _, c = self.out_shape
         n_up = int(math.log2(h // 4))
         ch = self.nf * 2 ** (n_up - 1)
-        x = nn.ConvTranspose(ch, (4, 4), padding="VALID")(z[:, None, None, :])  # [B, 4, 4, ch]
+        x = ConvTranspose(ch, (4, 4), padding="VALID")(z[:, None, None, :])  # [B, 4, 4, ch]
         x = nn.leaky_relu(_norm(x), 0.2)
         for i in range(n_up):
             last = i == n_up - 1
-            x = nn.ConvTranspose(c if last else ch // 2, (4, 4), strides=(2, 2), padding="SAME")(x)
+            x = ConvTranspose(c if last else ch // 2, (4, 4), strides=(2, 2), padding="SAME")(x)
             if not last:
                 ch //= 2
                 x = nn.leaky_relu(_norm(x), 0.2)
@@ -196,10 +197,10 @@ class VGGEncoder(nn.Module):
         size, ch = x.shape[1], self.nf
         while size > 4:
             for _ in range(2):
-                x = nn.leaky_relu(_norm(nn.Conv(ch, (3, 3))(x)), 0.2)
+                x = nn.leaky_relu(_norm(Conv(ch, (3, 3))(x)), 0.2)
             x = nn.max_pool(x, (2, 2), (2, 2))
             size, ch = size // 2, min(ch * 2, 8 * self.nf)
-        x = nn.Conv(self.out_dim, (4, 4), padding="VALID")(x)
+        x = Conv(self.out_dim, (4, 4), padding="VALID")(x)
         return jnp.tanh(x.reshape(x.shape[0], -1))
 
 
@@ -216,15 +217,15 @@ class VGGDecoder(nn.Module):
         h, _, c = self.out_shape
         n_up = int(math.log2(h // 4))
         ch = min(self.nf * 2 ** (n_up - 1), 8 * self.nf)
-        x = nn.ConvTranspose(ch, (4, 4), padding="VALID")(z[:, None, None, :])
+        x = ConvTranspose(ch, (4, 4), padding="VALID")(z[:, None, None, :])
         x = nn.leaky_relu(_norm(x), 0.2)
         for _ in range(n_up):
             b, hh, ww, _ = x.shape
             x = jax.image.resize(x, (b, 2 * hh, 2 * ww, x.shape[-1]), "nearest")
             ch = max(ch // 2, self.nf)
             for _ in range(2):
-                x = nn.leaky_relu(_norm(nn.Conv(ch, (3, 3))(x)), 0.2)
-        return _out(nn.Conv(c, (3, 3))(x), self.output_activation)
+                x = nn.leaky_relu(_norm(Conv(ch, (3, 3))(x)), 0.2)
+        return _out(Conv(c, (3, 3))(x), self.output_activation)
 
 
 # ----------------------------------------------------------------------------- ResNet
@@ -236,10 +237,10 @@ class _BasicBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        y = nn.relu(_norm(nn.Conv(self.features, (3, 3), strides=self.stride)(x)))
-        y = _norm(nn.Conv(self.features, (3, 3))(y))
+        y = nn.relu(_norm(Conv(self.features, (3, 3), strides=self.stride)(x)))
+        y = _norm(Conv(self.features, (3, 3))(y))
         if x.shape[-1] != self.features or self.stride != 1:
-            x = _norm(nn.Conv(self.features, (1, 1), strides=self.stride)(x))
+            x = _norm(Conv(self.features, (1, 1), strides=self.stride)(x))
         return nn.relu(x + y)
 
 
@@ -252,7 +253,7 @@ class ResNetEncoder(nn.Module):
 
     @nn.compact
     def __call__(self, x):  # [B, H, W, C] -> [B, out_dim]
-        x = nn.relu(_norm(nn.Conv(self.nf, (3, 3))(x)))
+        x = nn.relu(_norm(Conv(self.nf, (3, 3))(x)))
         for i, n in enumerate(self.blocks):
             for j in range(n):
                 x = _BasicBlock(self.nf * 2**i, stride=2 if (j == 0 and i > 0) else 1)(x)
@@ -277,11 +278,11 @@ class ConvSkipEncoder(nn.Module):
         skips = []
         ch = self.nf
         for _ in range(self.num_down):
-            x = nn.leaky_relu(_norm(nn.Conv(ch, (3, 3))(x)), 0.2)
+            x = nn.leaky_relu(_norm(Conv(ch, (3, 3))(x)), 0.2)
             skips.append(x)
-            x = nn.leaky_relu(_norm(nn.Conv(ch * 2, (3, 3), strides=2)(x)), 0.2)
+            x = nn.leaky_relu(_norm(Conv(ch * 2, (3, 3), strides=2)(x)), 0.2)
             ch *= 2
-        return nn.Conv(self.out_channels, (3, 3))(x), skips
+        return Conv(self.out_channels, (3, 3))(x), skips
 
 
 class ConvSkipDecoder(nn.Module):
@@ -297,11 +298,11 @@ class ConvSkipDecoder(nn.Module):
         x, ch = z, self.nf * 2**self.num_down
         for i in reversed(range(self.num_down)):
             ch //= 2
-            x = nn.leaky_relu(_norm(nn.ConvTranspose(ch, (4, 4), strides=(2, 2))(x)), 0.2)
+            x = nn.leaky_relu(_norm(ConvTranspose(ch, (4, 4), strides=(2, 2))(x)), 0.2)
             if skips is not None:
                 x = jnp.concatenate([x, skips[i]], -1)
-            x = nn.leaky_relu(_norm(nn.Conv(ch, (3, 3))(x)), 0.2)
-        return _out(nn.Conv(self.out_shape[-1], (3, 3))(x), self.output_activation)
+            x = nn.leaky_relu(_norm(Conv(ch, (3, 3))(x)), 0.2)
+        return _out(Conv(self.out_shape[-1], (3, 3))(x), self.output_activation)
 
 
 # ----------------------------------------------------------------------------- dynamics
@@ -330,9 +331,9 @@ class ConvVectorField(nn.Module):
 
     @nn.compact
     def __call__(self, t):  # [B, h, w, p] -> [B, h, w, p]
-        x = nn.relu(nn.Conv(self.hidden, (3, 3))(t))
-        x = nn.relu(nn.Conv(self.hidden, (3, 3))(x))
-        return nn.Conv(t.shape[-1], (3, 3))(x)
+        x = nn.relu(Conv(self.hidden, (3, 3))(t))
+        x = nn.relu(Conv(self.hidden, (3, 3))(x))
+        return Conv(t.shape[-1], (3, 3))(x)
 
 
 ADJOINTS = ("recursive", "backsolve")

@@ -70,10 +70,13 @@ def sample_and_score(
     [S, B, T, H, W, C] when `with_frames`). The S samples are vectorised (in chunks of
     `sample_chunk` when given, to bound memory)."""
     x_cond, truth = videos[:, :nt_cond], videos[:, nt_cond : nt_cond + horizon]
+    encodings = srvp.encode_frames(cfg, variables, x_cond)  # shared by all samples
 
     def one(k):
-        gen = srvp.generate(cfg, variables, x_cond, k, horizon)  # [B, T, H, W, C]
-        scores = _frame_scores(gen[:, nt_cond:], truth, lpips_params)
+        gen = srvp.generate(
+            cfg, variables, x_cond, k, horizon, encodings=encodings, with_conditioning=with_frames
+        )  # [B, T, H, W, C]
+        scores = _frame_scores(gen[:, gen.shape[1] - horizon :], truth, lpips_params)
         return (scores, gen) if with_frames else (scores, None)
 
     keys = jax.random.split(key, n_samples)

@@ -20,6 +20,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from generative.layers import BatchNorm, Conv, ConvTranspose
+
 __all__ = [
     "SRVPConfig",
     "SRVP",
@@ -31,6 +33,7 @@ __all__ = [
     "elbo",
     "init_variables",
     "condition",
+    "encode_frames",
     "rollout_prior",
     "decode",
     "generate",
@@ -120,7 +123,7 @@ class MLP(nn.Module):
 
 
 def _bn(train: bool, name=None):
-    return nn.BatchNorm(
+    return BatchNorm(
         use_running_average=not train,
         momentum=0.9,
         epsilon=1e-5,
@@ -149,7 +152,7 @@ class Encoder(nn.Module):
         if self.archi == "dcgan":
             h = x
             for i, mult in enumerate((1, 2, 4, 8)):
-                h = nn.Conv(
+                h = Conv(
                     nf * mult,
                     (4, 4),
                     (2, 2),
@@ -165,7 +168,7 @@ class Encoder(nn.Module):
                 if i > 0:
                     h = nn.max_pool(h, (2, 2), strides=(2, 2))
                 for _ in range(n):
-                    h = nn.Conv(
+                    h = Conv(
                         nf * mult,
                         (3, 3),
                         padding=((1, 1), (1, 1)),
@@ -175,7 +178,7 @@ class Encoder(nn.Module):
                     h = _lrelu(_bn(train)(h))
                 skips.append(h)  # 64, 32, 16, 8
             h = nn.max_pool(h, (2, 2), strides=(2, 2))
-        h = nn.Conv(self.nhx, (4, 4), padding="VALID", use_bias=False, kernel_init=_conv_init)(h)
+        h = Conv(self.nhx, (4, 4), padding="VALID", use_bias=False, kernel_init=_conv_init)(h)
         h = jnp.tanh(_bn(train)(h))
         return h.reshape(h.shape[0], self.nhx), skips
 
@@ -194,13 +197,13 @@ class Decoder(nn.Module):
         cat = (lambda h, s: jnp.concatenate([h, s], -1)) if self.skipco else (lambda h, s: h)
         skips = list(skips) if self.skipco else [None] * 4
         h = v[:, None, None, :]
-        h = nn.ConvTranspose(
-            nf * 8, (4, 4), padding="VALID", use_bias=False, kernel_init=_conv_init
-        )(h)
+        h = ConvTranspose(nf * 8, (4, 4), padding="VALID", use_bias=False, kernel_init=_conv_init)(
+            h
+        )
         h = _lrelu(_bn(train)(h))  # 4×4
         if self.archi == "dcgan":
             for mult, s in zip((4, 2, 1), skips[::-1][:3]):
-                h = nn.ConvTranspose(
+                h = ConvTranspose(
                     nf * mult,
                     (4, 4),
                     (2, 2),
@@ -209,7 +212,7 @@ class Decoder(nn.Module):
                     kernel_init=_conv_init,
                 )(cat(h, s))
                 h = _lrelu(_bn(train)(h))  # 8, 16, 32
-            h = nn.ConvTranspose(self.nc, (4, 4), (2, 2), padding="SAME", kernel_init=_conv_init)(
+            h = ConvTranspose(self.nc, (4, 4), (2, 2), padding="SAME", kernel_init=_conv_init)(
                 cat(h, skips[0])
             )
         else:
@@ -218,7 +221,7 @@ class Decoder(nn.Module):
             for widths, s in zip(stages, skips[::-1]):
                 h = cat(up(h), s)  # 8, 16, 32, 64
                 for w in widths:
-                    h = nn.Conv(
+                    h = Conv(
                         nf * w,
                         (3, 3),
                         padding=((1, 1), (1, 1)),
@@ -226,7 +229,7 @@ class Decoder(nn.Module):
                         kernel_init=_conv_init,
                     )(h)
                     h = _lrelu(_bn(train)(h))
-            h = nn.ConvTranspose(self.nc, (3, 3), padding="SAME", kernel_init=_conv_init)(h)
+            h = ConvTranspose(self.nc, (3, 3), padding="SAME", kernel_init=_conv_init)(h)
         return nn.sigmoid(h)
 
 
@@ -443,14 +446,22 @@ class Conditioning(NamedTuple):
     skips: list  # list of [B, h, w, c] from the last conditioning frame ([] without skips)
 
 
-def condition(cfg: SRVPConfig, variables, x_cond, key) -> Conditioning:
-    """Posterior over the conditioning frames x_cond [B, nt_cond, 64, 64, nc] (eval mode)."""
+def encode_frames(cfg: SRVPConfig, variables, x):
+    """Eval-mode frame encodings of x [B, T, 64, 64, nc] -> (h [B, T, nhx], skips)."""
+    return SRVP(cfg).apply(variables, x, train=False, method=SRVP.encode)
+
+
+def condition(cfg: SRVPConfig, variables, x_cond, key, encodings=None) -> Conditioning:
+    """Posterior over the conditioning frames x_cond [B, nt_cond, 64, 64, nc] (eval mode).
+
+    `encodings`: `encode_frames(cfg, variables, x_cond)` when already computed (they do not
+    depend on the key, so several samples share them)."""
     model = SRVP(cfg)
     apply = lambda method, *a, **kw: model.apply(variables, *a, method=method, **kw)
     b, t = x_cond.shape[:2]
     if t < cfg.nt_inf:
         raise ValueError(f"need at least nt_inf={cfg.nt_inf} conditioning frames, got {t}")
-    h, skips = apply(SRVP.encode, x_cond, train=False)
+    h, skips = encodings if encodings is not None else encode_frames(cfg, variables, x_cond)
     k_y, k_z = jax.random.split(key)
     mu_y, std_y = apply(SRVP.infer_y1, h[:, : cfg.nt_inf])
     y = mu_y + std_y * jax.random.normal(k_y, mu_y.shape)
@@ -538,14 +549,17 @@ def generate(
     horizon: int,
     dt: float | None = None,
     frame_rate: int = 1,
+    encodings=None,
+    with_conditioning: bool = True,
 ):
     """Condition on x_cond [B, nt_cond, ...] then predict `horizon` frames with the prior.
 
     Returns frames [B, nt_cond + horizon·frame_rate, 64, 64, nc] clamped to [0, 1]
-    (conditioning reconstructions first).
+    (conditioning reconstructions first; only the predicted ones when `with_conditioning` is
+    False). `encodings`: see `condition`.
     """
     k_c, k_p = jax.random.split(key)
-    c = condition(cfg, variables, x_cond, k_c)
+    c = condition(cfg, variables, x_cond, k_c, encodings)
     y_pred = rollout_prior(cfg, variables, c.y[:, -1], k_p, horizon, dt, frame_rate)
-    y = jnp.concatenate([c.y, y_pred], 1)
+    y = jnp.concatenate([c.y, y_pred], 1) if with_conditioning else y_pred
     return jnp.clip(decode(cfg, variables, y, c.w, c.skips), 0.0, 1.0)

@@ -199,6 +199,18 @@ def test_generate_shapes_any_horizon(horizon, video):
     np.testing.assert_array_equal(
         np.asarray(out), np.asarray(gen(v, video[:, :3], jax.random.PRNGKey(0)))
     )
+    # evaluation's form: shared encodings, predicted frames only -> the same frames
+    enc = M.encode_frames(cfg, v, video[:, :3])
+    pred = M.generate(
+        cfg,
+        v,
+        video[:, :3],
+        jax.random.PRNGKey(0),
+        horizon,
+        encodings=enc,
+        with_conditioning=False,
+    )
+    np.testing.assert_allclose(np.asarray(pred), np.asarray(out[:, 3:]), atol=1e-5)
 
 
 @pytest.mark.parametrize(

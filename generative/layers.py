@@ -1,0 +1,424 @@
+"""Layers shared by the model families, written for speed on every XLA backend.
+
+`BatchNorm` is a drop-in replacement for `flax.linen.BatchNorm` over the last axis (same
+parameters 'scale'/'bias', statistics 'mean'/'var', momentum semantics, no update while
+initialising) whose batch reductions are matrix-vector products with a custom VJP. XLA's CPU
+backend turns the large reductions of `jnp.mean` and of the broadcasts' transposes into slow
+`reduce-window` trees (0.12 s for one [240, 32, 32, 64] mean against 0.02 s as a product).
+Its variance is the centred two-pass one (flax's default is the faster E[x²] − E[x]²).
+
+`ConvTranspose` is a drop-in replacement for `flax.linen.ConvTranspose` (same parameters,
+names, shapes and outputs) that never asks XLA for an input-dilated convolution. A strided
+transposed convolution is `s^d` ordinary stride-1 convolutions, one per output phase, whose
+results interleave into the output ("sub-pixel" decomposition). It matters on CPU: XLA's CPU
+backend has no fast kernel for the *weight gradient* of an input-dilated convolution and falls
+back to a naive loop, 15 s for one SRVP decoder layer at batch 240 against 0.1 s here
+(`benchmarks/layers.py`). On GPU/TPU both forms are fast; the phase form does the same
+number of multiply-adds (no multiplications by inserted zeros).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+__all__ = [
+    "BatchNorm",
+    "Conv",
+    "conv",
+    "ConvTranspose",
+    "batch_norm",
+    "conv_transpose",
+    "transpose_padding",
+    "valid_conv_kernel_grad",
+]
+
+
+def transpose_padding(kernel: int, stride: int, padding) -> tuple[int, int]:
+    """The (low, high) padding of the dilated input that `lax.conv_transpose` uses."""
+    if isinstance(padding, str):
+        if padding == "SAME":
+            pad_len = kernel + stride - 2
+            low = kernel - 1 if stride > kernel - 1 else math.ceil(pad_len / 2)
+        elif padding == "VALID":
+            pad_len = kernel + stride - 2 + max(kernel - stride, 0)
+            low = kernel - 1
+        else:
+            raise ValueError(f"unknown padding '{padding}'; valid choices: SAME, VALID, pairs")
+        return low, pad_len - low
+    low, high = padding
+    return int(low), int(high)
+
+
+def _phases(size: int, kernel: int, stride: int, pads: tuple[int, int]):
+    """Per output phase r: (first tap, number of taps, input offset of the first tap, length).
+
+    Output o = s·q + r sees x[q + d] through tap j whenever r + j - pad_low = s·d.
+    """
+    low, high = pads
+    out_len = max(0, (size - 1) * stride + 1 + low + high - kernel + 1)
+    phases = []
+    for r in range(stride):
+        taps = [j for j in range(kernel) if (r + j - low) % stride == 0]
+        length = max(0, -(-(out_len - r) // stride))
+        if taps:
+            phases.append((taps[0], len(taps), (r + taps[0] - low) // stride, length))
+        else:
+            phases.append((0, 0, 0, length))
+    return out_len, phases
+
+
+def conv_transpose(x, kernel, strides: Sequence[int], padding="SAME", precision=None):
+    """`lax.conv_transpose(x, kernel, strides, padding, dimension_numbers=NHWC/HWIO)`.
+
+    x: [N, *spatial, C_in]; kernel: [*window, C_in, C_out] (not flipped, as flax's default
+    `transpose_kernel=False`); padding: 'SAME', 'VALID' or one (low, high) pair per spatial axis.
+    Forward: one stride-1 convolution per output phase, interleaved. Backward (custom VJP): the
+    input gradient is one strided convolution of the padded output gradient, the kernel
+    gradient the kernel gradient of that same strided convolution, so no phase is revisited.
+    """
+    nd = x.ndim - 2
+    if not 1 <= nd <= 3:
+        raise ValueError(f"conv_transpose supports 1 to 3 spatial axes, got {nd}")
+    window = kernel.shape[:nd]
+    strides = tuple(int(s) for s in strides)
+    if len(strides) != nd:
+        raise ValueError(f"strides {strides} must have one entry per spatial axis ({nd})")
+    if isinstance(padding, str):
+        pads = tuple(transpose_padding(k, s, padding) for k, s in zip(window, strides))
+    else:
+        pads = tuple(transpose_padding(k, s, p) for k, s, p in zip(window, strides, padding))
+    return _conv_transpose(x, kernel, strides, pads, precision)
+
+
+def _dimension_numbers(x, kernel):
+    spatial = "HWD"[: x.ndim - 2]
+    return lax.conv_dimension_numbers(
+        x.shape, kernel.shape, ("N" + spatial + "C", spatial + "IO", "N" + spatial + "C")
+    )
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _conv_transpose(x, kernel, strides, pads, precision):
+    nd = x.ndim - 2
+    window = kernel.shape[:nd]
+    dn = _dimension_numbers(x, kernel)
+    axes = [_phases(x.shape[1 + i], window[i], strides[i], pads[i]) for i in range(nd)]
+    out_lens = [a[0] for a in axes]
+    full = [-(-n // s) for n, s in zip(out_lens, strides)]  # phase length before cropping
+    c_out = kernel.shape[-1]
+    blocks = []
+    for phase in np.ndindex(*strides):
+        per_axis = [axes[i][1][r] for i, r in enumerate(phase)]
+        if any(n == 0 for _, n, _, _ in per_axis):
+            out = jnp.zeros((x.shape[0], *full, c_out), jnp.result_type(x, kernel))
+        else:
+            index = tuple(
+                slice(j0, j0 + (n - 1) * s + 1, s) for (j0, n, _, _), s in zip(per_axis, strides)
+            )
+            k = kernel[index]
+            config = [(0, 0, 0)]
+            for i, (_, n, d0, length) in enumerate(per_axis):
+                # x'[i] = x[i + d0] over the length+n-1 inputs the VALID window needs.
+                config.append((-d0, length + n - 1 + d0 - x.shape[1 + i], 0))
+            config.append((0, 0, 0))
+            xp = lax.pad(x, jnp.zeros((), x.dtype), config)
+            out = lax.conv_general_dilated(
+                xp, k, (1,) * nd, "VALID", dimension_numbers=dn, precision=precision
+            )
+            grow = [(0, f - ln) for f, (_, _, _, ln) in zip(full, per_axis)]
+            if any(g for _, g in grow):
+                out = jnp.pad(out, [(0, 0), *grow, (0, 0)])
+        blocks.append(out)
+    # blocks in phase order (r_1, ..., r_d) -> [N, full_1, s_1, ..., full_d, s_d, C]
+    stacked = jnp.stack(blocks, axis=-2).reshape(x.shape[0], *full, *strides, c_out)
+    perm = [0] + [a for i in range(nd) for a in (1 + i, 1 + nd + i)] + [1 + 2 * nd]
+    out = stacked.transpose(perm).reshape(
+        x.shape[0], *(f * s for f, s in zip(full, strides)), c_out
+    )
+    return out[(slice(None), *(slice(0, n) for n in out_lens))]
+
+
+def _conv_transpose_fwd(x, kernel, strides, pads, precision):
+    return _conv_transpose(x, kernel, strides, pads, precision), (x, kernel)
+
+
+def _conv_transpose_bwd(strides, pads, precision, res, g):
+    # Input q and tap j feed output s·q + pad_low − j. With P = k − 1 − pad_low and g padded
+    # by P on the left, g_pad[s·q + j'] (j' = k − 1 − j) is the output it fed: both gradients
+    # are those of the strided VALID convolution z = conv_s(g_pad, W), W[j'] = K[k−1−j']ᵀ.
+    x, kernel = res
+    nd = x.ndim - 2
+    window = kernel.shape[:nd]
+    config = [(0, 0, 0)]
+    for i, (k, s, (low, _)) in enumerate(zip(window, strides, pads)):
+        left = k - 1 - low
+        length = s * (x.shape[1 + i] - 1) + k  # what the VALID strided windows read
+        config.append((left, length - left - g.shape[1 + i], 0))
+    config.append((0, 0, 0))
+    g_pad = lax.pad(g, jnp.zeros((), g.dtype), config)
+    flip = (slice(None, None, -1),) * nd
+    w = jnp.swapaxes(kernel[flip], -1, -2)  # [*window, C_out, C_in]
+    gx = lax.conv_general_dilated(
+        g_pad,
+        w,
+        strides,
+        "VALID",
+        dimension_numbers=_dimension_numbers(g_pad, w),
+        precision=precision,
+    )
+    gw = valid_conv_kernel_grad(g_pad, x.astype(g_pad.dtype), window, strides, precision)
+    return gx.astype(x.dtype), jnp.swapaxes(gw, -1, -2)[flip].astype(kernel.dtype)
+
+
+def valid_conv_kernel_grad(inp, g, window, strides, precision=None):
+    """Kernel gradient of the VALID strided convolution z = conv_s(inp, W) for cotangent g.
+
+    dW[j] = Σ_{n,q} inp[n, s·q + j]ᵀ g[n, q]: one matrix product over the N·Q positions per
+    tap. XLA's CPU backend computes this as a convolution with batch and features swapped, and
+    its transposes into that layout (fused with the producers of g) cost more than the
+    products themselves; here the only data movement is one strided slice per tap.
+    """
+    nd = len(window)
+    out = g.shape[1 : 1 + nd]
+    g2 = g.reshape(-1, g.shape[-1])
+    taps = []
+    for j in np.ndindex(*window):
+        index = (slice(None),) + tuple(
+            slice(a, a + s * (q - 1) + 1, s) for a, s, q in zip(j, strides, out)
+        )
+        taps.append(
+            lax.dot_general(
+                inp[index].reshape(-1, inp.shape[-1]),
+                g2,
+                (((0,), (0,)), ((), ())),
+                precision=precision,
+            )
+        )
+    return jnp.stack(taps).reshape(*window, inp.shape[-1], g.shape[-1])
+
+
+_conv_transpose.defvjp(_conv_transpose_fwd, _conv_transpose_bwd)
+
+
+def conv(x, kernel, strides: Sequence[int], padding="SAME", precision=None):
+    """`lax.conv_general_dilated(x, kernel, strides, padding)` in NHWC/HWIO whose input
+    gradient, for strides > 1, is `conv_transpose` (phases) rather than XLA's input-dilated
+    convolution."""
+    nd = x.ndim - 2
+    window = kernel.shape[:nd]
+    strides = tuple(int(s) for s in strides)
+    if isinstance(padding, str):
+        pads = lax.padtype_to_pads(x.shape[1 : 1 + nd], window, strides, padding)
+    else:
+        pads = padding
+    return _conv(x, kernel, strides, tuple((int(a), int(b)) for a, b in pads), precision)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _conv(x, kernel, strides, pads, precision):
+    return lax.conv_general_dilated(
+        x,
+        kernel,
+        strides,
+        pads,
+        dimension_numbers=_dimension_numbers(x, kernel),
+        precision=precision,
+    )
+
+
+def _conv_fwd(x, kernel, strides, pads, precision):
+    return _conv(x, kernel, strides, pads, precision), (x, kernel)
+
+
+def _conv_bwd(strides, pads, precision, res, g):
+    x, kernel = res
+    nd = x.ndim - 2
+    window = kernel.shape[:nd]
+    _, vjp = jax.vjp(lambda x, k: _conv.fun(x, k, strides, pads, precision), x, kernel)
+    gx, gw = vjp(g)
+    if any(s > 1 for s in strides):
+        # x[p] fed output q through tap j when s·q + j − pad_low = p: a transposed convolution
+        # of g with the flipped, channel-swapped kernel. XLA's own form, an input-dilated
+        # convolution, is slow on CPU; its kernel gradient (above) is kept, it is the faster one.
+        t_pads = []
+        for i, (k, s, (low, _)) in enumerate(zip(window, strides, pads)):
+            t_low = k - 1 - low
+            t_pads.append((t_low, x.shape[1 + i] - 1 - (g.shape[1 + i] - 1) * s + k - 1 - t_low))
+        flip = (slice(None, None, -1),) * nd
+        w = jnp.swapaxes(kernel[flip], -1, -2).astype(g.dtype)
+        gx = _conv_transpose(g, w, strides, tuple(t_pads), precision).astype(x.dtype)
+    return gx, gw
+
+
+_conv.defvjp(_conv_fwd, _conv_bwd)
+
+
+class Conv(nn.Module):
+    """`flax.linen.Conv` (kernel `[*window, C_in, C_out]`, parameters 'kernel' and 'bias',
+    no dilation or groups) computed by `conv`. Inputs may have several leading batch axes."""
+
+    features: int
+    kernel_size: Sequence[int]
+    strides: Sequence[int] | None = None
+    padding: Any = "SAME"
+    use_bias: bool = True
+    kernel_init: Any = nn.initializers.lecun_normal()
+    bias_init: Any = nn.initializers.zeros_init()
+    param_dtype: Any = jnp.float32
+    precision: Any = None
+
+    @nn.compact
+    def __call__(self, x):
+        window, strides = _window_strides(self.kernel_size, self.strides)
+        nd = len(window)
+        batch = x.shape[: x.ndim - nd - 1]
+        x = x.reshape((-1,) + x.shape[x.ndim - nd - 1 :])
+        kernel = self.param(
+            "kernel", self.kernel_init, window + (x.shape[-1], self.features), self.param_dtype
+        )
+        y = conv(x, kernel.astype(x.dtype), strides, _pairs(self.padding, nd), self.precision)
+        if self.use_bias:
+            bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+            y = y + bias.astype(y.dtype).reshape((1,) * (y.ndim - 1) + (-1,))
+        return y.reshape(batch + y.shape[1:])
+
+
+def _window_strides(kernel_size, strides):
+    window = (kernel_size,) if isinstance(kernel_size, int) else tuple(kernel_size)
+    if strides is None:
+        strides = 1
+    strides = (strides,) * len(window) if isinstance(strides, int) else tuple(strides)
+    return window, strides
+
+
+def _pairs(padding, nd):
+    """flax's padding forms: a string, an int, or one int / (low, high) per spatial axis."""
+    if isinstance(padding, str):
+        return padding
+    if isinstance(padding, int):
+        return [(padding, padding)] * nd
+    return [(p, p) if isinstance(p, int) else tuple(p) for p in padding]
+
+
+class ConvTranspose(nn.Module):
+    """`flax.linen.ConvTranspose` (kernel `[*window, C_in, C_out]`, parameters 'kernel' and
+    'bias') computed by `conv_transpose`. Inputs may have several leading batch axes."""
+
+    features: int
+    kernel_size: Sequence[int]
+    strides: Sequence[int] | None = None
+    padding: Any = "SAME"
+    use_bias: bool = True
+    kernel_init: Any = nn.initializers.lecun_normal()
+    bias_init: Any = nn.initializers.zeros_init()
+    param_dtype: Any = jnp.float32
+    precision: Any = None
+
+    @nn.compact
+    def __call__(self, x):
+        window, strides = _window_strides(self.kernel_size, self.strides)
+        nd = len(window)
+        batch = x.shape[: x.ndim - nd - 1]
+        x = x.reshape((-1,) + x.shape[x.ndim - nd - 1 :])
+        kernel = self.param(
+            "kernel", self.kernel_init, window + (x.shape[-1], self.features), self.param_dtype
+        )
+        y = conv_transpose(
+            x, kernel.astype(x.dtype), strides, _pairs(self.padding, nd), self.precision
+        )
+        if self.use_bias:
+            bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+            y = y + bias.astype(y.dtype).reshape((1,) * (y.ndim - 1) + (-1,))
+        return y.reshape(batch + y.shape[1:])
+
+
+# ----------------------------------------------------------------------------- batch norm
+def _col_mean(a):
+    """Mean over the rows of a [M, C] matrix as a matrix-vector product."""
+    return jnp.full((a.shape[0],), 1.0 / a.shape[0], a.dtype) @ a
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def batch_norm(x, scale, bias, epsilon):
+    """Normalise the rows of x [M, C] with their own statistics.
+
+    Returns (y, mean, var) with var the biased (1/M) variance; differentiable in x, scale and
+    bias (cotangents of mean and var included)."""
+    return _bn_fwd(x, scale, bias, epsilon)[0]
+
+
+def _bn_fwd(x, scale, bias, epsilon):
+    mean = _col_mean(x)
+    xc = x - mean[None]
+    var = _col_mean(xc * xc)
+    r = lax.rsqrt(var + epsilon)
+    xhat = xc * r[None]
+    return (xhat * scale[None] + bias[None], mean, var), (xhat, r, scale)
+
+
+def _bn_bwd(epsilon, res, g):
+    xhat, r, scale = res
+    gy, gmean, gvar = g
+    m = xhat.shape[0]
+    ones = jnp.ones((m,), gy.dtype)
+    gbias = ones @ gy
+    gscale = ones @ (gy * xhat)
+    gx = (r * scale)[None] * (gy - (gbias[None] + xhat * gscale[None]) / m)
+    gx = gx + (gmean[None] + 2.0 * gvar[None] * xhat / r[None]) / m
+    return gx, gscale, gbias
+
+
+batch_norm.defvjp(_bn_fwd, _bn_bwd)
+
+
+class BatchNorm(nn.Module):
+    """`flax.linen.BatchNorm` over the last axis, with `batch_norm`'s fast reductions."""
+
+    use_running_average: bool | None = None
+    momentum: float = 0.99
+    epsilon: float = 1e-5
+    use_scale: bool = True
+    use_bias: bool = True
+    scale_init: Any = nn.initializers.ones_init()
+    bias_init: Any = nn.initializers.zeros_init()
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, use_running_average: bool | None = None):
+        use_running_average = nn.merge_param(
+            "use_running_average", self.use_running_average, use_running_average
+        )
+        c = x.shape[-1]
+        ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
+        ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
+        scale = (
+            self.param("scale", self.scale_init, (c,), self.param_dtype)
+            if self.use_scale
+            else jnp.ones((c,), self.param_dtype)
+        )
+        bias = (
+            self.param("bias", self.bias_init, (c,), self.param_dtype)
+            if self.use_bias
+            else jnp.zeros((c,), self.param_dtype)
+        )
+        dtype = jnp.promote_types(x.dtype, jnp.float32)
+        scale, bias = scale.astype(dtype), bias.astype(dtype)
+        if use_running_average:
+            mul = scale * lax.rsqrt(ra_var.value.astype(dtype) + self.epsilon)
+            feat = lambda v: v.reshape((1,) * (x.ndim - 1) + (c,))
+            return ((x - feat(ra_mean.value)) * feat(mul) + feat(bias)).astype(x.dtype)
+        y, mean, var = batch_norm(x.reshape(-1, c).astype(dtype), scale, bias, self.epsilon)
+        if not self.is_initializing():
+            mean, var = lax.stop_gradient(mean), lax.stop_gradient(var)
+            ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
+            ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var
+        return y.reshape(x.shape).astype(x.dtype)

@@ -1,0 +1,129 @@
+"""generative.layers: the fast Conv / ConvTranspose / BatchNorm equal flax's, values and
+gradients (float64, every stride/padding form), and BatchNorm's statistics bookkeeping."""
+
+import itertools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.experimental import enable_x64
+
+from generative.layers import BatchNorm, Conv, ConvTranspose, batch_norm
+
+PADDINGS = ["SAME", "VALID", 1, ((1, 2), (0, 3)), ((2, 1), (1, 1))]
+
+
+def _compare(ref, ours, x):
+    key = jax.random.PRNGKey(0)
+    v = ref.init(key, x)
+    assert jax.tree.map(jnp.shape, v) == jax.tree.map(jnp.shape, ours.init(key, x))
+    # random (not initial) parameters so that every tap matters
+    v = jax.tree.map(lambda a: jax.random.normal(jax.random.PRNGKey(a.size), a.shape, a.dtype), v)
+    a, b = ref.apply(v, x), ours.apply(v, x)
+    assert a.shape == b.shape
+    if a.size == 0:
+        return 0.0
+    w = jax.random.normal(jax.random.PRNGKey(1), a.shape, a.dtype)
+    loss = lambda m: lambda v, x: (jnp.sin(m.apply(v, x)) * w).sum()
+    ga = jax.grad(loss(ref), argnums=(0, 1))(v, x)
+    gb = jax.grad(loss(ours), argnums=(0, 1))(v, x)
+    errs = [jnp.abs(a - b).max()] + [
+        jnp.abs(p - q).max() / (1 + jnp.abs(p).max())
+        for p, q in zip(jax.tree.leaves(ga), jax.tree.leaves(gb))
+    ]
+    return float(max(errs))
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_conv_transpose_equals_flax(stride):
+    with enable_x64():
+        worst = 0.0
+        for k, pad, h in [(1, "SAME", 4), (3, "VALID", 1)] + [
+            (k, p, 5) for k, p in itertools.product([2, 4], PADDINGS)
+        ]:
+            x = jax.random.normal(jax.random.PRNGKey(h), (2, h, h + 1, 3), jnp.float64)
+            kw = dict(strides=(stride, stride), padding=pad, param_dtype=jnp.float64)
+            worst = max(
+                worst,
+                _compare(nn.ConvTranspose(4, (k, k), **kw), ConvTranspose(4, (k, k), **kw), x),
+            )
+        assert worst < 1e-10
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_conv_equals_flax(stride):
+    with enable_x64():
+        worst = 0.0
+        for k, pad, h in [(1, "SAME", 4)] + [
+            (k, p, 8) for k, p in itertools.product([3, 4], PADDINGS)
+        ]:
+            x = jax.random.normal(jax.random.PRNGKey(h), (2, h, h + 1, 3), jnp.float64)
+            kw = dict(strides=stride, padding=pad, param_dtype=jnp.float64)
+            worst = max(worst, _compare(nn.Conv(4, (k, k), **kw), Conv(4, (k, k), **kw), x))
+        assert worst < 1e-10
+
+
+def test_conv_layers_accept_extra_batch_axes_and_1d():
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 8, 8, 2))
+    for ours in (Conv(5, (3, 3), 2), ConvTranspose(5, (4, 4), (2, 2))):
+        v = ours.init(jax.random.PRNGKey(1), x)
+        flat = ours.apply(v, x.reshape(6, 8, 8, 2))
+        np.testing.assert_allclose(ours.apply(v, x).reshape(flat.shape), flat, rtol=1e-6)
+    x1 = jax.random.normal(jax.random.PRNGKey(0), (2, 9, 3))
+    with enable_x64():
+        x1 = x1.astype(jnp.float64)
+        kw = dict(strides=2, padding="SAME", param_dtype=jnp.float64)
+        assert _compare(nn.ConvTranspose(4, (3,), **kw), ConvTranspose(4, (3,), **kw), x1) < 1e-10
+        assert _compare(nn.Conv(4, (3,), **kw), Conv(4, (3,), **kw), x1) < 1e-10
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_batch_norm_equals_flax(train):
+    with enable_x64():
+        x = 3 * jax.random.normal(jax.random.PRNGKey(0), (6, 5, 4, 3), jnp.float64) + 1
+        kw = dict(use_running_average=not train, momentum=0.9, param_dtype=jnp.float64)
+        ref, ours = nn.BatchNorm(**kw), BatchNorm(**kw)
+        v = ref.init(jax.random.PRNGKey(1), x)
+        v2 = ours.init(jax.random.PRNGKey(1), x)
+        # same variables; initialising does not move the running statistics
+        assert jax.tree.map(jnp.shape, v) == jax.tree.map(jnp.shape, v2)
+        np.testing.assert_array_equal(v2["batch_stats"]["mean"], 0.0)
+        np.testing.assert_array_equal(v2["batch_stats"]["var"], 1.0)
+        v = jax.tree.map(
+            lambda a: a + 0.5 * jax.random.normal(jax.random.PRNGKey(a.size), a.shape) ** 2, v
+        )
+        w = jnp.arange(x.size, dtype=jnp.float64).reshape(x.shape) / x.size
+
+        def loss(m, v, x):
+            y, new = m.apply(v, x, mutable=["batch_stats"])
+            return (jnp.sin(y) * w).sum(), new
+
+        (a, new_a), ga = jax.value_and_grad(loss, argnums=(1, 2), has_aux=True)(ref, v, x)
+        (b, new_b), gb = jax.value_and_grad(loss, argnums=(1, 2), has_aux=True)(ours, v, x)
+        # flax keeps the running statistics in float32
+        tol = 1e-9 if train else 1e-6
+        np.testing.assert_allclose(b, a, rtol=tol)
+        for p, q in zip(jax.tree.leaves((ga, new_a)), jax.tree.leaves((gb, new_b))):
+            np.testing.assert_allclose(q, p, rtol=tol, atol=tol)
+
+
+def test_batch_norm_vjp_includes_statistics_cotangents():
+    with enable_x64():
+        x = jax.random.normal(jax.random.PRNGKey(0), (40, 3), jnp.float64) * 2 + 0.5
+        s, b = jnp.array([1.0, 2.0, -3.0]), jnp.array([0.1, 0.2, 0.3])
+
+        def ours(x, s, b):
+            y, m, v = batch_norm(x, s, b, 1e-5)
+            return (y**3).sum() + 3 * (m**2).sum() + jnp.sin(v).sum()
+
+        def plain(x, s, b):
+            m = x.mean(0)
+            v = ((x - m[None]) ** 2).mean(0)
+            y = (x - m[None]) / jnp.sqrt(v + 1e-5)[None] * s[None] + b[None]
+            return (y**3).sum() + 3 * (m**2).sum() + jnp.sin(v).sum()
+
+        np.testing.assert_allclose(ours(x, s, b), plain(x, s, b), rtol=1e-12)
+        for p, q in zip(jax.grad(plain, (0, 1, 2))(x, s, b), jax.grad(ours, (0, 1, 2))(x, s, b)):
+            np.testing.assert_allclose(q, p, rtol=1e-10, atol=1e-10)

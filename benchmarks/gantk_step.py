@@ -195,6 +195,7 @@ def main() -> None:
     p.add_argument("--block", type=int, default=1024)
     p.add_argument("--full-run", action="store_true", help="also time 50 000 LSGAN-∞ steps")
     p.add_argument("--full-steps", type=int, default=50_000)
+    p.add_argument("--out", default=str(RESULTS / "gantk_step.json"), help="JSON results file")
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -223,9 +224,10 @@ def main() -> None:
         results["full_run"] = full_run(args.full_steps)
         minutes = results["full_run"]["wall_s"] / 60
         print(f"\nfull {args.full_steps}-step LSGAN-∞ run: {minutes:.1f} min")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "gantk_step.json").write_text(json.dumps(results, indent=2))
-    print(f"\nwrote {RESULTS / 'gantk_step.json'}")
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":

@@ -59,8 +59,18 @@ def ssim(
     data_range: float = 1.0,
 ):
     """Mean SSIM per frame (channels averaged). x, y: [..., H, W, C] -> [...]."""
+    if x.ndim < 3 or x.shape != y.shape:
+        raise ValueError(
+            f"ssim needs two frame arrays of the same shape [..., H, W, C], got {x.shape} and "
+            f"{y.shape}"
+        )
     lead = x.shape[:-3]
     h, w, c = x.shape[-3:]
+    if min(h, w) < win_size:
+        raise ValueError(
+            f"ssim: frames of {h}×{w} px are smaller than the {win_size}×{win_size} window "
+            f"(valid filtering); use frames of at least {win_size} px or a smaller win_size"
+        )
     to_maps = lambda a: jnp.moveaxis(a.reshape((-1, h, w, c)), -1, 1).reshape(-1, h, w)
     xs, ys = to_maps(x.astype(jnp.float32)), to_maps(y.astype(jnp.float32))  # [N·C, H, W]
     g = gaussian_window(win_size, sigma)

@@ -40,6 +40,16 @@ def test_ssim_matches_skimage(channels):
     assert ours[1] == pytest.approx(1.0, abs=1e-6)
 
 
+def test_ssim_rejects_small_or_mismatched_frames():
+    small = jnp.zeros((2, 8, 16, 1))
+    with pytest.raises(ValueError, match="8×16 px are smaller than the 11×11 window"):
+        metrics.ssim(small, small)
+    # an 11-px frame is the smallest valid one (a single window)
+    assert metrics.ssim(jnp.ones((1, 11, 11, 1)), jnp.ones((1, 11, 11, 1))).shape == (1,)
+    with pytest.raises(ValueError, match="same shape"):
+        metrics.ssim(jnp.zeros((2, 16, 16, 1)), jnp.zeros((2, 16, 16, 3)))
+
+
 def test_best_of_n_protocol():
     # scores [S=3, N=2, T=2]: video 0 best sample by mean is 2, video 1 is 0
     s = np.array([[[1.0, 1.0], [5.0, 3.0]], [[0.0, 3.0], [1.0, 1.0]], [[2.0, 2.5], [0.0, 0.0]]])

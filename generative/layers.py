@@ -243,53 +243,25 @@ def _conv_bwd(strides, pads, precision, res, g):
     x, kernel = res
     nd = x.ndim - 2
     window = kernel.shape[:nd]
-    _, vjp = jax.vjp(lambda x, k: _conv.fun(x, k, strides, pads, precision), x, kernel)
-    gx, gw = vjp(g)
-    if any(s > 1 for s in strides):
-        # x[p] fed output q through tap j when s·q + j − pad_low = p: a transposed convolution
-        # of g with the flipped, channel-swapped kernel. XLA's own form, an input-dilated
-        # convolution, is slow on CPU; its kernel gradient (above) is kept, it is the faster one.
-        t_pads = []
-        for i, (k, s, (low, _)) in enumerate(zip(window, strides, pads)):
-            t_low = k - 1 - low
-            t_pads.append((t_low, x.shape[1 + i] - 1 - (g.shape[1 + i] - 1) * s + k - 1 - t_low))
-        flip = (slice(None, None, -1),) * nd
-        w = jnp.swapaxes(kernel[flip], -1, -2).astype(g.dtype)
-        gx = _conv_transpose(g, w, strides, tuple(t_pads), precision).astype(x.dtype)
+    if all(s == 1 for s in strides):
+        _, vjp = jax.vjp(lambda x, k: _conv.fun(x, k, strides, pads, precision), x, kernel)
+        return vjp(g)
+    _, vjp = jax.vjp(lambda k: _conv.fun(x, k, strides, pads, precision), kernel)
+    (gw,) = vjp(g)
+    # x[p] fed output q through tap j when s·q + j − pad_low = p: a transposed convolution
+    # of g with the flipped, channel-swapped kernel. XLA's own form, an input-dilated
+    # convolution, is slow on CPU; its kernel gradient (above) is kept, it is the faster one.
+    t_pads = []
+    for i, (k, s, (low, _)) in enumerate(zip(window, strides, pads)):
+        t_low = k - 1 - low
+        t_pads.append((t_low, x.shape[1 + i] - 1 - (g.shape[1 + i] - 1) * s + k - 1 - t_low))
+    flip = (slice(None, None, -1),) * nd
+    w = jnp.swapaxes(kernel[flip], -1, -2).astype(g.dtype)
+    gx = _conv_transpose(g, w, strides, tuple(t_pads), precision).astype(x.dtype)
     return gx, gw
 
 
 _conv.defvjp(_conv_fwd, _conv_bwd)
-
-
-class Conv(nn.Module):
-    """`flax.linen.Conv` (kernel `[*window, C_in, C_out]`, parameters 'kernel' and 'bias',
-    no dilation or groups) computed by `conv`. Inputs may have several leading batch axes."""
-
-    features: int
-    kernel_size: Sequence[int]
-    strides: Sequence[int] | None = None
-    padding: Any = "SAME"
-    use_bias: bool = True
-    kernel_init: Any = nn.initializers.lecun_normal()
-    bias_init: Any = nn.initializers.zeros_init()
-    param_dtype: Any = jnp.float32
-    precision: Any = None
-
-    @nn.compact
-    def __call__(self, x):
-        window, strides = _window_strides(self.kernel_size, self.strides)
-        nd = len(window)
-        batch = x.shape[: x.ndim - nd - 1]
-        x = x.reshape((-1,) + x.shape[x.ndim - nd - 1 :])
-        kernel = self.param(
-            "kernel", self.kernel_init, window + (x.shape[-1], self.features), self.param_dtype
-        )
-        y = conv(x, kernel.astype(x.dtype), strides, _pairs(self.padding, nd), self.precision)
-        if self.use_bias:
-            bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-            y = y + bias.astype(y.dtype).reshape((1,) * (y.ndim - 1) + (-1,))
-        return y.reshape(batch + y.shape[1:])
 
 
 def _window_strides(kernel_size, strides):
@@ -309,9 +281,9 @@ def _pairs(padding, nd):
     return [(p, p) if isinstance(p, int) else tuple(p) for p in padding]
 
 
-class ConvTranspose(nn.Module):
-    """`flax.linen.ConvTranspose` (kernel `[*window, C_in, C_out]`, parameters 'kernel' and
-    'bias') computed by `conv_transpose`. Inputs may have several leading batch axes."""
+class _ConvLayer(nn.Module):
+    """Parameters and batching shared by `Conv` and `ConvTranspose` (flax's fields and names:
+    kernel `[*window, C_in, C_out]`, 'kernel' and 'bias'); `_apply` is the operation."""
 
     features: int
     kernel_size: Sequence[int]
@@ -332,13 +304,27 @@ class ConvTranspose(nn.Module):
         kernel = self.param(
             "kernel", self.kernel_init, window + (x.shape[-1], self.features), self.param_dtype
         )
-        y = conv_transpose(
+        y = self._apply(
             x, kernel.astype(x.dtype), strides, _pairs(self.padding, nd), self.precision
         )
         if self.use_bias:
             bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
             y = y + bias.astype(y.dtype).reshape((1,) * (y.ndim - 1) + (-1,))
         return y.reshape(batch + y.shape[1:])
+
+
+class Conv(_ConvLayer):
+    """`flax.linen.Conv` (no dilation or groups) computed by `conv`. Inputs may have several
+    leading batch axes."""
+
+    _apply = staticmethod(conv)
+
+
+class ConvTranspose(_ConvLayer):
+    """`flax.linen.ConvTranspose` (`transpose_kernel=False`, no dilation) computed by
+    `conv_transpose`. Inputs may have several leading batch axes."""
+
+    _apply = staticmethod(conv_transpose)
 
 
 # ----------------------------------------------------------------------------- batch norm

@@ -136,6 +136,12 @@ def _lrelu(x):
     return nn.leaky_relu(x, 0.2)
 
 
+def _vgg_block(h, features: int, train: bool):
+    """conv3×3 (no bias) → BatchNorm → LeakyReLU(0.2); called inside a compact method."""
+    h = Conv(features, (3, 3), padding=((1, 1), (1, 1)), use_bias=False, kernel_init=_conv_init)(h)
+    return _lrelu(_bn(train)(h))
+
+
 class Encoder(nn.Module):
     """64×64 frames -> encodings [N, nhx] (tanh) and skip features (finest first)."""
 
@@ -168,14 +174,7 @@ class Encoder(nn.Module):
                 if i > 0:
                     h = nn.max_pool(h, (2, 2), strides=(2, 2))
                 for _ in range(n):
-                    h = Conv(
-                        nf * mult,
-                        (3, 3),
-                        padding=((1, 1), (1, 1)),
-                        use_bias=False,
-                        kernel_init=_conv_init,
-                    )(h)
-                    h = _lrelu(_bn(train)(h))
+                    h = _vgg_block(h, nf * mult, train)
                 skips.append(h)  # 64, 32, 16, 8
             h = nn.max_pool(h, (2, 2), strides=(2, 2))
         h = Conv(self.nhx, (4, 4), padding="VALID", use_bias=False, kernel_init=_conv_init)(h)
@@ -221,14 +220,7 @@ class Decoder(nn.Module):
             for widths, s in zip(stages, skips[::-1]):
                 h = cat(up(h), s)  # 8, 16, 32, 64
                 for w in widths:
-                    h = Conv(
-                        nf * w,
-                        (3, 3),
-                        padding=((1, 1), (1, 1)),
-                        use_bias=False,
-                        kernel_init=_conv_init,
-                    )(h)
-                    h = _lrelu(_bn(train)(h))
+                    h = _vgg_block(h, nf * w, train)
             h = ConvTranspose(self.nc, (3, 3), padding="SAME", kernel_init=_conv_init)(h)
         return nn.sigmoid(h)
 

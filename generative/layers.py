@@ -15,6 +15,13 @@ backend has no fast kernel for the *weight gradient* of an input-dilated convolu
 back to a naive loop, 15 s for one SRVP decoder layer at batch 240 against 0.1 s here
 (`benchmarks/layers.py`). On GPU/TPU both forms are fast; the phase form does the same
 number of multiply-adds (no multiplications by inserted zeros).
+
+Layers with few channels on one side (an encoder's first convolution on 1-channel frames, a
+decoder's last transposed convolution to 1 channel: taps · C_small <= C_large) are computed
+as one full-width matrix product on the space-to-depth input (im2col) or output (tap
+scatter); convolution kernels reading 1-wide vectors are several times slower there on CPU.
+Matrix products are always given 2-D operands: XLA's CPU backend has a slow path for products
+contracting several axes, which is what a kernel gradient otherwise becomes.
 """
 
 from __future__ import annotations
@@ -96,7 +103,75 @@ def conv_transpose(x, kernel, strides: Sequence[int], padding="SAME", precision=
         pads = tuple(transpose_padding(k, s, padding) for k, s in zip(window, strides))
     else:
         pads = tuple(transpose_padding(k, s, p) for k, s, p in zip(window, strides, padding))
+    if math.prod(window) * kernel.shape[-1] <= kernel.shape[-2]:
+        return _conv_transpose_taps(x, kernel, strides, pads, precision)
     return _conv_transpose(x, kernel, strides, pads, precision)
+
+
+def _s2d_kernel(kernel, strides, flip_phase: bool):
+    """Kernel [*window, C_in, C_out] padded to A·s taps per axis (A = ceil(k/s)) and split as
+    tap j = s·a + b -> (a, b) -> [*A, *s, C_in, C_out]; with flip_phase the phase is
+    ρ = s − 1 − b (the transposed convolution's)."""
+    nd = len(strides)
+    window = kernel.shape[:nd]
+    big = [-(-k // s) for k, s in zip(window, strides)]
+    kp = jnp.pad(kernel, [(0, a * s - k) for a, s, k in zip(big, strides, window)] + [(0, 0)] * 2)
+    kp = kp.reshape(*(d for a, s in zip(big, strides) for d in (a, s)), *kernel.shape[-2:])
+    kp = kp.transpose(*range(0, 2 * nd, 2), *range(1, 2 * nd, 2), 2 * nd, 2 * nd + 1)
+    if flip_phase:
+        kp = kp[(slice(None),) * nd + (slice(None, None, -1),) * nd]
+    return kp, big
+
+
+def _to_phases(x, strides):
+    """[N, *(U·s), C] -> [N, *U, *s, C] (space to depth)."""
+    nd = len(strides)
+    u = [n // s for n, s in zip(x.shape[1:-1], strides)]
+    x = x.reshape(x.shape[0], *(d for a, s in zip(u, strides) for d in (a, s)), x.shape[-1])
+    return x.transpose(0, *range(1, 2 * nd, 2), *range(2, 2 * nd + 1, 2), 2 * nd + 1)
+
+
+def _from_phases(x, nd):
+    """[N, *U, *s, C] -> [N, *(U·s), C] (depth to space)."""
+    perm = [0] + [a for i in range(nd) for a in (1 + i, 1 + nd + i)] + [1 + 2 * nd]
+    return x.transpose(perm).reshape(
+        x.shape[0], *(x.shape[1 + i] * x.shape[1 + nd + i] for i in range(nd)), x.shape[-1]
+    )
+
+
+def _conv_transpose_taps(x, kernel, strides, pads, precision):
+    """Few output channels (taps · C_out <= C_in, e.g. a decoder's last layer): one matrix
+    product z = x @ K[C_in, taps · C_out] at full width, then the taps are summed into the
+    output in space-to-depth form (tap j = s·a + s − 1 − ρ of input i lands in output phase ρ
+    of block i − a, up to an offset), so every move is of contiguous s·C_out vectors. The
+    convolution forms, one per phase, each run a C_out-wide product. Differentiated by JAX
+    (slices and two products)."""
+    nd = x.ndim - 2
+    kp, big = _s2d_kernel(kernel, strides, flip_phase=True)  # [*A, *s, C_in, C_out]
+    kr = jnp.moveaxis(kp, -2, 0).reshape(kernel.shape[-2], -1)
+    # 2-D operands: a product contracting several axes (its transpose, the kernel gradient,
+    # would contract N and the spatial axes) takes a slow path on XLA's CPU backend.
+    z = jnp.dot(x.reshape(-1, x.shape[-1]), kr, precision=precision)
+    z = z.reshape(*x.shape[:-1], *kp.shape[: 2 * nd], kernel.shape[-1])
+    zero = jnp.zeros((), z.dtype)
+    out = None
+    for a in np.ndindex(*big):
+        plane = z[(slice(None),) * (nd + 1) + a]  # [N, *L, *s, C_out]
+        config = [(0, 0, 0)]
+        config += [(m - 1 - ai, ai, 0) for m, ai in zip(big, a)]
+        config += [(0, 0, 0)] * (nd + 1)
+        plane = lax.pad(plane, zero, config)
+        out = plane if out is None else out + plane
+    out = _from_phases(out, nd)  # output o sits at o + P, P = s·A − 1 − pad_low
+    config = [(0, 0, 0)]
+    for i, (n, k, s, (lo, hi), a) in enumerate(
+        zip(x.shape[1:-1], kernel.shape, strides, pads, big)
+    ):
+        p = s * a - 1 - lo
+        out_len = max(0, (n - 1) * s + 1 + lo + hi - k + 1)
+        config.append((-p, out_len - (out.shape[1 + i] - p), 0))
+    config.append((0, 0, 0))
+    return lax.pad(out, zero, config)
 
 
 def _dimension_numbers(x, kernel):
@@ -220,7 +295,46 @@ def conv(x, kernel, strides: Sequence[int], padding="SAME", precision=None):
         pads = lax.padtype_to_pads(x.shape[1 : 1 + nd], window, strides, padding)
     else:
         pads = padding
-    return _conv(x, kernel, strides, tuple((int(a), int(b)) for a, b in pads), precision)
+    pads = tuple((int(a), int(b)) for a, b in pads)
+    if math.prod(window) * kernel.shape[-2] <= kernel.shape[-1]:
+        return _conv_im2col(x, kernel, strides, pads, precision)
+    return _conv(x, kernel, strides, pads, precision)
+
+
+def _conv_im2col(x, kernel, strides, pads, precision):
+    """Few input channels (taps · C_in <= C_out, e.g. an encoder's first layer on frames):
+    patches [N, *Q, taps · C_in] (no larger than the output) times K[taps · C_in, C_out], one
+    full-width product instead of a convolution reading C_in-wide vectors. The patches are
+    shifted slices of the space-to-depth input (tap j = s·a + ρ reads block q + a, phase ρ),
+    so every move is of contiguous s·C_in vectors. Differentiated by JAX: the kernel gradient
+    is patchesᵀ · g, one product."""
+    nd = x.ndim - 2
+    window = kernel.shape[:nd]
+    kp, big = _s2d_kernel(kernel, strides, flip_phase=False)  # [*A, *s, C_in, C_out]
+    q = [
+        (n + lo + hi - k) // s + 1
+        for n, k, s, (lo, hi) in zip(x.shape[1:-1], window, strides, pads)
+    ]
+    config = [(0, 0, 0)]
+    for n, s, (lo, _), qi, a in zip(x.shape[1:-1], strides, pads, q, big):
+        config.append((lo, s * (qi + a - 1) - n - lo, 0))
+    config.append((0, 0, 0))
+    xs = _to_phases(lax.pad(x, jnp.zeros((), x.dtype), config), strides)  # [N, *U, *s, C]
+    patches = jnp.concatenate(
+        [
+            xs[(slice(None), *(slice(ai, ai + qi) for ai, qi in zip(a, q)))].reshape(
+                x.shape[0], *q, -1
+            )
+            for a in np.ndindex(*big)
+        ],
+        axis=-1,
+    )
+    out = jnp.dot(
+        patches.reshape(-1, patches.shape[-1]),
+        kp.reshape(-1, kernel.shape[-1]),
+        precision=precision,
+    )  # 2-D, as in `_conv_transpose_taps`
+    return out.reshape(*patches.shape[:-1], kernel.shape[-1])
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
@@ -358,8 +472,11 @@ def _bn_bwd(epsilon, res, g):
     ones = jnp.ones((m,), gy.dtype)
     gbias = ones @ gy
     gscale = ones @ (gy * xhat)
-    gx = (r * scale)[None] * (gy - (gbias[None] + xhat * gscale[None]) / m)
-    gx = gx + (gmean[None] + 2.0 * gvar[None] * xhat / r[None]) / m
+    # gx = a·gy + b·xhat + c with per-channel a, b, c: one pass over the rows.
+    a = r * scale
+    b = (2.0 * gvar / r - a * gscale) / m
+    c = (gmean - a * gbias) / m
+    gx = gy * a[None] + xhat * b[None] + c[None]
     return gx, gscale, gbias
 
 

@@ -65,6 +65,27 @@ def test_conv_equals_flax(stride):
         assert worst < 1e-10
 
 
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_few_channel_paths_equal_flax(stride):
+    """taps · C_in <= C_out (Conv) and taps · C_out <= C_in (ConvTranspose) take the
+    space-to-depth matrix-product paths: no convolution in the program, same answers."""
+    with enable_x64():
+        worst = 0.0
+        for k, pad in [(1, "SAME"), (3, "VALID")] + list(itertools.product([2, 4], PADDINGS)):
+            kw = dict(strides=(stride, stride), padding=pad, param_dtype=jnp.float64)
+            x = jax.random.normal(jax.random.PRNGKey(k), (2, 7, 8, 1), jnp.float64)
+            ours = Conv(16, (k, k), **kw)
+            worst = max(worst, _compare(nn.Conv(16, (k, k), **kw), ours, x))
+            x = jax.random.normal(jax.random.PRNGKey(k), (2, 5, 6, 17), jnp.float64)
+            ours_t = ConvTranspose(1, (k, k), **kw)
+            worst = max(worst, _compare(nn.ConvTranspose(1, (k, k), **kw), ours_t, x))
+            for m, xx in ((ours, x[..., :1]), (ours_t, x)):
+                v = m.init(jax.random.PRNGKey(0), xx)
+                jaxpr = str(jax.make_jaxpr(jax.grad(lambda v, m=m, xx=xx: m.apply(v, xx).sum()))(v))
+                assert "conv_general_dilated" not in jaxpr
+        assert worst < 1e-10
+
+
 def test_conv_layers_accept_extra_batch_axes_and_1d():
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 8, 8, 2))
     for ours in (Conv(5, (3, 3), 2), ConvTranspose(5, (4, 4), (2, 2))):
@@ -77,6 +98,10 @@ def test_conv_layers_accept_extra_batch_axes_and_1d():
         kw = dict(strides=2, padding="SAME", param_dtype=jnp.float64)
         assert _compare(nn.ConvTranspose(4, (3,), **kw), ConvTranspose(4, (3,), **kw), x1) < 1e-10
         assert _compare(nn.Conv(4, (3,), **kw), Conv(4, (3,), **kw), x1) < 1e-10
+        # the few-channel paths in 1-D
+        assert _compare(nn.Conv(4, (3,), **kw), Conv(4, (3,), **kw), x1[..., :1]) < 1e-10
+        x17 = jnp.tile(x1, (1, 1, 6))
+        assert _compare(nn.ConvTranspose(1, (3,), **kw), ConvTranspose(1, (3,), **kw), x17) < 1e-10
 
 
 @pytest.mark.parametrize("train", [True, False])

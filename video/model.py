@@ -334,6 +334,15 @@ def gaussian_nll(x, mean, std):
 
 
 # --------------------------------------------------------------------------- training: ELBO
+def l2_norm(v):
+    """‖v‖₂ over the last axis with gradient 0 (a subgradient) at v = 0, where the plain
+    `sqrt(sum(v²))` has a NaN gradient; f's output is exactly 0 whenever all its last hidden
+    ReLUs are off (biases start at 0), which narrow dynamics MLPs hit within a step."""
+    sq = jnp.sum(v * v, -1)
+    pos = sq > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, sq, 1.0)), 0.0)
+
+
 class Noise(NamedTuple):
     """Every random draw of one training forward pass."""
 
@@ -408,7 +417,7 @@ def elbo(cfg: SRVPConfig, variables, x, noise: Noise, train: bool = True):
 
         def euler(yy, _):
             yy, inc = apply(SRVP.dynamics, yy, z_next, cfg.dt)
-            return yy, jnp.sqrt(jnp.sum(inc**2, -1))  # ‖dt·f‖₂ per video
+            return yy, l2_norm(inc)  # ‖dt·f‖₂ per video
 
         y_next, norms = jax.lax.scan(euler, y, None, length=cfg.n_euler_steps)
         return y_next, (y_next, prior, norms.sum(0))

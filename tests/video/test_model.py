@@ -247,3 +247,23 @@ def test_bad_config_raises():
         M.SRVPConfig(dynamics="lstm")
     with pytest.raises(ValueError, match="needs dynamics='residual'"):
         M.SRVPConfig(dynamics="gru", n_euler_steps=2)
+
+
+def test_residual_norm_gradient_is_finite_at_zero(tiny_init, video):
+    """‖dt·f‖₂ with f ≡ 0 (last dynamics layer zeroed, as when all its ReLU inputs are off):
+    the plain sqrt(Σ v²) has a NaN gradient there; the ELBO's gradient stays finite."""
+    v = jnp.asarray([[3.0, 4.0], [0.0, 0.0]])
+    np.testing.assert_allclose(M.l2_norm(v), [5.0, 0.0])
+    g = jax.jacobian(lambda a: M.l2_norm(a).sum())(v)
+    np.testing.assert_allclose(g, [[0.6, 0.8], [0.0, 0.0]])
+    f = tiny_init["params"]["f"]
+    last = sorted(f)[-1]
+    params = {
+        **tiny_init["params"],
+        "f": {**f, last: jax.tree.map(jnp.zeros_like, f[last])},
+    }
+    variables = {**tiny_init, "params": params}
+    noise = M.sample_noise(TINY, jax.random.PRNGKey(2), 2, 4)
+    loss = lambda p: M.elbo(TINY, {**variables, "params": p}, video, noise)[0].loss
+    grads = jax.jit(jax.grad(loss))(params)
+    assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(grads))

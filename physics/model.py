@@ -24,7 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from generative.layers import Conv, ConvTranspose
+from generative.layers import Conv, ConvTranspose, GroupNorm
 from physics.simulators import ADAPTIVE, get_solver
 
 __all__ = [
@@ -56,7 +56,7 @@ def _init(gain: float):
 
 def _norm(x):
     """Group norm (stateless stand-in for the reference's BatchNorm, keeps apply pure)."""
-    return nn.GroupNorm(num_groups=min(16, x.shape[-1]))(x)
+    return GroupNorm(num_groups=min(16, x.shape[-1]))(x)
 
 
 def _out(x, activation: str):

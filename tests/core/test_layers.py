@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from jax.experimental import enable_x64
 
-from generative.layers import BatchNorm, Conv, ConvTranspose, batch_norm
+from generative.layers import BatchNorm, Conv, ConvTranspose, GroupNorm, batch_norm
 
 PADDINGS = ["SAME", "VALID", 1, ((1, 2), (0, 3)), ((2, 1), (1, 1))]
 
@@ -152,3 +152,26 @@ def test_batch_norm_vjp_includes_statistics_cotangents():
         np.testing.assert_allclose(ours(x, s, b), plain(x, s, b), rtol=1e-12)
         for p, q in zip(jax.grad(plain, (0, 1, 2))(x, s, b), jax.grad(ours, (0, 1, 2))(x, s, b)):
             np.testing.assert_allclose(q, p, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "shape,kw",
+    [
+        ((3, 5, 6, 8), dict(num_groups=4)),
+        ((2, 7, 6), dict(num_groups=None, group_size=1)),
+        ((4, 3, 2, 2, 16), dict(num_groups=16)),
+        ((3, 10), dict(num_groups=1)),
+    ],
+)
+def test_group_norm_equals_flax(shape, kw):
+    """Values and gradients (input, scale, bias) equal flax's GroupNorm in float64."""
+    with enable_x64():
+        x = 2.0 + 3.0 * jax.random.normal(jax.random.PRNGKey(0), shape, jnp.float64)
+        kw = dict(kw, param_dtype=jnp.float64)
+        assert _compare(nn.GroupNorm(**kw), GroupNorm(**kw), x) < 1e-10
+
+
+def test_group_norm_bad_groups():
+    x = jnp.ones((2, 4, 6))
+    with pytest.raises(ValueError, match="6 channels do not split into 4 groups"):
+        GroupNorm(num_groups=4).init(jax.random.PRNGKey(0), x)

@@ -1,4 +1,5 @@
-"""generative.layers vs flax.linen: forward + backward time of the SRVP frame-network layers.
+"""generative.layers vs flax.linen: forward + backward time of the SRVP frame-network layers
+and of the physics conv models' GroupNorm.
 
     .venv/bin/python benchmarks/layers.py [--batch 240] [--repeats 3]
 
@@ -21,6 +22,7 @@ from generative import layers
 
 # name, flax layer, ours, input shape (without batch)
 CASES = [
+    ("conv 4x4/2 1->64 @64", lambda m: m.Conv(64, (4, 4), 2, ((1, 1), (1, 1))), (64, 64, 1)),
     ("conv 4x4/2 64->128 @32", lambda m: m.Conv(128, (4, 4), 2, ((1, 1), (1, 1))), (32, 32, 64)),
     ("conv 4x4/2 256->512 @8", lambda m: m.Conv(512, (4, 4), 2, ((1, 1), (1, 1))), (8, 8, 256)),
     ("conv 3x3/1 64->64 @32", lambda m: m.Conv(64, (3, 3), 1, ((1, 1), (1, 1))), (32, 32, 64)),
@@ -29,6 +31,8 @@ CASES = [
     ("convT 4x4/2 64->1 @32", lambda m: m.ConvTranspose(1, (4, 4), (2, 2)), (32, 32, 64)),
     ("batchnorm 64 @32", lambda m: m.BatchNorm(use_running_average=False), (32, 32, 64)),
     ("batchnorm 512 @4", lambda m: m.BatchNorm(use_running_average=False), (4, 4, 512)),
+    ("groupnorm 16 groups 64 @32", lambda m: m.GroupNorm(16), (32, 32, 64)),
+    ("groupnorm 16 groups 512 @4", lambda m: m.GroupNorm(16), (4, 4, 512)),
 ]
 
 

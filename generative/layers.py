@@ -485,6 +485,22 @@ def _bn_bwd(epsilon, res, g):
 batch_norm.defvjp(_bn_fwd, _bn_bwd)
 
 
+def _scale_bias(module: nn.Module, c: int):
+    """The normalisation layers' 'scale' and 'bias' parameters (ones / zeros when unused);
+    called from the module's compact `__call__`."""
+    scale = (
+        module.param("scale", module.scale_init, (c,), module.param_dtype)
+        if module.use_scale
+        else jnp.ones((c,), module.param_dtype)
+    )
+    bias = (
+        module.param("bias", module.bias_init, (c,), module.param_dtype)
+        if module.use_bias
+        else jnp.zeros((c,), module.param_dtype)
+    )
+    return scale, bias
+
+
 class BatchNorm(nn.Module):
     """`flax.linen.BatchNorm` over the last axis, with `batch_norm`'s fast reductions."""
 
@@ -505,16 +521,7 @@ class BatchNorm(nn.Module):
         c = x.shape[-1]
         ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
         ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
-        scale = (
-            self.param("scale", self.scale_init, (c,), self.param_dtype)
-            if self.use_scale
-            else jnp.ones((c,), self.param_dtype)
-        )
-        bias = (
-            self.param("bias", self.bias_init, (c,), self.param_dtype)
-            if self.use_bias
-            else jnp.zeros((c,), self.param_dtype)
-        )
+        scale, bias = _scale_bias(self, c)
         dtype = jnp.promote_types(x.dtype, jnp.float32)
         scale, bias = scale.astype(dtype), bias.astype(dtype)
         if use_running_average:
@@ -602,16 +609,7 @@ class GroupNorm(nn.Module):
                 f"GroupNorm: {c} channels do not split into "
                 + (f"groups of {self.group_size}" if self.group_size else f"{groups} groups")
             )
-        scale = (
-            self.param("scale", self.scale_init, (c,), self.param_dtype)
-            if self.use_scale
-            else jnp.ones((c,), self.param_dtype)
-        )
-        bias = (
-            self.param("bias", self.bias_init, (c,), self.param_dtype)
-            if self.use_bias
-            else jnp.zeros((c,), self.param_dtype)
-        )
+        scale, bias = _scale_bias(self, c)
         dtype = jnp.promote_types(x.dtype, jnp.float32)
         y = group_norm(
             x.reshape(x.shape[0], -1, c).astype(dtype),

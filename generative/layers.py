@@ -170,7 +170,7 @@ def _conv_transpose_taps(x, kernel, strides, pads, precision):
         zip(x.shape[1:-1], kernel.shape, strides, pads, big)
     ):
         p = s * a - 1 - lo
-        out_len = max(0, (n - 1) * s + 1 + lo + hi - k + 1)
+        out_len = _phases(n, k, s, (lo, hi))[0]
         config.append((-p, out_len - (out.shape[1 + i] - p), 0))
     config.append((0, 0, 0))
     return lax.pad(out, zero, config)

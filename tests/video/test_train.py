@@ -1,3 +1,4 @@
+import csv
 import json
 import shutil
 
@@ -138,10 +139,9 @@ def test_real_data_presets_train_and_eval(preset, tmp_path):
     with tfds.testing.mock_data(num_examples=4):
         assert video_main.main(["train"] + argv) == 0
         assert video_main.main(["eval"] + argv) == 0
-    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
-    assert len(rows) == 2 and np.isfinite(
-        float(rows[1].split(",")[rows[0].split(",").index("loss")])
-    )
+    with open(tmp_path / "run" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1 and np.isfinite(float(rows[0]["loss"]))
     res = (tmp_path / "run" / "eval" / "results.csv").read_text()
     assert "repeat last frame" in res
     channels = 1 if preset == "kth" else 3

@@ -114,7 +114,7 @@ def _training_step(preset: str, batch_size: int):
     from generative.core.train import TrainState, loss_step, make_optimizer
     from physics.losses import LossWeights, separation_loss
     from physics.model import num_params
-    from physics.train import build_model, microbatches
+    from physics.train import build_model
 
     config = importlib.import_module(f"physics.configs.{preset}").get_config()
     frame = (64, 64, 1)
@@ -129,8 +129,7 @@ def _training_step(preset: str, batch_size: int):
 
     params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, config.cond_frames) + frame))
     state = TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), None)
-    chunks = microbatches(config, batch_size)
-    step = jax.jit(loss_step(loss_fn, tx, chunks), donate_argnums=0)
+    step = jax.jit(loss_step(loss_fn, tx), donate_argnums=0)
     batch = jnp.asarray(
         np.random.default_rng(0).uniform(size=(batch_size, length) + frame), jnp.float32
     )

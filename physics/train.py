@@ -303,25 +303,12 @@ def make_experiment(config: ml_collections.ConfigDict):
     del length
     exp = Experiment(
         init=init,
-        step=loss_step(loss_fn, tx, microbatches(config, config.batch_size)),
+        step=loss_step(loss_fn, tx),
         batch_fn=batch_fn,
         evaluate=evaluate_,
         finalize=finalize,
     )
     return exp, model, test
-
-
-def microbatches(config, batch_size: int) -> int:
-    """Number of gradient-accumulation chunks for `config.microbatch_size` (0: one chunk)."""
-    size = int(config.get("microbatch_size", 0))
-    if size <= 0 or size >= batch_size:
-        return 1
-    if batch_size % size:
-        raise ValueError(
-            f"batch_size={batch_size} is not divisible by microbatch_size={size}; choose a "
-            f"divisor of {batch_size} or 0 (no chunks)"
-        )
-    return batch_size // size
 
 
 def write_results(config, model, params, test, workdir, images: bool) -> dict:

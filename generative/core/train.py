@@ -127,52 +127,13 @@ def make_optimizer(opt: ml_collections.ConfigDict, num_steps: int) -> optax.Grad
 def loss_step(
     loss_fn: Callable[..., tuple[jax.Array, tuple[Metrics, Any]]],
     tx: optax.GradientTransformation,
-    microbatches: int = 1,
 ) -> Callable[[TrainState, Any, PRNGKey], tuple[TrainState, Metrics]]:
     """An `Experiment.step` from `loss_fn(params, model_state, batch, key) ->
-    (loss, (aux_metrics, new_model_state))`; adds loss and gradient/parameter/update norms.
-
-    `microbatches` > 1 splits the batch's leading axis into that many equal chunks, run one
-    after the other (`lax.scan`: one chunk's activations live at a time), and averages their
-    losses, gradients and metrics. For a loss that is a mean of per-example terms with no
-    coupling across the batch (no BatchNorm statistics) this is the full-batch step, except
-    that chunk i draws its randomness from `fold_in(key, i)`; `model_state` is threaded through
-    the chunks in order. It saves memory, and on CPU chunks whose activations stay in cache run
-    faster (`benchmarks/physics_bench.py`)."""
-    if int(microbatches) != microbatches or microbatches < 1:
-        raise ValueError(f"microbatches must be a positive integer, got {microbatches!r}")
-    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-
-    def chunked(params, model_state, batch, key):
-        leaves = jax.tree_util.tree_leaves(batch)
-        if not leaves:
-            raise ValueError("microbatches > 1 needs a host batch to split (batch_fn)")
-        n = leaves[0].shape[0]
-        if n % microbatches:
-            raise ValueError(
-                f"batch size {n} is not divisible by microbatches={microbatches}; choose a "
-                f"divisor of {n}"
-            )
-        split = lambda a: a.reshape((microbatches, n // microbatches) + a.shape[1:])
-        chunks = jax.tree_util.tree_map(split, batch)
-        first = jax.tree_util.tree_map(lambda a: a[0], chunks)
-        shapes = jax.eval_shape(grad_fn, params, model_state, first, key)
-        zeros = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
-        zeros = (zeros[0][0], zeros[0][1][0], zeros[1])  # (loss, aux, grads)
-
-        def body(carry, inp):
-            ms, acc = carry
-            i, chunk = inp
-            (loss, (aux, ms)), g = grad_fn(params, ms, chunk, jax.random.fold_in(key, i))
-            return (ms, jax.tree_util.tree_map(jnp.add, acc, (loss, aux, g))), None
-
-        (ms, acc), _ = jax.lax.scan(body, (model_state, zeros), (jnp.arange(microbatches), chunks))
-        loss, aux, grads = jax.tree_util.tree_map(lambda a: a / microbatches, acc)
-        return (loss, (aux, ms)), grads
+    (loss, (aux_metrics, new_model_state))`; adds loss and gradient/parameter/update norms."""
 
     def step(state: TrainState, batch: Any, key: PRNGKey):
-        fn = grad_fn if microbatches == 1 else chunked
-        (loss, (aux, model_state)), grads = fn(state.params, state.model_state, batch, key)
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        (loss, (aux, model_state)), grads = grad_fn(state.params, state.model_state, batch, key)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics = {

@@ -21,7 +21,6 @@ def separation_config() -> ml_collections.ConfigDict:
     c.eval_batch = 64
     c.log_eval_windows = 64  # windows scored at every log step (0: none)
     c.batch_size = 128
-    c.microbatch_size = 0  # > 0: gradients accumulated over chunks of this many sequences
     c.num_steps = 250 * 240 * 126 // 128  # 250 epochs over every (sequence, start) window
     c.log_every = 500
     c.checkpoint_every = 5000

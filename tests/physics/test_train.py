@@ -110,19 +110,3 @@ def test_missing_data_and_bad_options_exit_2(tmp_path, capsys):
     )
     assert rc == 2
     assert "unknown ODE solver 'rk45'" in capsys.readouterr().err
-
-
-def test_microbatch_size_sets_the_chunks_and_refuses_non_divisors():
-    import pytest
-
-    from physics.configs import mmnist
-    from physics.train import microbatches
-
-    c = mmnist.get_config()
-    assert microbatches(c, 128) == 1  # 0: whole batch
-    c.microbatch_size = 16
-    assert microbatches(c, 128) == 8
-    assert microbatches(c, 16) == 1
-    c.microbatch_size = 48
-    with pytest.raises(ValueError, match="batch_size=128 is not divisible by microbatch_size=48"):
-        microbatches(c, 128)

@@ -1,6 +1,6 @@
 """physics benchmarks: WaveEq generation (vectorised vs one sequence at a time) and training
 steps/s + peak memory of the separation model at the WaveEq and Moving MNIST configurations,
-printed next to the PyTorch reference (measured on this CPU machine kind, 2 threads) with the ratio.
+printed next to the PyTorch baseline (timed in the same run when torch is installed) with the ratio.
 
     .venv/bin/python benchmarks/physics_bench.py                      # everything, paper sizes
     .venv/bin/python benchmarks/physics_bench.py --only generation --num-sequences 60
@@ -217,7 +217,12 @@ def main(argv=None) -> int:
         tref = None if args.no_torch else torch_reference(args.torch_threads)
         print(
             "PyTorch baseline: "
-            + ("timed in this run" if tref else "not installed: recorded figures (another host)")
+            + (
+                "timed in this run"
+                if tref
+                else "not timed (--no-torch, or torch not installed): recorded figures "
+                "(another host)"
+            )
         )
         bss = [int(b) for b in args.batch_sizes.split(",")]
         for name in args.configs.split(","):

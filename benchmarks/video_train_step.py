@@ -8,8 +8,7 @@ Each configuration: compile time measured separately (lower + compile), 2 warm-u
 then `--repeats` timed calls with `block_until_ready`; the median and min/max are reported.
 Peak memory: XLA's compiled memory analysis (arguments + outputs + temporaries) and, on GPU, the
 device allocator's peak. Evaluation: best-of-100 on `--eval-videos` videos (5 conditioning + 20
-predicted frames), the 100 samples vectorised, PSNR and SSIM on device. The PyTorch reference
-measured on this machine kind is printed next to each number with the ratio.
+predicted frames), the 100 samples vectorised, PSNR and SSIM on device.
 Frames come from Moving MNIST generated on the fly from random 28×28 "digits" (the content
 does not change the cost).
 
@@ -49,8 +48,6 @@ from video import model as srvp  # noqa: E402
 from video.data.moving_mnist import moving_mnist_batch  # noqa: E402
 
 PYTORCH_REFERENCE = {"s_per_step": {16: 1.65, 64: 9.66}, "params": 10_680_000}  # another host
-
-
 SEQ_LEN, NT_COND, HORIZON, N_SAMPLES = 15, 5, 20, 100
 
 
@@ -211,7 +208,8 @@ def main(argv=None):
         + (
             f"timed in this run ({args.torch_threads} threads)"
             if tref
-            else "not installed: ratios use the figures recorded on another host"
+            else "not timed (--no-torch, or torch not installed): ratios use the figures "
+            "recorded on another host"
         )
     )
     train = [bench_train(cfg, b, args.repeats, digits, tref) for b in args.batches]

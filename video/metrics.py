@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 __all__ = [
     "psnr",
@@ -51,13 +52,15 @@ def _band(n: int, g):
 def _filter_valid(x, g):
     """Separable valid filtering of x [N, H, W] with window g [K] -> [N, H-K+1, W-K+1].
 
-    Each pass is one 2-D matrix product with a banded matrix: on CPU this runs at matmul speed,
-    about 6× faster than the sum of K shifted slices it replaces."""
+    Each pass is one 2-D matrix product with a banded matrix (full float32 precision, also
+    on GPU/TPU where the default would round to TF32/bf16): on CPU SSIM runs 2.2× faster than
+    with the sum of K shifted slices this replaces."""
     n, h, w = x.shape
     gw, gh = _band(w, g), _band(h, g)
-    a = jnp.dot(x.reshape(n * h, w), gw).reshape(n, h, -1)  # [N, H, W']
+    dot = lambda a, b: jnp.dot(a, b, precision=lax.Precision.HIGHEST)
+    a = dot(x.reshape(n * h, w), gw).reshape(n, h, -1)  # [N, H, W']
     a = jnp.swapaxes(a, 1, 2).reshape(-1, h)  # [N·W', H]
-    b = jnp.dot(a, gh).reshape(n, gw.shape[1], gh.shape[1])  # [N, W', H']
+    b = dot(a, gh).reshape(n, gw.shape[1], gh.shape[1])  # [N, W', H']
     return jnp.swapaxes(b, 1, 2)
 
 

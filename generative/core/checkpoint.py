@@ -38,10 +38,12 @@ class Checkpointer:
         self.manager.save(int(step), args=ocp.args.StandardSave(state))
 
     def restore(self, abstract_state: Any, step: int | None = None) -> Any:
-        """Restore into the structure, shapes, dtypes and shardings of `abstract_state`."""
+        """Restore into the structure, shapes, dtypes and shardings of `abstract_state`
+        (leaves without a sharding, e.g. from `jax.eval_shape`, go to the default device)."""
         step = self.latest_step() if step is None else step
         if step is None:
             raise CheckpointError(f"no checkpoint in {self.directory}")
+        abstract_state = _with_default_sharding(abstract_state)
         try:
             restored = self.manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
         except Exception as e:  # orbax raises many types; report them as one line
@@ -59,6 +61,20 @@ class Checkpointer:
     def close(self) -> None:
         self.manager.wait_until_finished()
         self.manager.close()
+
+
+def _with_default_sharding(tree: Any) -> Any:
+    """ShapeDtypeStructs (or arrays) with their sharding, the default device where none is set:
+    orbax then restores each array where it belongs without warning that none was given."""
+    default = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+
+    def leaf(a):
+        if not hasattr(a, "shape") or not hasattr(a, "dtype"):
+            return a
+        sharding = getattr(a, "sharding", None)
+        return jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding or default)
+
+    return jax.tree_util.tree_map(leaf, tree)
 
 
 def _check_same_structure(expected: Any, got: Any, where: pathlib.Path) -> None:

@@ -103,6 +103,23 @@ def test_incompatible_checkpoint_is_refused(tmp_path):
     ckpt.close()
 
 
+def test_restore_from_eval_shape_gives_saved_values_without_sharding_warning(tmp_path):
+    import warnings
+
+    state = {"w": jnp.arange(4.0), "n": jnp.ones((2, 3), jnp.int32)}
+    ckpt = Checkpointer(tmp_path / "c")
+    ckpt.save(3, state)
+    ckpt.wait()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # orbax warns when no sharding is given
+        got = ckpt.restore(jax.eval_shape(lambda: state))
+    ckpt.close()
+    assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(state)
+    for a, b in zip(_leaves(got), _leaves(state)):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == b.dtype
+
+
 def test_sharded_step_equals_single_device(tmp_path):
     assert jax.device_count() == 4
     cfg = _config(num_steps=10)

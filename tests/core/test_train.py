@@ -1,6 +1,7 @@
 """The shared loop: resume = uninterrupted (bit for bit), NaN stop, sharding, outputs."""
 
 import csv
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -104,8 +105,6 @@ def test_incompatible_checkpoint_is_refused(tmp_path):
 
 
 def test_restore_from_eval_shape_gives_saved_values_without_sharding_warning(tmp_path):
-    import warnings
-
     state = {"w": jnp.arange(4.0), "n": jnp.ones((2, 3), jnp.int32)}
     ckpt = Checkpointer(tmp_path / "c")
     ckpt.save(3, state)

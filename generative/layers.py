@@ -105,9 +105,43 @@ def conv_transpose(x, kernel, strides: Sequence[int], padding="SAME", precision=
         pads = tuple(transpose_padding(k, s, padding) for k, s in zip(window, strides))
     else:
         pads = tuple(transpose_padding(k, s, p) for k, s, p in zip(window, strides, padding))
+    if all(n == 1 or k <= s for n, k, s in zip(x.shape[1:-1], window, strides)):
+        return _conv_transpose_blocks(x, kernel, strides, pads, precision)
     if math.prod(window) * kernel.shape[-1] <= kernel.shape[-2]:
         return _conv_transpose_taps(x, kernel, strides, pads, precision)
     return _conv_transpose(x, kernel, strides, pads, precision)
+
+
+def _conv_transpose_blocks(x, kernel, strides, pads, precision):
+    """Windows that do not overlap in the output (per axis one input, or kernel <= stride,
+    e.g. a decoder's first layer 1×1 -> 4×4): every output takes at most one tap, so the
+    layer is one matrix product z = x @ K[C_in, taps · C_out] whose tap blocks, laid side by
+    side (depth to space), are the output up to a shift. Input o = s·i + low − j receives
+    x[i] K[j]; with j' = k − 1 − j the block of input i holds taps j' at s·i + j'. A phase
+    convolution would multiply mostly padding (16× the work for 1×1 -> 4×4). Differentiated
+    by JAX (pads, a transpose and two products)."""
+    nd = x.ndim - 2
+    window = kernel.shape[:nd]
+    c_out = kernel.shape[-1]
+    flip = (slice(None, None, -1),) * nd
+    kr = jnp.moveaxis(kernel[flip], -2, 0).reshape(kernel.shape[-2], -1)  # [C_in, taps·C_out]
+    z = jnp.dot(x.reshape(-1, x.shape[-1]), kr, precision=precision)
+    z = z.reshape(*x.shape[:-1], *window, c_out)  # [N, *in, *window, C_out]
+    widths = [max(s, k) if n == 1 else s for n, k, s in zip(x.shape[1:-1], window, strides)]
+    zero = jnp.zeros((), z.dtype)
+    config = [(0, 0, 0)] * (nd + 1) + [(0, w - k, 0) for w, k in zip(widths, window)] + [(0, 0, 0)]
+    z = lax.pad(z, zero, config)
+    perm = [0] + [a for i in range(nd) for a in (1 + i, 1 + nd + i)] + [1 + 2 * nd]
+    z = z.transpose(perm).reshape(
+        x.shape[0], *(n * w for n, w in zip(x.shape[1:-1], widths)), c_out
+    )
+    config = [(0, 0, 0)]
+    for i, (n, k, s, (lo, hi)) in enumerate(zip(x.shape[1:-1], window, strides, pads)):
+        out_len = max(0, (n - 1) * s + 1 + lo + hi - k + 1)
+        shift = lo - k + 1  # output o reads block position o − shift
+        config.append((shift, out_len - shift - z.shape[1 + i], 0))
+    config.append((0, 0, 0))
+    return lax.pad(z, zero, config)
 
 
 def _s2d_kernel(kernel, strides, flip_phase: bool):
@@ -298,9 +332,37 @@ def conv(x, kernel, strides: Sequence[int], padding="SAME", precision=None):
     else:
         pads = padding
     pads = tuple((int(a), int(b)) for a, b in pads)
+    q = [
+        (n + lo + hi - k) // s + 1
+        for n, k, s, (lo, hi) in zip(x.shape[1:-1], window, strides, pads)
+    ]
+    if min(q) > 0 and all(qi == 1 or k <= s for qi, k, s in zip(q, window, strides)):
+        return _conv_patches(x, kernel, strides, pads, q, precision)
     if math.prod(window) * kernel.shape[-2] <= kernel.shape[-1]:
         return _conv_im2col(x, kernel, strides, pads, precision)
     return _conv(x, kernel, strides, pads, precision)
+
+
+def _conv_patches(x, kernel, strides, pads, q, precision):
+    """Windows that do not overlap (per axis one output, or kernel <= stride: an encoder's
+    last 4×4 -> 1×1 layer, a patch embedding): the patches are the padded input cut into
+    blocks (a reshape, a slice and a transpose, no copy per tap), times K[taps · C_in, C_out].
+    XLA would compute the input gradient as a convolution over mostly padding. Differentiated
+    by JAX."""
+    nd = x.ndim - 2
+    window = kernel.shape[:nd]
+    widths = [k if qi == 1 else s for qi, k, s in zip(q, window, strides)]
+    config = [(0, 0, 0)]
+    for n, (lo, _), qi, w in zip(x.shape[1:-1], pads, q, widths):
+        config.append((lo, qi * w - n - lo, 0))
+    config.append((0, 0, 0))
+    xp = lax.pad(x, jnp.zeros((), x.dtype), config)  # [N, *(Q·w), C]
+    xp = xp.reshape(x.shape[0], *(d for qi, w in zip(q, widths) for d in (qi, w)), x.shape[-1])
+    xp = xp[(slice(None),) + tuple(a for k in window for a in (slice(None), slice(0, k)))]
+    perm = [0, *range(1, 2 * nd, 2), *range(2, 2 * nd + 1, 2), 2 * nd + 1]
+    patches = xp.transpose(perm).reshape(-1, math.prod(window) * x.shape[-1])
+    out = jnp.dot(patches, kernel.reshape(-1, kernel.shape[-1]), precision=precision)
+    return out.reshape(x.shape[0], *q, kernel.shape[-1])
 
 
 def _conv_im2col(x, kernel, strides, pads, precision):

@@ -86,6 +86,34 @@ def test_few_channel_paths_equal_flax(stride):
         assert worst < 1e-10
 
 
+def test_dense_like_layers_take_matrix_product_paths():
+    """A decoder's first layer (1×1 -> 4×4 VALID transposed convolution), an encoder's last
+    (4×4 -> 1×1 VALID convolution) and a non-overlapping patch convolution (kernel = stride)
+    are single matrix products: no convolution over padding, in values or gradients."""
+    with enable_x64():
+        f64 = dict(param_dtype=jnp.float64)
+        t, c = (nn.ConvTranspose, ConvTranspose), (nn.Conv, Conv)
+        cases = [
+            (*t, (3, 1, 1, 9), dict(kernel_size=(4, 4), padding="VALID")),
+            (*t, (3, 1, 1, 9), dict(kernel_size=(4, 4), padding=((1, 2), (3, 0)))),
+            (*t, (3, 3, 4, 9), dict(kernel_size=(2, 3), strides=(2, 3), padding="SAME")),
+            (*t, (3, 3, 1, 9), dict(kernel_size=(2, 4), strides=(3, 1), padding=((1, 2), (0, 1)))),
+            (*c, (3, 4, 4, 9), dict(kernel_size=(4, 4), padding="VALID")),
+            (*c, (3, 8, 6, 5), dict(kernel_size=(2, 2), strides=2, padding="VALID")),
+            (*c, (3, 7, 6, 5), dict(kernel_size=(2, 3), strides=(3, 3), padding="SAME")),
+            (*c, (3, 5, 3, 5), dict(kernel_size=(2, 4), strides=(3, 1), padding=((1, 0), (0, 1)))),
+        ]
+        for ref, cls, shape, kw in cases:
+            x = jax.random.normal(jax.random.PRNGKey(len(shape)), shape, jnp.float64)
+            ours = cls(7, **kw, **f64)
+            assert _compare(ref(7, **kw, **f64), ours, x) < 1e-10
+            v = ours.init(jax.random.PRNGKey(0), x)
+            jaxpr = str(
+                jax.make_jaxpr(jax.grad(lambda v, x: (ours.apply(v, x) ** 2).sum(), (0, 1)))(v, x)
+            )
+            assert "conv_general_dilated" not in jaxpr, (cls.__name__, shape, kw)
+
+
 def test_conv_layers_accept_extra_batch_axes_and_1d():
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 8, 8, 2))
     for ours in (Conv(5, (3, 3), 2), ConvTranspose(5, (4, 4), (2, 2))):

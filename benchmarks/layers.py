@@ -25,7 +25,13 @@ CASES = [
     ("conv 4x4/2 1->64 @64", lambda m: m.Conv(64, (4, 4), 2, ((1, 1), (1, 1))), (64, 64, 1)),
     ("conv 4x4/2 64->128 @32", lambda m: m.Conv(128, (4, 4), 2, ((1, 1), (1, 1))), (32, 32, 64)),
     ("conv 4x4/2 256->512 @8", lambda m: m.Conv(512, (4, 4), 2, ((1, 1), (1, 1))), (8, 8, 256)),
+    ("conv 4x4 valid 512->128 @4 (to 1x1)", lambda m: m.Conv(128, (4, 4), 1, "VALID"), (4, 4, 512)),
     ("conv 3x3/1 64->64 @32", lambda m: m.Conv(64, (3, 3), 1, ((1, 1), (1, 1))), (32, 32, 64)),
+    (
+        "convT 4x4 valid 276->512 @1 (to 4x4)",
+        lambda m: m.ConvTranspose(512, (4, 4), padding="VALID"),
+        (1, 1, 276),
+    ),
     ("convT 4x4/2 512->256 @4", lambda m: m.ConvTranspose(256, (4, 4), (2, 2)), (4, 4, 512)),
     ("convT 4x4/2 128->64 @16", lambda m: m.ConvTranspose(64, (4, 4), (2, 2)), (16, 16, 128)),
     ("convT 4x4/2 64->1 @32", lambda m: m.ConvTranspose(1, (4, 4), (2, 2)), (32, 32, 64)),

@@ -21,6 +21,9 @@ Layers with few channels on one side (an encoder's first convolution on 1-channe
 decoder's last transposed convolution to 1 channel: taps · C_small <= C_large) are computed
 as one full-width matrix product on the space-to-depth input (im2col) or output (tap
 scatter); convolution kernels reading 1-wide vectors are several times slower there on CPU.
+Layers whose windows do not overlap (a decoder's first 1×1 -> 4×4 transposed convolution, an
+encoder's last 4×4 -> 1×1 convolution, patch embeddings with kernel <= stride) are one matrix
+product plus a reshape; as convolutions they would mostly multiply padding.
 Matrix products are always given 2-D operands: XLA's CPU backend has a slow path for products
 contracting several axes, which is what a kernel gradient otherwise becomes.
 """

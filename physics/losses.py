@@ -50,21 +50,31 @@ def separation_loss(
     tau = cond_frames
     if not 0 < tau < length:
         raise ValueError(f"cond_frames must be in (0, {length}), got {tau}")
+    # The networks act on each sample alone (GroupNorm, no batch statistics), so the calls
+    # that share a network are batched: E_T on both windows, E_S on the first and last
+    # windows, D on the rollout and the auto-encoded frame together (one call each, larger
+    # products; the same values as separate calls).
     window = seq[:, :tau]
-    s, skips = model.encode_content(params, window)
-    t0 = model.encode_dynamic(params, window)
-    traj = model.rollout(params, t0, length)  # [B, L, ...]
-    pred = model.decode(params, s, skips, traj)  # [B, L, *frame]
-    l_pred = jnp.mean((pred - seq) ** 2)
-
     starts = jax.random.randint(key, (b,), 0, length - tau + 1)
-    t_i = model.encode_dynamic(params, windows_at(seq, starts, tau))
-    rec = model.decode(params, s, skips, t_i[:, None])[:, 0]
+    t0, t_i = jnp.split(
+        model.encode_dynamic(params, jnp.concatenate([window, windows_at(seq, starts, tau)])), 2
+    )
+    if model.use_content:
+        both, skips = model.encode_content(
+            params, jnp.concatenate([window, seq[:, length - tau :]])
+        )
+        s, s_last = both[:b], both[b:]
+        skips = None if skips is None else [k[:b] for k in skips]
+    else:
+        s, skips = model.encode_content(params, window)
+    traj = model.rollout(params, t0, length)  # [B, L, ...]
+    frames = model.decode(params, s, skips, jnp.concatenate([traj, t_i[:, None]], 1))
+    pred, rec = frames[:, :length], frames[:, length]  # [B, L, *frame], [B, *frame]
+    l_pred = jnp.mean((pred - seq) ** 2)
     target = windows_at(seq, starts, 1)[:, 0]
     l_ae = jnp.mean((rec - target) ** 2)
 
     if model.use_content:
-        s_last = model.encode_content(params, seq[:, length - tau :])[0]
         l_s = jnp.mean((s - s_last) ** 2)
         w_s = weights.s
     else:

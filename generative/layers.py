@@ -135,13 +135,10 @@ def _conv_transpose_blocks(x, kernel, strides, pads, precision):
     zero = jnp.zeros((), z.dtype)
     config = [(0, 0, 0)] * (nd + 1) + [(0, w - k, 0) for w, k in zip(widths, window)] + [(0, 0, 0)]
     z = lax.pad(z, zero, config)
-    perm = [0] + [a for i in range(nd) for a in (1 + i, 1 + nd + i)] + [1 + 2 * nd]
-    z = z.transpose(perm).reshape(
-        x.shape[0], *(n * w for n, w in zip(x.shape[1:-1], widths)), c_out
-    )
+    z = _from_phases(z, nd)  # [N, *(in · width), C_out]
     config = [(0, 0, 0)]
     for i, (n, k, s, (lo, hi)) in enumerate(zip(x.shape[1:-1], window, strides, pads)):
-        out_len = max(0, (n - 1) * s + 1 + lo + hi - k + 1)
+        out_len = _phases(n, k, s, (lo, hi))[0]
         shift = lo - k + 1  # output o reads block position o − shift
         config.append((shift, out_len - shift - z.shape[1 + i], 0))
     config.append((0, 0, 0))
@@ -343,7 +340,7 @@ def conv(x, kernel, strides: Sequence[int], padding="SAME", precision=None):
     if min(q) > 0 and all(qi == 1 or k <= s for qi, k, s in zip(q, window, strides)):
         return _conv_patches(x, kernel, strides, pads, q, precision)
     if math.prod(window) * kernel.shape[-2] <= kernel.shape[-1]:
-        return _conv_im2col(x, kernel, strides, pads, precision)
+        return _conv_im2col(x, kernel, strides, pads, q, precision)
     return _conv(x, kernel, strides, pads, precision)
 
 
@@ -360,29 +357,21 @@ def _conv_patches(x, kernel, strides, pads, q, precision):
     for n, (lo, _), qi, w in zip(x.shape[1:-1], pads, q, widths):
         config.append((lo, qi * w - n - lo, 0))
     config.append((0, 0, 0))
-    xp = lax.pad(x, jnp.zeros((), x.dtype), config)  # [N, *(Q·w), C]
-    xp = xp.reshape(x.shape[0], *(d for qi, w in zip(q, widths) for d in (qi, w)), x.shape[-1])
-    xp = xp[(slice(None),) + tuple(a for k in window for a in (slice(None), slice(0, k)))]
-    perm = [0, *range(1, 2 * nd, 2), *range(2, 2 * nd + 1, 2), 2 * nd + 1]
-    patches = xp.transpose(perm).reshape(-1, math.prod(window) * x.shape[-1])
+    xp = _to_phases(lax.pad(x, jnp.zeros((), x.dtype), config), widths)  # [N, *Q, *w, C]
+    xp = xp[(slice(None),) * (nd + 1) + tuple(slice(0, k) for k in window)]
+    patches = xp.reshape(-1, math.prod(window) * x.shape[-1])
     out = jnp.dot(patches, kernel.reshape(-1, kernel.shape[-1]), precision=precision)
     return out.reshape(x.shape[0], *q, kernel.shape[-1])
 
 
-def _conv_im2col(x, kernel, strides, pads, precision):
-    """Few input channels (taps · C_in <= C_out, e.g. an encoder's first layer on frames):
+def _conv_im2col(x, kernel, strides, pads, q, precision):
+    """q: the output length per spatial axis. Few input channels (taps · C_in <= C_out, e.g. an encoder's first layer on frames):
     patches [N, *Q, taps · C_in] (no larger than the output) times K[taps · C_in, C_out], one
     full-width product instead of a convolution reading C_in-wide vectors. The patches are
     shifted slices of the space-to-depth input (tap j = s·a + ρ reads block q + a, phase ρ),
     so every move is of contiguous s·C_in vectors. Differentiated by JAX: the kernel gradient
     is patchesᵀ · g, one product."""
-    nd = x.ndim - 2
-    window = kernel.shape[:nd]
     kp, big = _s2d_kernel(kernel, strides, flip_phase=False)  # [*A, *s, C_in, C_out]
-    q = [
-        (n + lo + hi - k) // s + 1
-        for n, k, s, (lo, hi) in zip(x.shape[1:-1], window, strides, pads)
-    ]
     config = [(0, 0, 0)]
     for n, s, (lo, _), qi, a in zip(x.shape[1:-1], strides, pads, q, big):
         config.append((lo, s * (qi + a - 1) - n - lo, 0))

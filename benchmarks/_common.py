@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from generative.core.host_memory import configure_host_memory, host_memory_state  # noqa: E402
+
+__all__ = ["configure_host_memory", "host_memory_state", "torch_reference", "torch_glibc_default"]
+
 
 def torch_reference(threads: int = 2):
     """`benchmarks/torch_reference.py` with torch set to `threads` threads, or None when torch
-    is not installed (it is an optional benchmark-only dependency)."""
+    is not installed (it is an optional benchmark-only dependency). In-process: it shares the
+    host allocator settings of `configure_host_memory` with our JAX code."""
     try:
         import torch
     except ImportError:
@@ -14,3 +28,34 @@ def torch_reference(threads: int = 2):
 
     torch.set_num_threads(threads)
     return torch_reference
+
+
+def torch_glibc_default(case: str, kwargs: dict, repeats: int, warmup: int, threads: int = 2):
+    """The same PyTorch case in a fresh process with glibc's default allocator (as the
+    reference code runs when launched on its own): {'times': [...], 'params': n}, or None when
+    torch is missing or the run fails (its error is printed)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return None
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    cmd = [
+        sys.executable,
+        str(HERE / "torch_reference.py"),
+        "--case",
+        case,
+        "--kwargs",
+        json.dumps(kwargs),
+        "--repeats",
+        str(repeats),
+        "--warmup",
+        str(warmup),
+        "--threads",
+        str(threads),
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    print(f"PyTorch subprocess failed ({case}): {proc.stderr.strip().splitlines()[-1:]}")
+    return None

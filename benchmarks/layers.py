@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from generative import layers
+from generative.core.host_memory import configure_host_memory
 
 # name, flax layer, ours, input shape (without batch)
 CASES = [
@@ -72,6 +73,7 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=240)
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args(argv)
+    configure_host_memory()  # before the first computation; flax and ours share it
     print(f"device: {jax.devices()[0].platform}, batch {args.batch}, best of {args.repeats}")
     print("| layer | flax (s) | ours (s) | speed-up |\n| --- | --- | --- | --- |")
     for name, make, shape in CASES:

@@ -15,7 +15,9 @@ PyTorch baseline: with `torch` installed (`.venv/bin/pip install torch==2.13.0`)
 residual block for Moving MNIST as its default, three for WaveEq) in this run, on the same
 shapes, and the ratio is against it; the figures recorded with the issue on another host are
 printed beside it for reference only (this machine kind's float32 throughput varies by 2.5×
-between hosts).
+between hosts). Host allocator: as in ``video_train_step.py``, ours runs with
+``configure_host_memory()``; PyTorch is timed both in this process (sharing it) and in a fresh
+process with glibc's defaults, and both ratios are printed.
 """
 
 from __future__ import annotations
@@ -35,7 +37,12 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from _common import torch_reference  # noqa: E402
+from _common import (  # noqa: E402
+    configure_host_memory,
+    host_memory_state,
+    torch_glibc_default,
+    torch_reference,
+)
 
 # PyTorch reference (Donà et al. code base), recorded with the issue on another host, 2 threads.
 REFERENCE = {
@@ -163,6 +170,14 @@ def bench_training(name: str, preset: str, batch_size: int, steps: int, tref=Non
             "torch_params_m": tref.num_params(tmodel) / 1e6,
         }
         del tmodel, tstep
+        sub = torch_glibc_default(
+            "separation_train", {"config": name, "batch": batch_size}, steps, 1
+        )
+        if sub:
+            torch_row["torch_glibc_default_s_per_step"] = statistics.median(sub["times"])
+            torch_row["speedup_vs_torch_glibc_default"] = (
+                torch_row["torch_glibc_default_s_per_step"] / timing["median_s"]
+            )
     out = {
         "config": name,
         "preset": preset,
@@ -197,7 +212,9 @@ def main(argv=None) -> int:
     p.add_argument("--no-torch", action="store_true", help="skip the same-run PyTorch baseline")
     p.add_argument("--torch-threads", type=int, default=2)
     args = p.parse_args(argv)
+    configure_host_memory()  # before the first computation (generative/core/host_memory.py)
     results = {
+        "host_allocator": host_memory_state(),
         "device": str(jax.devices()[0]),
         "backend": jax.default_backend(),
         "jax": jax.__version__,
@@ -238,7 +255,7 @@ def main(argv=None) -> int:
         print(
             f"{'config':8s} {'batch':>5s} {'params M':>9s} {'s/step':>9s} {'spread':>15s} "
             f"{'compile s':>9s} {'peak MB':>9s} {'torch s/step':>12s} {'ratio':>7s} "
-            f"{'recorded':>9s}"
+            f"{'torch dflt':>10s} {'ratio':>7s} {'recorded':>9s}"
         )
         for r in rows:
             peak = r.get("device_peak_mb", r["host_peak_rss_mb"])
@@ -247,12 +264,18 @@ def main(argv=None) -> int:
             print(
                 f"{r['config']:8s} {r['batch_size']:5d} {r['params_m']:9.2f} {r['median_s']:9.3f} "
                 f"{r['min_s']:7.3f}–{r['max_s']:<7.3f} {r['compile_s']:9.1f} {peak:9.0f} "
-                f"{ref:12.2f} {ratio:7.3f} {r.get('recorded_other_host_s_per_step', float('nan')):9.2f}"
+                f"{ref:12.2f} {ratio:7.3f} "
+                f"{r.get('torch_glibc_default_s_per_step', float('nan')):10.2f} "
+                f"{r.get('speedup_vs_torch_glibc_default', float('nan')):7.3f} "
+                f"{r.get('recorded_other_host_s_per_step', float('nan')):9.2f}"
             )
         print(
             "ratio = PyTorch s/step ÷ ours (>1: faster than PyTorch; timed in this run when "
-            "torch is installed, else the figure recorded on another host); recorded = the "
-            "issue's figure from another host"
+            "torch is installed, else the figure recorded on another host); torch: in this "
+            "process, sharing our host allocator settings; torch dflt: a fresh process with "
+            f"glibc's defaults (as the reference runs on its own); ours: "
+            f"{'freed memory kept' if host_memory_state()['configured'] else 'glibc defaults'} "
+            f"[{host_memory_state()['reason']}]; recorded = the issue's figure from another host"
         )
     pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
     print(f"\nwrote {args.out}")

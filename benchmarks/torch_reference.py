@@ -346,12 +346,34 @@ def separation_train_step(config: str, batch: int, seed: int = 0):
     return model, step
 
 
+CASES = {
+    "srvp_train": srvp_train_step,
+    "srvp_eval": srvp_eval_call,
+    "separation_train": separation_train_step,
+}
+
+
+def run_case(case: str, kwargs: dict, repeats: int, warmup: int) -> dict:
+    """Times one of `CASES` built with `kwargs`: {'times': [s, ...], 'params': n}."""
+    if case not in CASES:
+        raise ValueError(f"unknown case {case!r}; valid choices: {sorted(CASES)}")
+    model, fn = CASES[case](**kwargs)
+    return {"times": timed(fn, repeats, warmup=warmup), "params": num_params(model)}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--case", choices=sorted(CASES), help="time one case, print one JSON line")
+    p.add_argument("--kwargs", default="{}", help="the case's keyword arguments, as JSON")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.case:
+        row = run_case(args.case, json.loads(args.kwargs), args.repeats, args.warmup)
+        print("RESULT " + json.dumps(row), flush=True)
+        return
     rows = {}
     for name, make in [
         ("srvp_b16", lambda: srvp_train_step(16)),

@@ -20,6 +20,13 @@ conditioning frames and decoding them, then the prior rollout, PSNR and SSIM) on
 number of videos. The ratios are against those same-run timings; the figures recorded with the
 issue on another host (1.65 s / 9.66 s per step) are printed beside them for reference only:
 this machine kind's float32 throughput has varied by 2.5× between hosts.
+
+Host allocator: the script first calls `generative.core.host_memory.configure_host_memory()`
+(glibc keeps freed memory instead of unmapping it, so XLA's per-step buffers are not
+page-faulted again at every step). PyTorch timed in this process shares that setting; it is
+also timed in a fresh process with glibc's defaults, as the reference runs when launched on
+its own, and both ratios are printed. `GENERATIVE_HOST_MALLOC=system` runs ours with glibc's
+defaults too.
 """
 
 from __future__ import annotations
@@ -40,7 +47,12 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
-from _common import torch_reference  # noqa: E402
+from _common import (  # noqa: E402
+    configure_host_memory,
+    host_memory_state,
+    torch_glibc_default,
+    torch_reference,
+)
 
 from generative.core.train import TrainState, loss_step  # noqa: E402
 from video import evaluation  # noqa: E402
@@ -49,6 +61,10 @@ from video.data.moving_mnist import moving_mnist_batch  # noqa: E402
 
 PYTORCH_REFERENCE = {"s_per_step": {16: 1.65, 64: 9.66}, "params": 10_680_000}  # another host
 SEQ_LEN, NT_COND, HORIZON, N_SAMPLES = 15, 5, 20, 100
+
+
+def _fmt(value, spec: str, suffix: str = "") -> str:
+    return "—" if value is None else f"{value:{spec}}{suffix}"
 
 
 def _timed(fn, *args, repeats: int):
@@ -112,6 +128,12 @@ def bench_train(cfg, batch: int, repeats: int, digits, tref=None) -> dict:
             "torch_s_per_step_max": max(ttimes),
         }
         del tmodel, tstep
+        sub = torch_glibc_default("srvp_train", {"batch": batch, "seq_len": SEQ_LEN}, repeats, 2)
+        if sub:
+            torch_row["torch_glibc_default_s_per_step"] = statistics.median(sub["times"])
+            torch_row["speedup_vs_pytorch_glibc_default"] = (
+                torch_row["torch_glibc_default_s_per_step"] / med
+            )
     ref = torch_row.get("torch_s_per_step", recorded)
     return {
         "batch": batch,
@@ -166,6 +188,13 @@ def bench_eval(cfg, videos: int, repeats: int, digits, tref=None) -> dict:
             "torch_videos_per_s": videos / tmed,
             "speedup_vs_pytorch": tmed / med,
         }
+        kw = {"videos": videos, "nt_cond": NT_COND, "horizon": HORIZON, "n_samples": N_SAMPLES}
+        sub = torch_glibc_default("srvp_eval", kw, repeats, 1)
+        if sub:
+            torch_row["torch_glibc_default_s_per_call"] = statistics.median(sub["times"])
+            torch_row["speedup_vs_pytorch_glibc_default"] = (
+                torch_row["torch_glibc_default_s_per_call"] / med
+            )
     return {
         **torch_row,
         "videos_per_call": videos,
@@ -191,6 +220,7 @@ def main(argv=None):
     p.add_argument("--torch-threads", type=int, default=2)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "video_train_step.json"))
     args = p.parse_args(argv)
+    configure_host_memory()  # before the first computation (generative/core/host_memory.py)
 
     cfg = srvp.SRVPConfig()  # the Stochastic Moving MNIST model
     shapes = jax.eval_shape(lambda k: srvp.init_variables(cfg, k), jax.random.PRNGKey(0))
@@ -201,6 +231,13 @@ def main(argv=None):
         f"device: {device.platform} ({device.device_kind}), {jax.device_count()} device(s), "
         f"jax {jax.__version__}; parameters: {n_params / 1e6:.2f}M "
         f"(PyTorch reference {PYTORCH_REFERENCE['params'] / 1e6:.2f}M)"
+    )
+    mem = host_memory_state()
+    print(
+        "host allocator: "
+        + ("freed memory kept (one arena, no mmap)" if mem["configured"] else "glibc defaults")
+        + f" [{mem['reason']}]; PyTorch in this process shares it, PyTorch in a fresh process "
+        "(glibc defaults, as the reference runs on its own) is timed too"
     )
     tref = None if args.no_torch else torch_reference(args.torch_threads)
     print(
@@ -217,9 +254,10 @@ def main(argv=None):
 
     print(
         "\n| batch | compile (s) | s/step (median [min, max]) | steps/s | peak mem (MB) "
-        "| PyTorch s/step | speed-up | PyTorch recorded on another host |"
+        "| PyTorch s/step | speed-up | PyTorch, glibc defaults | speed-up "
+        "| PyTorch recorded on another host |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in train:
         mem = r.get("device_peak_bytes", r.get("xla_bytes", 0)) / 2**20
         ref = f"{r['pytorch_s_per_step']:.2f}" if r["pytorch_s_per_step"] else "—"
@@ -228,6 +266,8 @@ def main(argv=None):
             f"| {r['batch']} | {r['compile_s']:.1f} | {r['s_per_step']:.3f} "
             f"[{r['s_per_step_min']:.3f}, {r['s_per_step_max']:.3f}] | {r['steps_per_s']:.2f} "
             f"| {mem:.0f} | {ref}{'' if r['pytorch_same_run'] else ' (recorded)'} | {ratio} "
+            f"| {_fmt(r.get('torch_glibc_default_s_per_step'), '.2f')} "
+            f"| {_fmt(r.get('speedup_vs_pytorch_glibc_default'), '.2f', '×')} "
             f"| {r['pytorch_recorded_other_host_s_per_step']} |"
         )
     mem = ev.get("device_peak_bytes", ev.get("xla_bytes", 0)) / 2**20
@@ -244,6 +284,13 @@ def main(argv=None):
             f"videos/s ({ev['torch_s_per_call']:.2f} s/call): ours {ev['speedup_vs_pytorch']:.2f}× "
             "faster"
         )
+    if "torch_glibc_default_s_per_call" in ev:
+        print(
+            "PyTorch in a fresh process (glibc defaults): "
+            f"{ev['videos_per_call'] / ev['torch_glibc_default_s_per_call']:.3f} videos/s "
+            f"({ev['torch_glibc_default_s_per_call']:.2f} s/call): ours "
+            f"{ev['speedup_vs_pytorch_glibc_default']:.2f}× faster"
+        )
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
@@ -257,6 +304,7 @@ def main(argv=None):
                 "train": train,
                 "eval": ev,
                 "pytorch_reference": PYTORCH_REFERENCE,
+                "host_allocator": host_memory_state(),
             },
             indent=2,
         )

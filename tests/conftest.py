@@ -8,6 +8,10 @@ os.environ["XLA_FLAGS"] = (
 ).strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from generative.core.host_memory import configure_host_memory  # noqa: E402
+
+configure_host_memory()  # glibc keeps freed memory (before JAX starts its backend)
+
 import jax  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")

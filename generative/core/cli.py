@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 
 from generative.core import config as config_lib
+from generative.core.host_memory import configure_host_memory
 
 __all__ = ["make_main", "Command"]
 
@@ -70,6 +71,7 @@ def make_main(
     """
 
     def main(argv: Sequence[str] | None = None) -> int:
+        configure_host_memory()  # before JAX starts its backend (see host_memory.py)
         argv = list(sys.argv[1:] if argv is None else argv)
         parser = _Parser(prog=prog, description=description)
         parser.add_argument(

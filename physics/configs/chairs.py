@@ -16,5 +16,6 @@ def get_config():
     c.model.content_dim, c.model.dynamic_dim = 128, 10
     c.model.mixing = "concat"
     c.loss.ae, c.loss.s = 1.0, 1.0
+    c.dynamics.n_blocks = 1  # the reference's --n_blocks default (its command sets none here)
     c.num_steps = 100_000
     return c

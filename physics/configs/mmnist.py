@@ -18,4 +18,5 @@ def get_config():
     c.model.content_dim, c.model.dynamic_dim = 128, 20
     c.model.mixing = "concat"
     c.optimizer.b1 = 0.5
+    c.dynamics.n_blocks = 1  # the reference's --n_blocks default (its command sets none here)
     return c

@@ -18,5 +18,6 @@ def get_config():
     c.model.output_activation = "none"
     c.optimizer.lr = 4e-5
     c.loss.ae, c.loss.s = 45.0, 1e-4
+    c.dynamics.n_blocks = 1  # the reference's --n_blocks default (its command sets none here)
     c.num_steps = 100_000
     return c

@@ -109,7 +109,9 @@ def test_dense_like_layers_take_matrix_product_paths():
             assert _compare(ref(7, **kw, **f64), ours, x) < 1e-10
             v = ours.init(jax.random.PRNGKey(0), x)
             jaxpr = str(
-                jax.make_jaxpr(jax.grad(lambda v, x: (ours.apply(v, x) ** 2).sum(), (0, 1)))(v, x)
+                jax.make_jaxpr(jax.grad(lambda v, x, m=ours: (m.apply(v, x) ** 2).sum(), (0, 1)))(
+                    v, x
+                )
             )
             assert "conv_general_dilated" not in jaxpr, (cls.__name__, shape, kw)
 

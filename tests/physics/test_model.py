@@ -178,6 +178,27 @@ def test_architectures_shapes(enc, dec, frame, kind, t_shape):
     assert jax.eval_shape(model.encode_dynamic, params, window).shape == (2,) + t_shape
 
 
+@pytest.mark.parametrize(
+    "preset,params,blocks",
+    # The reference's parameter counts (its BatchNorm convolutions have no bias; ours do).
+    [("mmnist", 10_982_953, 1), ("waveeq", 60_842_864, 3), ("waveeq100", None, 3)],
+)
+def test_paper_presets_match_the_reference_sizes(preset, params, blocks):
+    import importlib
+
+    from physics.train import build_model
+
+    config = importlib.import_module(f"physics.configs.{preset}").get_config()
+    assert config.dynamics.n_blocks == blocks
+    frame = (64, 64, 1) if preset != "waveeq100" else (100,)
+    model = build_model(config, frame)
+    window = jnp.zeros((2, config.cond_frames) + frame)
+    shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), window)
+    n = M.num_params(shapes)
+    if params is not None:
+        assert abs(n - params) <= 4_000, n  # conv biases: 64 + 128 + 256 + 512 + ... per net
+
+
 def test_bad_options_raise_clear_errors():
     f = M.MLPVectorField()
     with pytest.raises(ValueError, match="unknown adjoint 'foo'.*backsolve"):

@@ -267,3 +267,15 @@ def test_residual_norm_gradient_is_finite_at_zero(tiny_init, video):
     loss = lambda p: M.elbo(TINY, {**variables, "params": p}, video, noise)[0].loss
     grads = jax.jit(jax.grad(loss))(params)
     assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(grads))
+
+
+def test_auto_sample_chunk_divides_the_samples_within_the_frame_budget():
+    from video.evaluation import AUTO_CHUNK_FRAMES, auto_sample_chunk
+
+    for n, videos, horizon in [(100, 2, 20), (100, 1, 20), (7, 1, 5), (100, 16, 20), (1, 3, 10)]:
+        c = auto_sample_chunk(n, videos, horizon)
+        assert n % c == 0 and 1 <= c <= n
+        assert c == 1 or c * videos * horizon <= AUTO_CHUNK_FRAMES
+        bigger = [d for d in range(c + 1, n + 1) if n % d == 0]
+        assert not bigger or bigger[0] * videos * horizon > AUTO_CHUNK_FRAMES
+    assert auto_sample_chunk(100, 2, 20) == 4

@@ -269,13 +269,14 @@ def main(argv=None) -> int:
                 f"{r.get('speedup_vs_torch_glibc_default', float('nan')):7.3f} "
                 f"{r.get('recorded_other_host_s_per_step', float('nan')):9.2f}"
             )
+        mem = host_memory_state()
         print(
             "ratio = PyTorch s/step ÷ ours (>1: faster than PyTorch; timed in this run when "
             "torch is installed, else the figure recorded on another host); torch: in this "
             "process, sharing our host allocator settings; torch dflt: a fresh process with "
             f"glibc's defaults (as the reference runs on its own); ours: "
-            f"{'freed memory kept' if host_memory_state()['configured'] else 'glibc defaults'} "
-            f"[{host_memory_state()['reason']}]; recorded = the issue's figure from another host"
+            f"{'freed memory kept' if mem['configured'] else 'glibc defaults'} "
+            f"[{mem['reason']}]; recorded = the issue's figure from another host"
         )
     pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
     print(f"\nwrote {args.out}")

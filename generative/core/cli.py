@@ -71,7 +71,11 @@ def make_main(
     """
 
     def main(argv: Sequence[str] | None = None) -> int:
-        configure_host_memory()  # before JAX starts its backend (see host_memory.py)
+        try:
+            configure_host_memory()  # before JAX starts its backend (see host_memory.py)
+        except ValueError as e:
+            print(f"{prog}: error: {e}", file=sys.stderr)
+            return 2
         argv = list(sys.argv[1:] if argv is None else argv)
         parser = _Parser(prog=prog, description=description)
         parser.add_argument(

@@ -76,9 +76,9 @@ def _libc():
     return libc, ""
 
 
-def configure_host_memory(force: bool = False) -> bool:
+def configure_host_memory() -> bool:
     """Keep freed host memory in the process (see the module docstring). Returns whether the
-    settings are in effect. Idempotent; `force` skips the accelerator-plugin check."""
+    settings are in effect; idempotent."""
     if _state["configured"]:
         return True
     choice = os.environ.get("GENERATIVE_HOST_MALLOC", "retain").strip().lower()
@@ -92,11 +92,10 @@ def configure_host_memory(force: bool = False) -> bool:
     if GLIBC_TUNABLES in os.environ.get("GLIBC_TUNABLES", ""):
         _state.update(configured=True, reason="GLIBC_TUNABLES set in the environment")
         return True
-    if not force:
-        found = [p for p in _ACCELERATOR_PLUGINS if importlib.util.find_spec(p) is not None]
-        if found:
-            _state["reason"] = f"accelerator plugin installed ({found[0]})"
-            return False
+    found = [p for p in _ACCELERATOR_PLUGINS if importlib.util.find_spec(p) is not None]
+    if found:
+        _state["reason"] = f"accelerator plugin installed ({found[0]})"
+        return False
     libc, why = _libc()
     if libc is None:
         _state["reason"] = why

@@ -83,3 +83,18 @@ def test_environment_form_is_recognised(monkeypatch):
     monkeypatch.setenv("GLIBC_TUNABLES", host_memory.GLIBC_TUNABLES)
     assert host_memory.configure_host_memory() is True
     assert host_memory.host_memory_state()["reason"] == "GLIBC_TUNABLES set in the environment"
+
+
+def test_cli_reports_a_bad_choice_in_one_line():
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["GENERATIVE_HOST_MALLOC"] = "jemalloc"
+    proc = subprocess.run(
+        [sys.executable, "-m", "physics.main", "--list-presets"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "valid choices: retain, system" in lines[0], proc.stderr

@@ -1,12 +1,17 @@
 """generative.layers vs flax.linen: forward + backward time of the SRVP frame-network layers
 and of the physics conv models' GroupNorm.
 
-    .venv/bin/python benchmarks/layers.py [--batch 240] [--repeats 3]
+    .venv/bin/python benchmarks/layers.py [--batch 240] [--repeats 3] [--tables all|layers|shared]
 
 Each row: one layer at the SRVP Stochastic Moving MNIST shapes (batch 16 × 15 frames = 240
 images), the time of a jitted value-and-gradient (w.r.t. parameters and input) of a sum of
 squares of its output, flax's layer and ours in the same run, and the ratio. Both compute the
 same function (tests/core/test_layers.py checks values and gradients to 1e-10 in float64).
+
+Second table: a decoder layer reading skip features that are the same for all of a video's
+frames (SRVP with skips, the SST physics decoder), 15 frames per video: flax's layer on the
+concatenation [h, skip repeated per frame], ours on the same concatenation, and ours given the
+skips once per video (`shared`: their part computed per video).
 """
 
 from __future__ import annotations
@@ -53,6 +58,38 @@ def _time(fn, *args, repeats):
     return best
 
 
+# name, flax layer, ours, h shape, skip channels (skip shape = h shape with these channels)
+SHARED_CASES = [
+    (
+        "convT 4x4/2 (128+128)->64 @16 (DCGAN decoder)",
+        lambda m: m.ConvTranspose(64, (4, 4), (2, 2)),
+        (16, 16, 128),
+        128,
+    ),
+    (
+        "conv 3x3 (128+128)->128 @32 (VGG decoder)",
+        lambda m: m.Conv(128, (3, 3), 1, ((1, 1), (1, 1))),
+        (32, 32, 128),
+        128,
+    ),
+]
+FRAMES_PER_VIDEO = 15
+
+
+def _shared_step(module, h, skip, mode):
+    """value-and-gradient (parameters, h, skip) of the layer on [h, skip] with skip [G, ...]
+    repeated over each video's frames: as one concatenation, or given as `shared`."""
+    r = h.shape[0] // skip.shape[0]
+    full = lambda h, s: jnp.concatenate([h, jnp.repeat(s, r, axis=0)], -1)  # noqa: E731
+    params = module.init(jax.random.PRNGKey(0), full(h, skip))["params"]
+    if mode == "shared":
+        apply = lambda p, h, s: module.apply({"params": p}, h, s)  # noqa: E731
+    else:
+        apply = lambda p, h, s: module.apply({"params": p}, full(h, s))  # noqa: E731
+    loss = lambda p, h, s: (apply(p, h, s) ** 2).sum()  # noqa: E731
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2))), params
+
+
 def _step(module, x):
     variables = module.init(jax.random.PRNGKey(0), x)
     params = variables["params"]
@@ -72,17 +109,38 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=240)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--tables", choices=["all", "layers", "shared"], default="all")
     args = p.parse_args(argv)
     configure_host_memory()  # before the first computation; flax and ours share it
     print(f"device: {jax.devices()[0].platform}, batch {args.batch}, best of {args.repeats}")
     print("| layer | flax (s) | ours (s) | speed-up |\n| --- | --- | --- | --- |")
-    for name, make, shape in CASES:
+    for name, make, shape in CASES if args.tables != "shared" else []:
         x = jax.random.normal(jax.random.PRNGKey(1), (args.batch, *shape), jnp.float32)
         times = []
         for mod in (nn, layers):
             fn, params = _step(make(mod), x)
             times.append(_time(fn, params, x, repeats=args.repeats))
         print(f"| {name} | {times[0]:.3f} | {times[1]:.3f} | {times[0] / times[1]:.2f}× |")
+    videos = max(1, args.batch // FRAMES_PER_VIDEO)
+    print(
+        f"\nskips shared by the {FRAMES_PER_VIDEO} frames of each of {videos} videos "
+        "(value-and-gradient w.r.t. parameters, h and skips)"
+    )
+    print(
+        "| layer | flax, concatenation (s) | ours, concatenation (s) | ours, shared (s) "
+        "| shared vs flax | shared vs ours concatenated |\n| --- | --- | --- | --- | --- | --- |"
+    )
+    for name, make, shape, c_skip in SHARED_CASES if args.tables != "layers" else []:
+        h = jax.random.normal(jax.random.PRNGKey(1), (videos * FRAMES_PER_VIDEO, *shape))
+        skip = jax.random.normal(jax.random.PRNGKey(2), (videos, *shape[:-1], c_skip))
+        times = []
+        for mod, mode in ((nn, "concat"), (layers, "concat"), (layers, "shared")):
+            fn, params = _shared_step(make(mod), h, skip, mode)
+            times.append(_time(fn, params, h, skip, repeats=args.repeats))
+        print(
+            f"| {name} | {times[0]:.3f} | {times[1]:.3f} | {times[2]:.3f} "
+            f"| {times[0] / times[2]:.2f}× | {times[1] / times[2]:.2f}× |"
+        )
 
 
 if __name__ == "__main__":

@@ -467,17 +467,38 @@ class _ConvLayer(nn.Module):
     precision: Any = None
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, shared=None):
+        """x [*batch, *spatial, C]. `shared` [*groups, *spatial, C_s] (optional): more input
+        channels, the same for each run of N/G consecutive rows of x (N, G: the flattened
+        batch and group counts; e.g. skip features repeated over a video's frames). The
+        result is the layer on `concat([x, repeat(shared, N/G)], -1)` (same kernel
+        [*window, C + C_s, features]), and by linearity the shared channels' part is
+        computed G times rather than N."""
         window, strides = _window_strides(self.kernel_size, self.strides)
         nd = len(window)
         batch = x.shape[: x.ndim - nd - 1]
         x = x.reshape((-1,) + x.shape[x.ndim - nd - 1 :])
+        c_in = x.shape[-1]
+        if shared is not None:
+            shared = shared.reshape((-1,) + shared.shape[shared.ndim - nd - 1 :])
+            if shared.shape[1:-1] != x.shape[1:-1] or x.shape[0] % shared.shape[0]:
+                raise ValueError(
+                    f"shared input {shared.shape} must match x {x.shape} in its spatial axes "
+                    "and divide its batch"
+                )
+            c_in += shared.shape[-1]
         kernel = self.param(
-            "kernel", self.kernel_init, window + (x.shape[-1], self.features), self.param_dtype
+            "kernel", self.kernel_init, window + (c_in, self.features), self.param_dtype
         )
-        y = self._apply(
-            x, kernel.astype(x.dtype), strides, _pairs(self.padding, nd), self.precision
-        )
+        kernel = kernel.astype(x.dtype)
+        pads = _pairs(self.padding, nd)
+        y = self._apply(x, kernel[..., : x.shape[-1], :], strides, pads, self.precision)
+        if shared is not None:
+            ys = self._apply(
+                shared.astype(x.dtype), kernel[..., x.shape[-1] :, :], strides, pads, self.precision
+            )
+            g = ys.shape[0]
+            y = (y.reshape(g, -1, *y.shape[1:]) + ys[:, None]).reshape(y.shape)
         if self.use_bias:
             bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
             y = y + bias.astype(y.dtype).reshape((1,) * (y.ndim - 1) + (-1,))

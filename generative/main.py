@@ -29,9 +29,11 @@ def metrics(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
         print(f"{k:10s} {v:.6g}")
 
 
+COMMANDS = {"metrics": metrics}
+
 main = make_main(
     "generative",
-    {"metrics": metrics},
+    COMMANDS,
     configs_package="generative.configs",
     default_command="metrics",
     default_presets={"metrics": "toy_metrics"},

@@ -4,26 +4,11 @@ from __future__ import annotations
 
 from generative.core.cli import make_main
 
-
-def _train(config, workdir):
-    from physics.train import train_and_evaluate
-
-    train_and_evaluate(config, workdir)
-
-
-def _eval(config, workdir):
-    from physics.train import evaluate
-
-    evaluate(config, workdir)
-
-
-def _aphynity(config, workdir):
-    from physics.aphynity import run_benchmark
-
-    run_benchmark(config, workdir)
-
-
-COMMANDS = {"train": _train, "eval": _eval, "aphynity": _aphynity}
+COMMANDS = {
+    "train": "physics.train:train_and_evaluate",
+    "eval": "physics.train:evaluate",
+    "aphynity": "physics.aphynity:run_benchmark",
+}
 
 main = make_main(
     "physics",

@@ -286,7 +286,9 @@ class ConvSkipEncoder(nn.Module):
 
 
 class ConvSkipDecoder(nn.Module):
-    """Code map (+ skip features of the content encoder) -> frame."""
+    """Code map (+ skip features of the content encoder) -> frame. The skips hold one row
+    per group of consecutive rows of z (a sequence's frames); the convolution reading
+    [x, skip] computes the skip channels' part once per group (`Conv`'s `shared`)."""
 
     out_shape: tuple[int, int, int]
     nf: int = 64
@@ -299,9 +301,8 @@ class ConvSkipDecoder(nn.Module):
         for i in reversed(range(self.num_down)):
             ch //= 2
             x = nn.leaky_relu(_norm(ConvTranspose(ch, (4, 4), strides=(2, 2))(x)), 0.2)
-            if skips is not None:
-                x = jnp.concatenate([x, skips[i]], -1)
-            x = nn.leaky_relu(_norm(Conv(ch, (3, 3))(x)), 0.2)
+            shared = None if skips is None else skips[i]
+            x = nn.leaky_relu(_norm(Conv(ch, (3, 3))(x, shared)), 0.2)
         return _out(Conv(self.out_shape[-1], (3, 3))(x), self.output_activation)
 
 
@@ -472,12 +473,12 @@ class SeparationModel:
         return jnp.concatenate([s, t], -1)
 
     def decode(self, params, s, skips, t):
-        """s: [B, ...]; t: [B, N, ...] -> frames [B, N, *frame]."""
+        """s: [B, ...]; t: [B, N, ...] -> frames [B, N, *frame]. Skips stay one per sequence
+        (the decoder shares their part over its N frames)."""
         b, n = t.shape[:2]
         rep = lambda x: jnp.repeat(x[:, None], n, 1).reshape((b * n,) + x.shape[1:])  # noqa: E731
         z = self.mix(rep(s), t.reshape((b * n,) + t.shape[2:]))
-        sk = None if skips is None else [rep(x) for x in skips]
-        frames = self.decoder.apply(params["decoder"], z, sk)
+        frames = self.decoder.apply(params["decoder"], z, skips)
         return frames.reshape((b, n) + frames.shape[1:])
 
     def rollout(self, params, t0, num_frames: int):

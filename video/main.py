@@ -4,26 +4,11 @@ from __future__ import annotations
 
 from generative.core.cli import make_main
 
-
-def _train(config, workdir):
-    from video.train import train_and_evaluate
-
-    train_and_evaluate(config, workdir)
-
-
-def _eval(config, workdir):
-    from video.train import evaluate
-
-    evaluate(config, workdir)
-
-
-def _explore(config, workdir):
-    from video.train import explore
-
-    explore(config, workdir)
-
-
-COMMANDS = {"train": _train, "eval": _eval, "explore": _explore}
+COMMANDS = {
+    "train": "video.train:train_and_evaluate",
+    "eval": "video.train:evaluate",
+    "explore": "video.train:explore",
+}
 
 main = make_main(
     "video",

@@ -136,9 +136,11 @@ def _lrelu(x):
     return nn.leaky_relu(x, 0.2)
 
 
-def _vgg_block(h, features: int, train: bool):
-    """conv3×3 (no bias) → BatchNorm → LeakyReLU(0.2); called inside a compact method."""
-    h = Conv(features, (3, 3), padding=((1, 1), (1, 1)), use_bias=False, kernel_init=_conv_init)(h)
+def _vgg_block(h, features: int, train: bool, shared=None):
+    """conv3×3 (no bias) → BatchNorm → LeakyReLU(0.2); called inside a compact method.
+    `shared`: input channels appended to h's, one row per group of h's rows (`Conv`)."""
+    conv = Conv(features, (3, 3), padding=((1, 1), (1, 1)), use_bias=False, kernel_init=_conv_init)
+    h = conv(h, shared)
     return _lrelu(_bn(train)(h))
 
 
@@ -183,7 +185,12 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """[N, nw + ny] -> frames [N, 64, 64, nc] in (0, 1); mirrors the encoder."""
+    """[N, nw + ny] -> frames [N, 64, 64, nc] in (0, 1); mirrors the encoder.
+
+    With `skipco`, `skips` (finest first) hold one row per group of N/G consecutive rows
+    (a video's frames, or its samples' frames): each layer reading them is the layer on the
+    concatenation [h, skip], with the skip channels' part computed once per group
+    (`generative.layers.Conv`'s `shared`)."""
 
     archi: str
     nf: int
@@ -193,7 +200,6 @@ class Decoder(nn.Module):
     @nn.compact
     def __call__(self, v, skips, train: bool):
         nf = self.nf
-        cat = (lambda h, s: jnp.concatenate([h, s], -1)) if self.skipco else (lambda h, s: h)
         skips = list(skips) if self.skipco else [None] * 4
         h = v[:, None, None, :]
         h = ConvTranspose(nf * 8, (4, 4), padding="VALID", use_bias=False, kernel_init=_conv_init)(
@@ -209,18 +215,18 @@ class Decoder(nn.Module):
                     padding="SAME",
                     use_bias=False,
                     kernel_init=_conv_init,
-                )(cat(h, s))
+                )(h, s)
                 h = _lrelu(_bn(train)(h))  # 8, 16, 32
             h = ConvTranspose(self.nc, (4, 4), (2, 2), padding="SAME", kernel_init=_conv_init)(
-                cat(h, skips[0])
+                h, skips[0]
             )
         else:
             up = lambda a: jnp.repeat(jnp.repeat(a, 2, axis=1), 2, axis=2)
             stages = ((8, 8, 4), (4, 4, 2), (2, 1), (1,))
             for widths, s in zip(stages, skips[::-1]):
-                h = cat(up(h), s)  # 8, 16, 32, 64
-                for w in widths:
-                    h = _vgg_block(h, nf * w, train)
+                h = up(h)  # 8, 16, 32, 64; the stage's first block also reads the skip
+                for i, w in enumerate(widths):
+                    h = _vgg_block(h, nf * w, train, s if i == 0 else None)
             h = ConvTranspose(self.nc, (3, 3), padding="SAME", kernel_init=_conv_init)(h)
         return nn.sigmoid(h)
 
@@ -286,14 +292,11 @@ class SRVP(nn.Module):
         return y + dt * out, dt * out
 
     def decode(self, y, w, skips, train: bool):
-        """y [B, T, ny], w [B, nw], skips (list of [B, h, w, c]) -> frames [B, T, 64, 64, nc]."""
+        """y [B, T, ny], w [B, nw], skips (list of [B, h, w, c]) -> frames [B, T, 64, 64, nc].
+        The skips' share of the decoder is computed once per video, not per frame."""
         b, t = y.shape[:2]
         v = jnp.concatenate([jnp.broadcast_to(w[:, None], (b, t, w.shape[-1])), y], -1)
-        sk = [
-            jnp.broadcast_to(s[:, None], (b, t) + s.shape[1:]).reshape((b * t,) + s.shape[1:])
-            for s in skips
-        ]
-        out = self.decoder(v.reshape(b * t, -1), sk, train)
+        out = self.decoder(v.reshape(b * t, -1), list(skips), train)
         return out.reshape((b, t) + out.shape[1:])
 
     def init_all(self, x):

@@ -9,6 +9,7 @@ one line, never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import pathlib
 import sys
@@ -20,6 +21,15 @@ from generative.core.host_memory import configure_host_memory
 __all__ = ["make_main", "Command"]
 
 Command = Callable[..., object]  # fn(config, workdir) -> optional summary
+
+
+def _resolve(command: Command | str) -> Command:
+    """A command, or "module:function" imported when it runs (keeps `--help` and
+    `--list-presets` from importing the heavy packages)."""
+    if callable(command):
+        return command
+    module, _, name = command.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,7 +68,7 @@ def _options_as_overrides(parser: argparse.ArgumentParser, argv: list[str]) -> l
 
 def make_main(
     prog: str,
-    commands: Mapping[str, Command],
+    commands: Mapping[str, Command | str],
     *,
     configs_package: str,
     default_command: str,
@@ -67,7 +77,9 @@ def make_main(
 ) -> Callable[[Sequence[str] | None], int]:
     """Build `main(argv) -> exit code` for a console script.
 
-    `default_presets` maps each command to the preset it runs when `--config` is absent.
+    `commands` maps each command name to `fn(config, workdir)` or to "module:fn", imported
+    only when that command runs. `default_presets` maps each command to the preset it runs
+    when `--config` is absent.
     """
 
     def main(argv: Sequence[str] | None = None) -> int:
@@ -125,7 +137,7 @@ def make_main(
         from generative.core.train import NonFiniteError
 
         try:
-            commands[args.command](config, workdir)
+            _resolve(commands[args.command])(config, workdir)
         except (config_lib.ConfigError, CheckpointError, FileNotFoundError, ValueError) as e:
             sys.stderr.write(f"{prog}: error: {_one_line(e)}\n")
             return 2

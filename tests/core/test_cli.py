@@ -60,3 +60,16 @@ def test_generative_metrics_smoke(capsys):
     assert main(["metrics", "n=64"]) == 0
     out = capsys.readouterr().out
     assert "sinkhorn" in out and "exact_ot" in out
+
+
+@pytest.mark.parametrize("module", ["gantk.main", "video.main", "physics.main", "generative.main"])
+def test_every_command_resolves_to_a_function(module):
+    """Commands given as "module:function" (imported when they run) name real functions."""
+    import importlib
+
+    from generative.core.cli import _resolve
+
+    commands = importlib.import_module(module).COMMANDS
+    assert commands
+    for name, command in commands.items():
+        assert callable(_resolve(command)), (module, name)

@@ -134,6 +134,49 @@ def test_conv_layers_accept_extra_batch_axes_and_1d():
         assert _compare(nn.ConvTranspose(1, (3,), **kw), ConvTranspose(1, (3,), **kw), x17) < 1e-10
 
 
+@pytest.mark.parametrize(
+    "layer",
+    [
+        lambda: Conv(5, (3, 3), 1, ((1, 1), (1, 1))),
+        lambda: Conv(5, (4, 4), 2, ((1, 1), (1, 1))),
+        lambda: ConvTranspose(5, (4, 4), (2, 2)),
+        lambda: ConvTranspose(1, (4, 4), (2, 2)),  # the few-output-channel (tap) path
+    ],
+)
+def test_shared_input_channels_equal_the_concatenation(layer):
+    """layer(x, shared) == layer(concat([x, shared repeated over each group's rows])): same
+    kernel, values and gradients to 1e-10 (float64); the shared part is computed per group."""
+    with enable_x64():
+        ks = jax.random.split(jax.random.PRNGKey(0), 3)
+        x = jax.random.normal(ks[0], (3, 4, 8, 8, 6), jnp.float64)  # 3 groups of 4 rows
+        shared = jax.random.normal(ks[1], (3, 8, 8, 20), jnp.float64)
+        full = jnp.concatenate([x, jnp.broadcast_to(shared[:, None], (3, 4, 8, 8, 20))], -1)
+        m = layer().copy(param_dtype=jnp.float64)
+        v = m.init(jax.random.PRNGKey(1), x, shared)
+        assert jax.tree.map(jnp.shape, v) == jax.tree.map(jnp.shape, m.init(ks[2], full))
+        v = jax.tree.map(lambda a: jax.random.normal(ks[2], a.shape, a.dtype), v)
+        w = jax.random.normal(ks[2], m.apply(v, full).shape, jnp.float64)
+        loss_split = lambda v, x, s: (jnp.sin(m.apply(v, x, s)) * w).sum()
+        loss_full = lambda v, x, s: (
+            jnp.sin(
+                m.apply(
+                    v,
+                    jnp.concatenate([x, jnp.broadcast_to(s[:, None], full.shape[:-1] + (20,))], -1),
+                )
+            )
+            * w
+        ).sum()
+        np.testing.assert_allclose(m.apply(v, x, shared), m.apply(v, full), atol=1e-10)
+        g_split = jax.grad(loss_split, argnums=(0, 1, 2))(v, x, shared)
+        g_full = jax.grad(loss_full, argnums=(0, 1, 2))(v, x, shared)
+        for a, b in zip(jax.tree.leaves(g_split), jax.tree.leaves(g_full)):
+            np.testing.assert_allclose(a, b, atol=1e-9)
+        with pytest.raises(ValueError, match="shared input"):
+            m.apply(v, x, jnp.concatenate([shared, shared[:2]]))  # 12 rows, 5 groups
+        with pytest.raises(ValueError, match="shared input"):
+            m.apply(v, x, shared[:, :4])
+
+
 @pytest.mark.parametrize("train", [True, False])
 def test_batch_norm_equals_flax(train):
     with enable_x64():

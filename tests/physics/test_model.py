@@ -207,3 +207,20 @@ def test_bad_options_raise_clear_errors():
         M.TemporalDynamics(f, solver="rk45")
     with pytest.raises(ValueError, match="unknown mixing 'add'"):
         M.SeparationModel(None, None, None, M.TemporalDynamics(f), mixing="add")
+
+
+def test_conv_skip_decoder_shares_the_skips_over_each_sequence():
+    """SST's decoder reads one set of content skips per sequence for all its frames: equal to
+    the skips repeated per frame (the concatenation), in float64."""
+    with enable_x64():
+        enc = M.ConvSkipEncoder(out_channels=3, nf=4, num_down=2)
+        dec = M.ConvSkipDecoder((16, 16, 1), nf=4, num_down=2)
+        x = jax.random.normal(jax.random.PRNGKey(0), (2, 16, 16, 2), jnp.float64)
+        s, skips = enc.apply(enc.init(jax.random.PRNGKey(1), x), x)
+        n = 3  # frames per sequence
+        z = jax.random.normal(jax.random.PRNGKey(2), (2 * n,) + s.shape[1:], jnp.float64)
+        p = dec.init(jax.random.PRNGKey(3), z[:2], skips)
+        shared = dec.apply(p, z, skips)
+        repeated = dec.apply(p, z, [jnp.repeat(k, n, axis=0) for k in skips])
+        assert shared.shape == (2 * n, 16, 16, 1)
+        np.testing.assert_allclose(np.asarray(shared), np.asarray(repeated), atol=1e-12)

@@ -279,3 +279,34 @@ def test_auto_sample_chunk_divides_the_samples_within_the_frame_budget():
         bigger = [d for d in range(c + 1, n + 1) if n % d == 0]
         assert not bigger or bigger[0] * videos * horizon > AUTO_CHUNK_FRAMES
     assert auto_sample_chunk(100, 2, 20) == 4
+
+
+@pytest.mark.parametrize("archi", ["dcgan", "vgg"])
+def test_skips_shared_per_video_equal_skips_repeated_per_frame(archi, video):
+    """The decoder reads each video's skips once for its T frames (their part of each layer
+    computed per video): the same frames, and the same gradients, as skips repeated per frame
+    (every row its own group), the plain concatenation of the paper."""
+    cfg = dataclasses.replace(TINY, archi=archi, skipco=True)
+    v = random_variables(cfg)
+    h, skips = M.encode_frames(cfg, v, video[:, :3])
+    skips = [s[:, -1] for s in skips]  # [B, h, w, c]
+    b, t = 2, 4
+    y = jax.random.normal(jax.random.PRNGKey(3), (b, t, cfg.ny))
+    w = jax.random.normal(jax.random.PRNGKey(4), (b, cfg.nw))
+    vin = jnp.concatenate([jnp.broadcast_to(w[:, None], (b, t, cfg.nw)), y], -1).reshape(b * t, -1)
+    dec = M.Decoder(cfg.archi, cfg.nf, cfg.nc, True)
+    dv = {k: v[k]["decoder"] for k in v}
+
+    def frames(dv, skips, per_frame):
+        if per_frame:
+            skips = [jnp.repeat(s, t, axis=0) for s in skips]
+        return dec.apply(dv, vin, skips, False)
+
+    shared, repeated = frames(dv, skips, False), frames(dv, skips, True)
+    assert shared.shape == (b * t, 64, 64, cfg.nc)
+    np.testing.assert_allclose(np.asarray(shared), np.asarray(repeated), atol=2e-6)
+    loss = lambda dv, s, per_frame: jnp.sum(jnp.sin(frames(dv, s, per_frame)))
+    ga = jax.grad(loss, argnums=(0, 1))(dv, skips, False)
+    gb = jax.grad(loss, argnums=(0, 1))(dv, skips, True)
+    for a, c in zip(jax.tree.leaves(ga), jax.tree.leaves(gb)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(c), rtol=1e-4, atol=1e-5)

@@ -17,6 +17,7 @@ skips once per video (`shared`: their part computed per video).
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 
 import flax.linen as nn
@@ -141,6 +142,49 @@ def main(argv=None):
             f"| {name} | {times[0]:.3f} | {times[1]:.3f} | {times[2]:.3f} "
             f"| {times[0] / times[2]:.2f}× | {times[1] / times[2]:.2f}× |"
         )
+    if args.tables != "layers":
+        _decoder_rows(videos, args.repeats)
+
+
+def _decoder_rows(videos: int, repeats: int) -> None:
+    """The SRVP decoders with skips (KTH/BAIR/Human presets' VGG, and DCGAN) at the paper's
+    width: skips given once per frame (the concatenation's cost) against once per video."""
+    from video import model as srvp
+
+    print(
+        f"\nSRVP decoder with skips, {videos} videos × {FRAMES_PER_VIDEO} frames, value-and-"
+        "gradient (parameters, inputs, skips)\n| decoder | skips per frame (s) | skips per "
+        "video (s) | speed-up |\n| --- | --- | --- | --- |"
+    )
+    n = videos * FRAMES_PER_VIDEO
+    for archi in ("dcgan", "vgg"):
+        cfg = srvp.SRVPConfig(archi=archi, skipco=True, ny=50, nz=50)
+        x = jnp.zeros((videos, 1, 64, 64, cfg.nc))
+        enc = srvp.Encoder(cfg.archi, cfg.nf, cfg.nhx)
+        skips = enc.apply(enc.init(jax.random.PRNGKey(0), x[:, 0], False), x[:, 0], False)[1]
+        dec = srvp.Decoder(cfg.archi, cfg.nf, cfg.nc, True)
+        v = jax.random.normal(jax.random.PRNGKey(1), (n, cfg.nw + cfg.ny))
+        variables = dec.init(jax.random.PRNGKey(2), v, skips, True)
+
+        def loss(p, v, skips, per_frame, dec=dec, stats=variables["batch_stats"]):
+            if per_frame:
+                skips = [jnp.repeat(s, FRAMES_PER_VIDEO, axis=0) for s in skips]
+            out, _ = dec.apply(
+                {"params": p, "batch_stats": stats},
+                v,
+                skips,
+                True,
+                mutable=["batch_stats"],
+            )
+            return (out**2).sum()
+
+        times = []
+        for per_frame in (True, False):
+            fn = jax.jit(
+                jax.value_and_grad(functools.partial(loss, per_frame=per_frame), (0, 1, 2))
+            )
+            times.append(_time(fn, variables["params"], v, skips, repeats=repeats))
+        print(f"| {archi} | {times[0]:.3f} | {times[1]:.3f} | {times[0] / times[1]:.2f}× |")
 
 
 if __name__ == "__main__":

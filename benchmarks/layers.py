@@ -1,7 +1,7 @@
 """generative.layers vs flax.linen: forward + backward time of the SRVP frame-network layers
 and of the physics conv models' GroupNorm.
 
-    .venv/bin/python benchmarks/layers.py [--batch 240] [--repeats 3] [--tables all|layers|shared]
+    .venv/bin/python benchmarks/layers.py [--batch 240] [--repeats 3] [--tables all|layers|shared|loops]
 
 Each row: one layer at the SRVP Stochastic Moving MNIST shapes (batch 16 × 15 frames = 240
 images), the time of a jitted value-and-gradient (w.r.t. parameters and input) of a sum of
@@ -110,12 +110,12 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=240)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--tables", choices=["all", "layers", "shared"], default="all")
+    p.add_argument("--tables", choices=["all", "layers", "shared", "loops"], default="all")
     args = p.parse_args(argv)
     configure_host_memory()  # before the first computation; flax and ours share it
     print(f"device: {jax.devices()[0].platform}, batch {args.batch}, best of {args.repeats}")
     print("| layer | flax (s) | ours (s) | speed-up |\n| --- | --- | --- | --- |")
-    for name, make, shape in CASES if args.tables != "shared" else []:
+    for name, make, shape in CASES if args.tables in ("all", "layers") else []:
         x = jax.random.normal(jax.random.PRNGKey(1), (args.batch, *shape), jnp.float32)
         times = []
         for mod in (nn, layers):
@@ -131,7 +131,7 @@ def main(argv=None):
         "| layer | flax, concatenation (s) | ours, concatenation (s) | ours, shared (s) "
         "| shared vs flax | shared vs ours concatenated |\n| --- | --- | --- | --- | --- | --- |"
     )
-    for name, make, shape, c_skip in SHARED_CASES if args.tables != "layers" else []:
+    for name, make, shape, c_skip in SHARED_CASES if args.tables in ("all", "shared") else []:
         h = jax.random.normal(jax.random.PRNGKey(1), (videos * FRAMES_PER_VIDEO, *shape))
         skip = jax.random.normal(jax.random.PRNGKey(2), (videos, *shape[:-1], c_skip))
         times = []
@@ -142,8 +142,44 @@ def main(argv=None):
             f"| {name} | {times[0]:.3f} | {times[1]:.3f} | {times[2]:.3f} "
             f"| {times[0] / times[2]:.2f}× | {times[1] / times[2]:.2f}× |"
         )
-    if args.tables != "layers":
+    if args.tables in ("all", "shared"):
         _decoder_rows(videos, args.repeats)
+    if args.tables in ("all", "loops"):
+        _loop_rows(args.repeats)
+
+
+LOOP_STEPS = 10
+LOOP_CASES = [((16, 16, 16, 64), 64), ((16, 16, 16, 128), 128), ((16, 32, 32, 64), 64)]
+
+
+def _loop_rows(repeats: int) -> None:
+    """A convolution inside a loop (`lax.scan` of h <- h + tanh(conv3x3(h)), as an ODE vector
+    field or a scanned residual block is evaluated): value-and-gradient with XLA's kernel
+    gradient and with the per-tap products (`kernel_grad="taps"`), and XLA's at top level
+    (the scan unrolled) for reference."""
+    print(
+        f"\nconvolution inside a {LOOP_STEPS}-step lax.scan, value-and-gradient (parameters, "
+        "input)\n| maps, 3x3 conv | XLA kernel gradient (s) | per-tap products (s) | speed-up "
+        "| XLA, scan unrolled (s) |\n| --- | --- | --- | --- | --- |"
+    )
+    for shape, c_out in LOOP_CASES:
+        x = jax.random.normal(jax.random.PRNGKey(1), shape)
+        times = []
+        for grad, unroll in (("xla", 1), ("taps", 1), ("xla", LOOP_STEPS)):
+            m = layers.Conv(c_out, (3, 3), kernel_grad=grad)
+            params = m.init(jax.random.PRNGKey(0), x)
+
+            def loss(p, x, m=m, unroll=unroll):
+                body = lambda h, _: (h + jnp.tanh(m.apply(p, h)), None)  # noqa: E731
+                h, _ = jax.lax.scan(body, x, None, length=LOOP_STEPS, unroll=unroll)
+                return (h**2).sum()
+
+            fn = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+            times.append(_time(fn, params, x, repeats=repeats))
+        print(
+            f"| {shape} {shape[-1]}->{c_out} | {times[0]:.3f} | {times[1]:.3f} "
+            f"| {times[0] / times[1]:.1f}× | {times[2]:.3f} |"
+        )
 
 
 def _decoder_rows(videos: int, repeats: int) -> None:

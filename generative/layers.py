@@ -321,10 +321,24 @@ def valid_conv_kernel_grad(inp, g, window, strides, precision=None):
 _conv_transpose.defvjp(_conv_transpose_fwd, _conv_transpose_bwd)
 
 
-def conv(x, kernel, strides: Sequence[int], padding="SAME", precision=None):
+KERNEL_GRADS = ("xla", "taps")
+
+
+def conv(x, kernel, strides: Sequence[int], padding="SAME", precision=None, kernel_grad="xla"):
     """`lax.conv_general_dilated(x, kernel, strides, padding)` in NHWC/HWIO whose input
     gradient, for strides > 1, is `conv_transpose` (phases) rather than XLA's input-dilated
-    convolution."""
+    convolution.
+
+    kernel_grad: "xla" (XLA's own kernel gradient, a convolution with batch and features
+    swapped: the fastest form at the top level of a computation) or "taps" (one matrix product
+    per tap, `valid_conv_kernel_grad`). Use "taps" for a convolution evaluated inside a loop
+    (`lax.scan`, `lax.while_loop`, an ODE solver): there XLA's CPU backend runs its kernel
+    gradient ~70× slower (147 ms against 2 ms per call for a 3×3 64->64 convolution on
+    16 × 16×16 maps, `benchmarks/layers.py --tables loops`), while the products are not slowed."""
+    if kernel_grad not in KERNEL_GRADS:
+        raise ValueError(
+            f"unknown kernel_grad {kernel_grad!r}; valid choices: {list(KERNEL_GRADS)}"
+        )
     nd = x.ndim - 2
     window = kernel.shape[:nd]
     strides = tuple(int(s) for s in strides)
@@ -341,7 +355,7 @@ def conv(x, kernel, strides: Sequence[int], padding="SAME", precision=None):
         return _conv_patches(x, kernel, strides, pads, q, precision)
     if math.prod(window) * kernel.shape[-2] <= kernel.shape[-1]:
         return _conv_im2col(x, kernel, strides, pads, q, precision)
-    return _conv(x, kernel, strides, pads, precision)
+    return _conv(x, kernel, strides, pads, precision, kernel_grad)
 
 
 def _conv_patches(x, kernel, strides, pads, q, precision):
@@ -394,8 +408,9 @@ def _conv_im2col(x, kernel, strides, pads, q, precision):
     return out.reshape(*patches.shape[:-1], kernel.shape[-1])
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _conv(x, kernel, strides, pads, precision):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _conv(x, kernel, strides, pads, precision, kernel_grad):
+    del kernel_grad  # backward only
     return lax.conv_general_dilated(
         x,
         kernel,
@@ -406,19 +421,29 @@ def _conv(x, kernel, strides, pads, precision):
     )
 
 
-def _conv_fwd(x, kernel, strides, pads, precision):
-    return _conv(x, kernel, strides, pads, precision), (x, kernel)
+def _conv_fwd(x, kernel, strides, pads, precision, kernel_grad):
+    return _conv(x, kernel, strides, pads, precision, kernel_grad), (x, kernel)
 
 
-def _conv_bwd(strides, pads, precision, res, g):
+def _conv_bwd(strides, pads, precision, kernel_grad, res, g):
     x, kernel = res
     nd = x.ndim - 2
     window = kernel.shape[:nd]
-    if all(s == 1 for s in strides):
-        _, vjp = jax.vjp(lambda x, k: _conv.fun(x, k, strides, pads, precision), x, kernel)
+    fun = lambda x, k: _conv.fun(x, k, strides, pads, precision, kernel_grad)  # noqa: E731
+    if kernel_grad == "taps":
+        config = [(0, 0, 0)] + [(lo, hi, 0) for lo, hi in pads] + [(0, 0, 0)]
+        x_pad = lax.pad(x, jnp.zeros((), x.dtype), config)
+        gw = valid_conv_kernel_grad(x_pad, g.astype(x.dtype), window, strides, precision)
+        gw = gw.astype(kernel.dtype)
+        if all(s == 1 for s in strides):
+            _, vjp = jax.vjp(lambda x: fun(x, kernel), x)
+            return vjp(g)[0], gw
+    elif all(s == 1 for s in strides):
+        _, vjp = jax.vjp(fun, x, kernel)
         return vjp(g)
-    _, vjp = jax.vjp(lambda k: _conv.fun(x, k, strides, pads, precision), kernel)
-    (gw,) = vjp(g)
+    else:
+        _, vjp = jax.vjp(lambda k: fun(x, k), kernel)
+        (gw,) = vjp(g)
     # x[p] fed output q through tap j when s·q + j − pad_low = p: a transposed convolution
     # of g with the flipped, channel-swapped kernel. XLA's own form, an input-dilated
     # convolution, is slow on CPU; its kernel gradient (above) is kept, it is the faster one.
@@ -507,14 +532,19 @@ class _ConvLayer(nn.Module):
 
 class Conv(_ConvLayer):
     """`flax.linen.Conv` (no dilation or groups) computed by `conv`. Inputs may have several
-    leading batch axes."""
+    leading batch axes. `kernel_grad="taps"` for layers evaluated inside loops (ODE vector
+    fields, scanned blocks; see `conv`)."""
 
-    _apply = staticmethod(conv)
+    kernel_grad: str = "xla"
+
+    def _apply(self, x, kernel, strides, pads, precision):
+        return conv(x, kernel, strides, pads, precision, self.kernel_grad)
 
 
 class ConvTranspose(_ConvLayer):
     """`flax.linen.ConvTranspose` (`transpose_kernel=False`, no dilation) computed by
-    `conv_transpose`. Inputs may have several leading batch axes."""
+    `conv_transpose`. Inputs may have several leading batch axes. Its kernel gradient is
+    always per-tap products, fast inside loops too."""
 
     _apply = staticmethod(conv_transpose)
 

@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from generative.layers import Conv
 from physics import simulators as sim
 
 __all__ = [
@@ -72,8 +73,9 @@ class MLPAugmentation(nn.Module):
 
 
 def _periodic_conv(x, features: int, name: str):
+    # F_a runs inside the RK4 loop: per-tap kernel gradients (see generative.layers.conv)
     x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="wrap")
-    return nn.Conv(features, (3, 3), padding="VALID", name=name)(x)
+    return Conv(features, (3, 3), padding="VALID", kernel_grad="taps", name=name)(x)
 
 
 class ConvAugmentation(nn.Module):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from jax.experimental import enable_x64
 
-from generative.layers import BatchNorm, Conv, ConvTranspose, GroupNorm, batch_norm
+from generative.layers import KERNEL_GRADS, BatchNorm, Conv, ConvTranspose, GroupNorm, batch_norm
 
 PADDINGS = ["SAME", "VALID", 1, ((1, 2), (0, 3)), ((2, 1), (1, 1))]
 
@@ -61,8 +61,54 @@ def test_conv_equals_flax(stride):
         ]:
             x = jax.random.normal(jax.random.PRNGKey(h), (2, h, h + 1, 3), jnp.float64)
             kw = dict(strides=stride, padding=pad, param_dtype=jnp.float64)
-            worst = max(worst, _compare(nn.Conv(4, (k, k), **kw), Conv(4, (k, k), **kw), x))
+            for grad in KERNEL_GRADS:  # XLA's kernel gradient and the per-tap products
+                ours = Conv(4, (k, k), kernel_grad=grad, **kw)
+                worst = max(worst, _compare(nn.Conv(4, (k, k), **kw), ours, x))
         assert worst < 1e-10
+
+
+def test_unknown_kernel_grad_is_a_clear_error():
+    x = jnp.ones((1, 5, 5, 2))
+    with pytest.raises(ValueError, match=r"unknown kernel_grad 'fast'.*\['xla', 'taps'\]"):
+        Conv(3, (3, 3), kernel_grad="fast").init(jax.random.PRNGKey(0), x)
+
+
+def _count_convs(fn, *args):
+    jaxpr = jax.make_jaxpr(fn)(*args)
+    text = str(jaxpr)
+    return text.count("conv_general_dilated[")
+
+
+def test_layers_inside_loops_take_no_convolution_kernel_gradient():
+    """Inside loops XLA:CPU's convolution kernel gradient is ~70× slower than at top level:
+    with kernel_grad="taps" the gradient of a convolution holds no kernel-gradient
+    convolution (those are matrix products), in a scan too, and the physics layers evaluated
+    inside loops (ODE vector fields, APHYNITY's F_a) use it. Per convolution the custom VJP's
+    jaxpr holds the forward, the backward's own forward (unused, removed by XLA) and the input
+    gradient, plus XLA's kernel gradient with "xla"."""
+    from physics.aphynity import ConvAugmentation
+    from physics.model import ConvVectorField
+
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 6, 6, 3))
+    counts = {}
+    for grad in KERNEL_GRADS:
+        m = Conv(3, (3, 3), kernel_grad=grad)
+        p = m.init(jax.random.PRNGKey(1), x)
+
+        def rolled(p, m=m):
+            body = lambda h, _: (h + jnp.tanh(m.apply(p, h)), None)  # noqa: E731
+            return jnp.sum(jax.lax.scan(body, x, None, length=3)[0] ** 2)
+
+        counts[grad] = _count_convs(jax.grad(rolled), p)
+    assert counts == {"xla": 4, "taps": 3}
+    for module, inp in (
+        (ConvVectorField(8), jnp.ones((2, 6, 6, 3))),
+        (ConvAugmentation(4), jnp.ones((2, 2, 6, 6))),
+    ):
+        p = module.init(jax.random.PRNGKey(0), inp)
+        loss = lambda p, module=module, inp=inp: jnp.sum(module.apply(p, inp) ** 2)  # noqa: E731
+        forward = _count_convs(module.apply, p, inp)
+        assert forward == 3 and _count_convs(jax.grad(loss), p) == 3 * forward, module
 
 
 @pytest.mark.parametrize("stride", [1, 2, 3])

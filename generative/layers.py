@@ -430,20 +430,18 @@ def _conv_bwd(strides, pads, precision, kernel_grad, res, g):
     nd = x.ndim - 2
     window = kernel.shape[:nd]
     fun = lambda x, k: _conv.fun(x, k, strides, pads, precision, kernel_grad)  # noqa: E731
-    if kernel_grad == "taps":
+    stride_1 = all(s == 1 for s in strides)
+    if kernel_grad == "taps":  # one product per tap (see `conv`)
         config = [(0, 0, 0)] + [(lo, hi, 0) for lo, hi in pads] + [(0, 0, 0)]
         x_pad = lax.pad(x, jnp.zeros((), x.dtype), config)
         gw = valid_conv_kernel_grad(x_pad, g.astype(x.dtype), window, strides, precision)
         gw = gw.astype(kernel.dtype)
-        if all(s == 1 for s in strides):
-            _, vjp = jax.vjp(lambda x: fun(x, kernel), x)
-            return vjp(g)[0], gw
-    elif all(s == 1 for s in strides):
-        _, vjp = jax.vjp(fun, x, kernel)
-        return vjp(g)
+    elif stride_1:  # XLA's own gradients, both
+        return jax.vjp(fun, x, kernel)[1](g)
     else:
-        _, vjp = jax.vjp(lambda k: fun(x, k), kernel)
-        (gw,) = vjp(g)
+        (gw,) = jax.vjp(lambda k: fun(x, k), kernel)[1](g)
+    if stride_1:
+        return jax.vjp(lambda x: fun(x, kernel), x)[1](g)[0], gw
     # x[p] fed output q through tap j when s·q + j − pad_low = p: a transposed convolution
     # of g with the flipped, channel-swapped kernel. XLA's own form, an input-dilated
     # convolution, is slow on CPU; its kernel gradient (above) is kept, it is the faster one.

@@ -139,8 +139,9 @@ def _lrelu(x):
 def _vgg_block(h, features: int, train: bool, shared=None):
     """conv3×3 (no bias) → BatchNorm → LeakyReLU(0.2); called inside a compact method.
     `shared`: input channels appended to h's, one row per group of h's rows (`Conv`)."""
-    conv = Conv(features, (3, 3), padding=((1, 1), (1, 1)), use_bias=False, kernel_init=_conv_init)
-    h = conv(h, shared)
+    h = Conv(features, (3, 3), padding=((1, 1), (1, 1)), use_bias=False, kernel_init=_conv_init)(
+        h, shared
+    )
     return _lrelu(_bn(train)(h))
 
 

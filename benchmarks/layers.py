@@ -1,7 +1,7 @@
 """generative.layers vs flax.linen: forward + backward time of the SRVP frame-network layers
 and of the physics conv models' GroupNorm.
 
-    .venv/bin/python benchmarks/layers.py [--batch 240] [--repeats 3] [--tables all|layers|shared|loops]
+    .venv/bin/python benchmarks/layers.py [--batch 240] [--repeats 3] [--tables all|layers|shared|loops|bias]
 
 Each row: one layer at the SRVP Stochastic Moving MNIST shapes (batch 16 × 15 frames = 240
 images), the time of a jitted value-and-gradient (w.r.t. parameters and input) of a sum of
@@ -110,19 +110,34 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=240)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--tables", choices=["all", "layers", "shared", "loops"], default="all")
+    p.add_argument("--tables", choices=["all", "layers", "shared", "loops", "bias"], default="all")
     args = p.parse_args(argv)
     configure_host_memory()  # before the first computation; flax and ours share it
     print(f"device: {jax.devices()[0].platform}, batch {args.batch}, best of {args.repeats}")
+    videos = max(1, args.batch // FRAMES_PER_VIDEO)
+    if args.tables in ("all", "layers"):
+        _layer_rows(args.batch, args.repeats)
+    if args.tables in ("all", "shared"):
+        _shared_rows(videos, args.repeats)
+        _decoder_rows(videos, args.repeats)
+    if args.tables in ("all", "loops"):
+        _loop_rows(args.repeats)
+    if args.tables in ("all", "bias"):
+        _bias_rows(args.repeats)
+
+
+def _layer_rows(batch: int, repeats: int) -> None:
     print("| layer | flax (s) | ours (s) | speed-up |\n| --- | --- | --- | --- |")
-    for name, make, shape in CASES if args.tables in ("all", "layers") else []:
-        x = jax.random.normal(jax.random.PRNGKey(1), (args.batch, *shape), jnp.float32)
+    for name, make, shape in CASES:
+        x = jax.random.normal(jax.random.PRNGKey(1), (batch, *shape), jnp.float32)
         times = []
         for mod in (nn, layers):
             fn, params = _step(make(mod), x)
-            times.append(_time(fn, params, x, repeats=args.repeats))
+            times.append(_time(fn, params, x, repeats=repeats))
         print(f"| {name} | {times[0]:.3f} | {times[1]:.3f} | {times[0] / times[1]:.2f}× |")
-    videos = max(1, args.batch // FRAMES_PER_VIDEO)
+
+
+def _shared_rows(videos: int, repeats: int) -> None:
     print(
         f"\nskips shared by the {FRAMES_PER_VIDEO} frames of each of {videos} videos "
         "(value-and-gradient w.r.t. parameters, h and skips)"
@@ -131,21 +146,42 @@ def main(argv=None):
         "| layer | flax, concatenation (s) | ours, concatenation (s) | ours, shared (s) "
         "| shared vs flax | shared vs ours concatenated |\n| --- | --- | --- | --- | --- | --- |"
     )
-    for name, make, shape, c_skip in SHARED_CASES if args.tables in ("all", "shared") else []:
+    for name, make, shape, c_skip in SHARED_CASES:
         h = jax.random.normal(jax.random.PRNGKey(1), (videos * FRAMES_PER_VIDEO, *shape))
         skip = jax.random.normal(jax.random.PRNGKey(2), (videos, *shape[:-1], c_skip))
         times = []
         for mod, mode in ((nn, "concat"), (layers, "concat"), (layers, "shared")):
             fn, params = _shared_step(make(mod), h, skip, mode)
-            times.append(_time(fn, params, h, skip, repeats=args.repeats))
+            times.append(_time(fn, params, h, skip, repeats=repeats))
         print(
             f"| {name} | {times[0]:.3f} | {times[1]:.3f} | {times[2]:.3f} "
             f"| {times[0] / times[2]:.2f}× | {times[1] / times[2]:.2f}× |"
         )
-    if args.tables in ("all", "shared"):
-        _decoder_rows(videos, args.repeats)
-    if args.tables in ("all", "loops"):
-        _loop_rows(args.repeats)
+
+
+BIAS_CASES = [(128, 32, 32, 64), (128, 16, 16, 128), (2048, 8, 8, 256), (512, 64, 64, 1)]
+
+
+def _bias_rows(repeats: int) -> None:
+    """A convolution output plus its bias: value-and-gradient (input, bias) of a weighted sum
+    of tanh of y + b, with JAX's own transpose of the broadcast (a reduction over every
+    leading axis) and with `layers.bias_add` (`_col_sum`: a vector-matrix product from 4097
+    rows and 8 channels)."""
+    print(
+        "\nconv output + bias, value-and-gradient (input, bias)\n| output shape | plain add (s) "
+        "| bias_add (s) | speed-up |\n| --- | --- | --- | --- |"
+    )
+    plain = lambda y, b: y + b  # noqa: E731
+    for shape in BIAS_CASES:
+        y = jax.random.normal(jax.random.PRNGKey(1), shape)
+        w = jax.random.normal(jax.random.PRNGKey(2), shape)
+        b = jnp.zeros(shape[-1:])
+        times = []
+        for add in (plain, layers.bias_add):
+            loss = lambda y, b, add=add, w=w: (jnp.tanh(add(y, b)) * w).sum()  # noqa: E731
+            fn = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+            times.append(_time(fn, y, b, repeats=repeats))
+        print(f"| {shape} | {times[0]:.4f} | {times[1]:.4f} | {times[0] / times[1]:.2f}× |")
 
 
 LOOP_STEPS = 10

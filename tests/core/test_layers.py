@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 from jax.experimental import enable_x64
 
-from generative.layers import KERNEL_GRADS, BatchNorm, Conv, ConvTranspose, GroupNorm, batch_norm
+from generative.layers import (
+    KERNEL_GRADS,
+    BatchNorm,
+    Conv,
+    ConvTranspose,
+    GroupNorm,
+    batch_norm,
+    bias_add,
+)
 
 PADDINGS = ["SAME", "VALID", 1, ((1, 2), (0, 3)), ((2, 1), (1, 1))]
 
@@ -221,6 +229,32 @@ def test_shared_input_channels_equal_the_concatenation(layer):
             m.apply(v, x, jnp.concatenate([shared, shared[:2]]))  # 12 rows, 5 groups
         with pytest.raises(ValueError, match="shared input"):
             m.apply(v, x, shared[:, :4])
+
+
+def test_bias_add_gradient_is_a_product_on_large_outputs():
+    """Beyond 4096 rows with 8 channels or more the bias gradient is a vector-matrix product
+    (not the many-axis reduction JAX's transpose gives); fewer rows or channels keep the
+    plain sum. Values and gradients equal the plain broadcast add either way, and a conv
+    layer with such an output equals flax's."""
+    with enable_x64():
+        for shape, product in [
+            ((3, 40, 40, 8), True),
+            ((3, 40, 40, 7), False),
+            ((2, 5, 5, 8), False),
+        ]:
+            y = jax.random.normal(jax.random.PRNGKey(0), shape, jnp.float64)
+            b = jax.random.normal(jax.random.PRNGKey(1), shape[-1:], jnp.float64)
+            w = jax.random.normal(jax.random.PRNGKey(2), shape, jnp.float64)
+            ours = lambda y, b, w=w: (jnp.sin(bias_add(y, b)) * w).sum()  # noqa: E731
+            plain = lambda y, b, w=w: (jnp.sin(y + b.reshape(1, 1, 1, -1)) * w).sum()  # noqa: E731
+            np.testing.assert_allclose(ours(y, b), plain(y, b), rtol=1e-12)
+            for p, q in zip(jax.grad(plain, (0, 1))(y, b), jax.grad(ours, (0, 1))(y, b)):
+                np.testing.assert_allclose(q, p, rtol=1e-10, atol=1e-10)
+            jaxpr = str(jax.make_jaxpr(jax.grad(ours, 1))(y, b))
+            assert ("dot_general" in jaxpr) == product, shape
+        kw = dict(param_dtype=jnp.float64)
+        x = jax.random.normal(jax.random.PRNGKey(3), (3, 40, 40, 3), jnp.float64)
+        assert _compare(nn.Conv(8, (3, 3), **kw), Conv(8, (3, 3), **kw), x) < 1e-10
 
 
 @pytest.mark.parametrize("train", [True, False])

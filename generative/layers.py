@@ -585,7 +585,7 @@ def bias_add(y, bias):
     bias gradient is that product: JAX's own transpose is a reduction over all the leading
     axes, which XLA's CPU backend runs as a slow many-axis tree (for a [128, 32, 32, 64]
     convolution output the value-and-gradient takes 39.5 against 12.9 ms,
-    `benchmarks/layers.py --tables bias`; Moving MNIST physics training step 8.90 -> 8.50 s).
+    `benchmarks/layers.py --tables bias`).
     Elsewhere the plain sum, which XLA fuses with its producer."""
     if _reduces(math.prod(y.shape[:-1]), y.shape[-1]):
         return _plain_bias_add(y, bias)

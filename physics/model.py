@@ -153,7 +153,9 @@ class DCGANEncoder(nn.Module):
     def __call__(self, x):  # [B, H, W, C] -> [B, out_dim]
         size, ch, i = x.shape[1], self.nf, 0
         while size > 4:
-            x = Conv(ch, (4, 4), strides=2, padding=1)(x)
+            # No bias: the reference's DCGAN (SRVP's, as in `video`) has none before its
+            # normalisations, nor on the first layer.
+            x = Conv(ch, (4, 4), strides=2, padding=1, use_bias=False)(x)
             x = nn.leaky_relu(_norm(x) if i else x, 0.2)
             size, ch, i = size // 2, ch * 2, i + 1
         x = Conv(self.out_dim, (4, 4), padding="VALID")(x)  # [B, 1, 1, out]
@@ -173,11 +175,14 @@ class DCGANDecoder(nn.Module):
         h, _, c = self.out_shape
         n_up = int(math.log2(h // 4))
         ch = self.nf * 2 ** (n_up - 1)
-        x = ConvTranspose(ch, (4, 4), padding="VALID")(z[:, None, None, :])  # [B, 4, 4, ch]
-        x = nn.leaky_relu(_norm(x), 0.2)
+        # Biases only on the last layer (the others feed a normalisation), as the reference.
+        x = ConvTranspose(ch, (4, 4), padding="VALID", use_bias=False)(z[:, None, None, :])
+        x = nn.leaky_relu(_norm(x), 0.2)  # [B, 4, 4, ch]
         for i in range(n_up):
             last = i == n_up - 1
-            x = ConvTranspose(c if last else ch // 2, (4, 4), strides=(2, 2), padding="SAME")(x)
+            x = ConvTranspose(
+                c if last else ch // 2, (4, 4), strides=(2, 2), padding="SAME", use_bias=last
+            )(x)
             if not last:
                 ch //= 2
                 x = nn.leaky_relu(_norm(x), 0.2)

@@ -41,6 +41,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from generative.reductions import col_mean, col_sum, reduces_plainly, sample_col_sums
+
 __all__ = [
     "BatchNorm",
     "GroupNorm",
@@ -549,31 +551,6 @@ class ConvTranspose(_ConvLayer):
 
 
 # ----------------------------------------------------------------------------- batch norm
-# Up to this many rows a plain reduction is faster; beyond, a matrix-vector product (XLA's CPU
-# backend folds the reshape of a conv output into a many-axis reduce-window tree). Measured
-# (`benchmarks/layers.py`, BatchNorm value-and-gradient): at 3840 rows (512 channels at 4×4,
-# batch 240) the reduction takes 4.7 ms against 26 ms, at 15 360 rows 11.5 against 7.7 ms.
-_SMALL_ROWS = 4096
-_FEW_CHANNELS = 8  # below, a reduction is faster at any row count
-
-
-def _reduces(rows: int, channels: int) -> bool:
-    """Whether `_col_sum` of a [rows, channels] matrix is a plain reduction."""
-    return rows <= _SMALL_ROWS or channels < _FEW_CHANNELS
-
-
-def _col_sum(a):
-    """Sum over the rows of a [M, C] matrix: a reduction over few rows or channels, else a
-    vector-matrix product (at 131 072 rows × 64 channels 1.7 against 28 ms; at 524 288 rows
-    the product is the slower one below 8 channels, 0.7 against 0.2 ms for one)."""
-    if _reduces(*a.shape):
-        return a.sum(0)
-    return jnp.ones((a.shape[0],), a.dtype) @ a
-
-
-def _col_mean(a):
-    """Mean over the rows of a [M, C] matrix."""
-    return _col_sum(a) / a.shape[0]
 
 
 def _plain_bias_add(y, bias):
@@ -581,13 +558,13 @@ def _plain_bias_add(y, bias):
 
 
 def bias_add(y, bias):
-    """y [..., C] + bias [C]. Where `_col_sum` of the [rows, C] cotangent is a product, the
+    """y [..., C] + bias [C]. Where `col_sum` of the [rows, C] cotangent is a product, the
     bias gradient is that product: JAX's own transpose is a reduction over all the leading
     axes, which XLA's CPU backend runs as a slow many-axis tree (for a [128, 32, 32, 64]
     convolution output the value-and-gradient takes 39.4 against 13.7 ms,
     `benchmarks/layers.py --tables bias`).
     Elsewhere the plain sum, which XLA fuses with its producer."""
-    if _reduces(math.prod(y.shape[:-1]), y.shape[-1]):
+    if reduces_plainly(math.prod(y.shape[:-1]), y.shape[-1]):
         return _plain_bias_add(y, bias)
     return _bias_add(y, bias)
 
@@ -602,7 +579,7 @@ def _bias_add_fwd(y, bias):
 
 
 def _bias_add_bwd(bias, g):
-    return g, _col_sum(g.reshape(-1, g.shape[-1])).astype(bias.dtype)
+    return g, col_sum(g.reshape(-1, g.shape[-1])).astype(bias.dtype)
 
 
 _bias_add.defvjp(_bias_add_fwd, _bias_add_bwd)
@@ -618,9 +595,9 @@ def batch_norm(x, scale, bias, epsilon):
 
 
 def _bn_fwd(x, scale, bias, epsilon):
-    mean = _col_mean(x)
+    mean = col_mean(x)
     xc = x - mean[None]
-    var = _col_mean(xc * xc)
+    var = col_mean(xc * xc)
     r = lax.rsqrt(var + epsilon)
     xhat = xc * r[None]
     return (xhat * scale[None] + bias[None], mean, var), (xhat, r, scale)
@@ -630,8 +607,8 @@ def _bn_bwd(epsilon, res, g):
     xhat, r, scale = res
     gy, gmean, gvar = g
     m = xhat.shape[0]
-    gbias = _col_sum(gy)
-    gscale = _col_sum(gy * xhat)
+    gbias = col_sum(gy)
+    gscale = col_sum(gy * xhat)
     # gx = a·gy + b·xhat + c with per-channel a, b, c: one pass over the rows.
     a = r * scale
     b = (2.0 * gvar / r - a * gscale) / m
@@ -695,12 +672,6 @@ class BatchNorm(nn.Module):
 
 
 # ----------------------------------------------------------------------------- group norm
-def _sample_col_sums(a):
-    """Per-sample column sums of a [B, M, C] array, as B vector-matrix products -> [B, C]."""
-    ones = jnp.ones(a.shape[:2], a.dtype)
-    return lax.dot_general(ones, a, (((1,), (1,)), ((0,), (0,))))
-
-
 def _group_mean(per_channel, groups: int, count: int):
     """[B, C] channel sums -> [B, C] mean of each channel's group (count elements per group)."""
     b, c = per_channel.shape
@@ -717,9 +688,9 @@ def group_norm(x, scale, bias, groups: int, epsilon: float):
 
 def _gn_fwd(x, scale, bias, groups, epsilon):
     count = x.shape[1] * (x.shape[2] // groups)
-    mean = _group_mean(_sample_col_sums(x), groups, count)  # [B, C]
+    mean = _group_mean(sample_col_sums(x), groups, count)  # [B, C]
     xc = x - mean[:, None]
-    var = _group_mean(_sample_col_sums(xc * xc), groups, count)
+    var = _group_mean(sample_col_sums(xc * xc), groups, count)
     r = lax.rsqrt(var + epsilon)  # [B, C]
     xhat = xc * r[:, None]
     return xhat * scale[None, None] + bias[None, None], (xhat, r, scale)
@@ -728,8 +699,8 @@ def _gn_fwd(x, scale, bias, groups, epsilon):
 def _gn_bwd(groups, epsilon, res, gy):
     xhat, r, scale = res
     count = xhat.shape[1] * (xhat.shape[2] // groups)
-    s_gy = _sample_col_sums(gy)  # [B, C]
-    s_gyx = _sample_col_sums(gy * xhat)
+    s_gy = sample_col_sums(gy)  # [B, C]
+    s_gyx = sample_col_sums(gy * xhat)
     gbias, gscale = s_gy.sum(0), s_gyx.sum(0)
     # gx = r (γ gy − mean_group(γ gy) − xhat · mean_group(γ gy · xhat)) = a gy + b xhat + c
     a = r * scale[None]

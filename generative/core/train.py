@@ -28,6 +28,7 @@ from generative.core import config as config_lib
 from generative.core import sharding as sharding_lib
 from generative.core.checkpoint import Checkpointer
 from generative.core.metric_writers import MetricWriter
+from generative.reductions import all_finite, global_norm
 
 __all__ = [
     "TrainState",
@@ -35,6 +36,7 @@ __all__ = [
     "NonFiniteError",
     "make_schedule",
     "make_optimizer",
+    "clip_by_global_norm",
     "loss_step",
     "tree_is_finite",
     "run",
@@ -120,8 +122,21 @@ def make_optimizer(opt: ml_collections.ConfigDict, num_steps: int) -> optax.Grad
             f"unknown optimizer.name '{name}'; valid: adam, adamw, sgd, rmsprop"
         )
     if opt.grad_clip and opt.grad_clip > 0:
-        tx = optax.chain(optax.clip_by_global_norm(opt.grad_clip), tx)
+        tx = optax.chain(clip_by_global_norm(float(opt.grad_clip)), tx)
     return tx
+
+
+def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
+    """`optax.clip_by_global_norm` (same rule: updates scaled by max_norm / ‖g‖ when ‖g‖ >
+    max_norm) with the norm from `generative.reductions.global_norm`."""
+
+    def update(updates, state, params=None):
+        del params
+        norm = global_norm(updates)
+        scale = jnp.where(norm < max_norm, 1.0, max_norm / norm)
+        return jax.tree_util.tree_map(lambda t: (t * scale).astype(t.dtype), updates), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def loss_step(
@@ -138,9 +153,9 @@ def loss_step(
         params = optax.apply_updates(state.params, updates)
         metrics = {
             "loss": loss,
-            "grad_norm": optax.global_norm(grads),
-            "param_norm": optax.global_norm(params),
-            "update_norm": optax.global_norm(updates),
+            "grad_norm": global_norm(grads),
+            "param_norm": global_norm(params),
+            "update_norm": global_norm(updates),
             **aux,
         }
         new = TrainState(state.step + 1, params, opt_state, model_state)
@@ -150,12 +165,9 @@ def loss_step(
 
 
 def tree_is_finite(tree: Any) -> jax.Array:
-    leaves = [
-        jnp.all(jnp.isfinite(x))
-        for x in jax.tree_util.tree_leaves(tree)
-        if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)
-    ]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+    """Whether every inexact element of the pytree is finite ([] bool), one fast sum per leaf
+    (`generative.reductions.all_finite`)."""
+    return all_finite(tree)
 
 
 # ----------------------------------------------------------------------------- the loop

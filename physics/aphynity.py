@@ -39,6 +39,7 @@ import numpy as np
 import optax
 
 from generative.layers import Conv
+from generative.reductions import mean
 from physics import simulators as sim
 
 __all__ = [
@@ -264,9 +265,9 @@ class HybridModel:
 def aphynity_loss(model: HybridModel, params, batch, ts, lam, norm_weight):
     """``norm_weight · ‖F_a‖² + λ · L_traj``; batch [B, T, *state] -> (loss, (l_traj, norm))."""
     pred = model.trajectory(params, batch[:, 0], ts)
-    l_traj = jnp.mean((pred - batch) ** 2)
+    l_traj = mean((pred - batch) ** 2)
     states = batch.reshape((-1,) + batch.shape[2:])
-    norm = jnp.mean(model.augmentation(params, states) ** 2)
+    norm = mean(model.augmentation(params, states) ** 2)
     return norm_weight * norm + lam * l_traj, (l_traj, norm)
 
 

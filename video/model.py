@@ -20,6 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from generative import reductions
 from generative.layers import BatchNorm, Conv, ConvTranspose
 
 __all__ = [
@@ -440,7 +441,7 @@ def elbo(cfg: SRVPConfig, variables, x, noise: Noise, train: bool = True):
         kl_z = jnp.zeros(())
     residual = norms.sum() / b if cfg.dynamics == "residual" else jnp.zeros(())
     loss = nll + cfg.beta_y * kl_y + cfg.beta_z * kl_z + cfg.l2_res * residual
-    mse = jnp.mean((x - x_hat) ** 2)
+    mse = reductions.mean((x - x_hat) ** 2)
     return ELBOTerms(loss, nll, kl_y, kl_z, residual, mse, x_hat, ys), bstats
 
 

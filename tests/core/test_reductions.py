@@ -13,6 +13,7 @@ from generative.reductions import (
     all_finite,
     col_sum,
     global_norm,
+    mean,
     sample_col_sums,
     sum_of_squares,
     total,
@@ -110,3 +111,11 @@ def test_clip_by_global_norm_equals_optax(max_norm):
     ref, _ = optax.clip_by_global_norm(max_norm).update(g, optax.EmptyState())
     for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(ref)):
         np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-9)
+
+
+def test_mean_equals_numpy():
+    with enable_x64():
+        x = np.random.default_rng(4).normal(size=(16, 25, 64, 64, 1))
+        got = mean(jnp.asarray(x))
+        assert abs(float(got) - x.mean()) <= 1e-13 * np.abs(x).mean()
+        assert _dots(mean, jnp.asarray(x))  # the product path

@@ -1,7 +1,7 @@
 """generative.layers vs flax.linen: forward + backward time of the SRVP frame-network layers
 and of the physics conv models' GroupNorm.
 
-    .venv/bin/python benchmarks/layers.py [--batch 240] [--repeats 3] [--tables all|layers|shared|loops|bias]
+    .venv/bin/python benchmarks/layers.py [--batch 240] [--repeats 3] [--tables all|layers|shared|loops|bias|kgrad]
 
 Each row: one layer at the SRVP Stochastic Moving MNIST shapes (batch 16 × 15 frames = 240
 images), the time of a jitted value-and-gradient (w.r.t. parameters and input) of a sum of
@@ -23,6 +23,7 @@ import time
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from generative import layers
 from generative.core.host_memory import configure_host_memory
@@ -110,7 +111,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=240)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--tables", choices=["all", "layers", "shared", "loops", "bias"], default="all")
+    p.add_argument(
+        "--tables", choices=["all", "layers", "shared", "loops", "bias", "kgrad"], default="all"
+    )
     args = p.parse_args(argv)
     configure_host_memory()  # before the first computation; flax and ours share it
     print(f"device: {jax.devices()[0].platform}, batch {args.batch}, best of {args.repeats}")
@@ -124,6 +127,8 @@ def main(argv=None):
         _loop_rows(args.repeats)
     if args.tables in ("all", "bias"):
         _bias_rows(args.repeats)
+    if args.tables in ("all", "kgrad"):
+        _kgrad_rows(args.batch, args.repeats)
 
 
 def _layer_rows(batch: int, repeats: int) -> None:
@@ -182,6 +187,59 @@ def _bias_rows(repeats: int) -> None:
             fn = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
             times.append(_time(fn, y, b, repeats=repeats))
         print(f"| {shape} | {times[0]:.4f} | {times[1]:.4f} | {times[0] / times[1]:.2f}× |")
+
+
+# the stride-2 4x4 transposed convolutions of the DCGAN decoders: (C_in, C_out, input size)
+KGRAD_CASES = [(128, 64, 16), (256, 128, 8), (512, 256, 4)]
+
+
+def _kgrad_per_tap(inp, g, window, strides):
+    """The previous form of `layers.valid_conv_kernel_grad` for strides > 1, kept here as
+    the baseline: one product per tap on a strided slice of inp."""
+    out, g2 = g.shape[1:-1], g.reshape(-1, g.shape[-1])
+    taps = []
+    for j in np.ndindex(*window):
+        index = (slice(None),) + tuple(
+            slice(a, a + s * (q - 1) + 1, s) for a, s, q in zip(j, strides, out)
+        )
+        x = inp[index].reshape(-1, inp.shape[-1])
+        taps.append(jax.lax.dot_general(x, g2, (((0,), (0,)), ((), ()))))
+    return jnp.stack(taps).reshape(*window, inp.shape[-1], g.shape[-1])
+
+
+def _kgrad_rows(batch: int, repeats: int) -> None:
+    """Kernel gradient of a DCGAN decoder layer (4x4, stride 2, 'SAME'), as its backward pass
+    computes it: the gradient of the strided VALID convolution of the padded output
+    cotangent (`layers.valid_conv_kernel_grad`), against one product per tap and against
+    XLA's own kernel gradient of that convolution."""
+    print(
+        f"\nkernel gradient of a 4x4 stride-2 transposed convolution, batch {batch}\n"
+        "| layer | XLA (s) | per-tap products (s) | space-to-depth products (s) "
+        "| vs per-tap | vs XLA |\n| --- | --- | --- | --- | --- | --- |"
+    )
+    window, strides = (4, 4), (2, 2)
+    dn = ("NHWC", "HWIO", "NHWC")
+    for c_in, c_out, q in KGRAD_CASES:
+        inp = jax.random.normal(jax.random.PRNGKey(0), (batch, 2 * q + 2, 2 * q + 2, c_out))
+        g = jax.random.normal(jax.random.PRNGKey(1), (batch, q, q, c_in))
+        w = jnp.zeros((*window, c_out, c_in))
+
+        def xla(inp, g, w=w):
+            conv = lambda w: jax.lax.conv_general_dilated(  # noqa: E731
+                inp, w, strides, "VALID", dimension_numbers=dn
+            )
+            return jax.vjp(conv, w)[1](g)[0]
+
+        fns = [
+            xla,
+            lambda inp, g: _kgrad_per_tap(inp, g, window, strides),
+            lambda inp, g: layers.valid_conv_kernel_grad(inp, g, window, strides),
+        ]
+        times = [_time(jax.jit(fn), inp, g, repeats=repeats) for fn in fns]
+        print(
+            f"| convT {c_in}->{c_out} @{q} | {times[0]:.3f} | {times[1]:.3f} | {times[2]:.3f} "
+            f"| {times[1] / times[2]:.2f}× | {times[0] / times[2]:.2f}× |"
+        )
 
 
 LOOP_STEPS = 10

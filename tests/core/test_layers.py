@@ -2,12 +2,14 @@
 gradients (float64, every stride/padding form), and BatchNorm's statistics bookkeeping."""
 
 import itertools
+import math
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax import lax
 from jax.experimental import enable_x64
 
 from generative.layers import (
@@ -18,6 +20,7 @@ from generative.layers import (
     GroupNorm,
     batch_norm,
     bias_add,
+    valid_conv_kernel_grad,
 )
 
 PADDINGS = ["SAME", "VALID", 1, ((1, 2), (0, 3)), ((2, 1), (1, 1))]
@@ -229,6 +232,37 @@ def test_shared_input_channels_equal_the_concatenation(layer):
             m.apply(v, x, jnp.concatenate([shared, shared[:2]]))  # 12 rows, 5 groups
         with pytest.raises(ValueError, match="shared input"):
             m.apply(v, x, shared[:, :4])
+
+
+KGRAD_CASES = [  # (inp spatial shape, window, strides)
+    ((34, 34), (4, 4), (2, 2)),  # a DCGAN decoder layer's padded cotangent
+    ((35, 33), (4, 4), (2, 2)),  # positions past the last window (cropped)
+    ((17,), (3,), (3,)),  # window = stride
+    ((16, 12), (2, 3), (3, 2)),  # window < stride on one axis
+    ((9, 8, 7), (3, 2, 3), (2, 2, 2)),  # 3-D
+    ((10, 9), (3, 3), (1, 1)),  # stride 1: one product per tap
+]
+
+
+@pytest.mark.parametrize("spatial,window,strides", KGRAD_CASES)
+def test_valid_conv_kernel_grad_equals_xla(spatial, window, strides):
+    """dW of the VALID strided convolution, against JAX's own VJP, in float64; strided cases
+    take one product per block shift (space-to-depth), not one per tap."""
+    with enable_x64():
+        nd = len(window)
+        inp = jax.random.normal(jax.random.PRNGKey(0), (3, *spatial, 5), jnp.float64)
+        w = jnp.zeros((*window, 5, 4), jnp.float64)
+        spec = "HWD"[:nd]
+        dn = ("N" + spec + "C", spec + "IO", "N" + spec + "C")
+        conv = lambda w: lax.conv_general_dilated(inp, w, strides, "VALID", dimension_numbers=dn)  # noqa: E731
+        out, vjp = jax.vjp(conv, w)
+        g = jax.random.normal(jax.random.PRNGKey(1), out.shape, jnp.float64)
+        ours = valid_conv_kernel_grad(inp, g, window, strides)
+        np.testing.assert_allclose(ours, vjp(g)[0], rtol=1e-12, atol=1e-12)
+        jaxpr = jax.make_jaxpr(lambda i, g: valid_conv_kernel_grad(i, g, window, strides))(inp, g)
+        dots = sum(e.primitive.name == "dot_general" for e in jaxpr.eqns)
+        shifts = math.prod(-(-k // s) for k, s in zip(window, strides))
+        assert dots == shifts
 
 
 def test_bias_add_gradient_is_a_product_on_large_outputs():

@@ -7,13 +7,37 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from generative.core.host_memory import configure_host_memory, host_memory_state  # noqa: E402
 
-__all__ = ["configure_host_memory", "host_memory_state", "torch_reference", "torch_glibc_default"]
+__all__ = [
+    "configure_host_memory",
+    "host_memory_state",
+    "torch_reference",
+    "torch_glibc_default",
+    "alternating",
+]
+
+
+def alternating(fns, repeats: int, warmup: int = 1) -> list[list[float]]:
+    """Times each of `fns` (callables that block until their result is ready) `repeats`
+    times, one call of each in turn (a, b, a, b, ...) after `warmup` calls of each, so that a
+    slow phase of the host falls on both sides of a comparison alike. -> one list of
+    seconds per function."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, out in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    return times
 
 
 def torch_reference(threads: int = 2):

@@ -304,8 +304,8 @@ def valid_conv_kernel_grad(inp, g, window, strides, precision=None):
     inp in space-to-depth form (tap j = s·a + b reads block q + a, phase b), one product
     per block shift a, [N·Q, s^d·C_in]ᵀ [N·Q, C_out], which holds the s^d taps of that shift:
     wider products and A^d slices instead of k^d strided ones (a 4×4 stride-2 kernel
-    gradient at batch 1024, `benchmarks/layers.py --tables kgrad`: 128->64 @16 724 -> 607 ms,
-    512->256 @4 367 -> 327 ms)."""
+    gradient at batch 1024, `benchmarks/layers.py --tables kgrad`: 128->64 @16 0.718 ->
+    0.587 s, 512->256 @4 0.352 -> 0.321 s)."""
     nd = len(window)
     out = g.shape[1 : 1 + nd]
     g2 = g.reshape(-1, g.shape[-1])
@@ -352,8 +352,9 @@ def conv(x, kernel, strides: Sequence[int], padding="SAME", precision=None, kern
     convolution.
 
     kernel_grad: "xla" (XLA's own kernel gradient, a convolution with batch and features
-    swapped: the fastest form at the top level of a computation) or "taps" (one matrix product
-    per tap, `valid_conv_kernel_grad`). Use "taps" for a convolution evaluated inside a loop
+    swapped: the fastest form at the top level of a computation) or "taps" (matrix products,
+    one per tap at stride 1 and one per block shift at larger strides,
+    `valid_conv_kernel_grad`). Use "taps" for a convolution evaluated inside a loop
     (`lax.scan`, `lax.while_loop`, an ODE solver): there XLA's CPU backend runs its kernel
     gradient ~70× slower (147 ms against 2 ms per call for a 3×3 64->64 convolution on
     16 × 16×16 maps, `benchmarks/layers.py --tables loops`), while the products are not slowed."""
@@ -453,7 +454,7 @@ def _conv_bwd(strides, pads, precision, kernel_grad, res, g):
     window = kernel.shape[:nd]
     fun = lambda x, k: _conv.fun(x, k, strides, pads, precision, kernel_grad)  # noqa: E731
     stride_1 = all(s == 1 for s in strides)
-    if kernel_grad == "taps":  # one product per tap (see `conv`)
+    if kernel_grad == "taps":  # matrix products (see `conv`)
         config = [(0, 0, 0)] + [(lo, hi, 0) for lo, hi in pads] + [(0, 0, 0)]
         x_pad = lax.pad(x, jnp.zeros((), x.dtype), config)
         gw = valid_conv_kernel_grad(x_pad, g.astype(x.dtype), window, strides, precision)
@@ -564,12 +565,12 @@ class Conv(_ConvLayer):
 class ConvTranspose(_ConvLayer):
     """`flax.linen.ConvTranspose` (`transpose_kernel=False`, no dilation) computed by
     `conv_transpose`. Inputs may have several leading batch axes. Its kernel gradient is
-    always per-tap products, fast inside loops too."""
+    always matrix products (`valid_conv_kernel_grad`), fast inside loops too."""
 
     _apply = staticmethod(conv_transpose)
 
 
-# ----------------------------------------------------------------------------- batch norm
+# ----------------------------------------------------------------------------- bias, batch norm
 
 
 def _plain_bias_add(y, bias):

@@ -343,21 +343,29 @@ def valid_conv_kernel_grad(inp, g, window, strides, precision=None):
 _conv_transpose.defvjp(_conv_transpose_fwd, _conv_transpose_bwd)
 
 
-KERNEL_GRADS = ("xla", "taps")
+KERNEL_GRADS = ("auto", "xla", "taps")
 
 
-def conv(x, kernel, strides: Sequence[int], padding="SAME", precision=None, kernel_grad="xla"):
+def conv(x, kernel, strides: Sequence[int], padding="SAME", precision=None, kernel_grad="auto"):
     """`lax.conv_general_dilated(x, kernel, strides, padding)` in NHWC/HWIO whose input
     gradient, for strides > 1, is `conv_transpose` (phases) rather than XLA's input-dilated
     convolution.
 
-    kernel_grad: "xla" (XLA's own kernel gradient, a convolution with batch and features
-    swapped: the fastest form at the top level of a computation) or "taps" (matrix products,
-    one per tap at stride 1 and one per block shift at larger strides,
-    `valid_conv_kernel_grad`). Use "taps" for a convolution evaluated inside a loop
-    (`lax.scan`, `lax.while_loop`, an ODE solver): there XLA's CPU backend runs its kernel
-    gradient ~70× slower (147 ms against 2 ms per call for a 3×3 64->64 convolution on
-    16 × 16×16 maps, `benchmarks/layers.py --tables loops`), while the products are not slowed."""
+    kernel_grad:
+    - "xla": XLA's own kernel gradient, a convolution with batch and features swapped;
+    - "taps": matrix products, one per tap at stride 1 and one per block shift at larger
+      strides (`valid_conv_kernel_grad`);
+    - "auto" (default): per platform, chosen when the computation is lowered: on CPU "taps"
+      for strides > 1 and "xla" at stride 1, elsewhere "xla" (cuDNN's and the TPU's kernel
+      gradients). On CPU the strided products beat XLA's form, whose transposes into the
+      batch-as-feature layout cost more than its products, once the layer has many windows
+      (SRVP's 4×4 stride-2 64->128 encoder layer, value-and-gradient: equal at 240 frames,
+      543 -> 476 ms at 480, 1197 -> 1026 ms at 960; the whole SRVP batch-64 training step
+      6.15 -> 5.74 s), and are equal below; at stride 1 and top level XLA's is the faster.
+    Use "taps" for a convolution evaluated inside a loop (`lax.scan`, `lax.while_loop`, an
+    ODE solver), stride 1 included: there XLA's CPU backend runs its kernel gradient ~70×
+    slower (147 ms against 2 ms per call for a 3×3 64->64 convolution on 16 × 16×16 maps,
+    `benchmarks/layers.py --tables loops`), while the products are not slowed."""
     if kernel_grad not in KERNEL_GRADS:
         raise ValueError(
             f"unknown kernel_grad {kernel_grad!r}; valid choices: {list(KERNEL_GRADS)}"
@@ -454,20 +462,29 @@ def _conv_bwd(strides, pads, precision, kernel_grad, res, g):
     window = kernel.shape[:nd]
     fun = lambda x, k: _conv.fun(x, k, strides, pads, precision, kernel_grad)  # noqa: E731
     stride_1 = all(s == 1 for s in strides)
-    if kernel_grad == "taps":  # matrix products (see `conv`)
+
+    def taps():  # matrix products (see `conv`)
         config = [(0, 0, 0)] + [(lo, hi, 0) for lo, hi in pads] + [(0, 0, 0)]
         x_pad = lax.pad(x, jnp.zeros((), x.dtype), config)
         gw = valid_conv_kernel_grad(x_pad, g.astype(x.dtype), window, strides, precision)
-        gw = gw.astype(kernel.dtype)
-    elif stride_1:  # XLA's own gradients, both
+        return gw.astype(kernel.dtype)
+
+    def xla():
+        return jax.vjp(lambda k: fun(x, k), kernel)[1](g)[0]
+
+    if kernel_grad == "taps":
+        gw = taps()
+    elif stride_1:  # "xla" and "auto": XLA's own gradients, both
         return jax.vjp(fun, x, kernel)[1](g)
+    elif kernel_grad == "auto":  # lowered for one platform, one branch is compiled
+        gw = lax.platform_dependent(cpu=taps, default=xla)
     else:
-        (gw,) = jax.vjp(lambda k: fun(x, k), kernel)[1](g)
+        gw = xla()
     if stride_1:
         return jax.vjp(lambda x: fun(x, kernel), x)[1](g)[0], gw
     # x[p] fed output q through tap j when s·q + j − pad_low = p: a transposed convolution
     # of g with the flipped, channel-swapped kernel. XLA's own form, an input-dilated
-    # convolution, is slow on CPU; its kernel gradient (above) is kept, it is the faster one.
+    # convolution, is slow on CPU.
     t_pads = []
     for i, (k, s, (low, _)) in enumerate(zip(window, strides, pads)):
         t_low = k - 1 - low
@@ -553,10 +570,10 @@ class _ConvLayer(nn.Module):
 
 class Conv(_ConvLayer):
     """`flax.linen.Conv` (no dilation or groups) computed by `conv`. Inputs may have several
-    leading batch axes. `kernel_grad="taps"` for layers evaluated inside loops (ODE vector
-    fields, scanned blocks; see `conv`)."""
+    leading batch axes. `kernel_grad`: "auto" (default; per platform, see `conv`), "xla" or
+    "taps"; "taps" for layers evaluated inside loops (ODE vector fields, scanned blocks)."""
 
-    kernel_grad: str = "xla"
+    kernel_grad: str = "auto"
 
     def _apply(self, x, kernel, strides, pads, precision):
         return conv(x, kernel, strides, pads, precision, self.kernel_grad)

@@ -80,7 +80,7 @@ def test_conv_equals_flax(stride):
 
 def test_unknown_kernel_grad_is_a_clear_error():
     x = jnp.ones((1, 5, 5, 2))
-    with pytest.raises(ValueError, match=r"unknown kernel_grad 'fast'.*\['xla', 'taps'\]"):
+    with pytest.raises(ValueError, match=r"unknown kernel_grad 'fast'.*\['auto', 'xla', 'taps'\]"):
         Conv(3, (3, 3), kernel_grad="fast").init(jax.random.PRNGKey(0), x)
 
 
@@ -111,7 +111,7 @@ def test_layers_inside_loops_take_no_convolution_kernel_gradient():
             return jnp.sum(jax.lax.scan(body, x, None, length=3)[0] ** 2)
 
         counts[grad] = _count_convs(jax.grad(rolled), p)
-    assert counts == {"xla": 4, "taps": 3}
+    assert counts == {"auto": 4, "xla": 4, "taps": 3}  # "auto" at stride 1 is XLA's
     for module, inp in (
         (ConvVectorField(8), jnp.ones((2, 6, 6, 3))),
         (ConvAugmentation(4), jnp.ones((2, 2, 6, 6))),
@@ -120,6 +120,55 @@ def test_layers_inside_loops_take_no_convolution_kernel_gradient():
         loss = lambda p, module=module, inp=inp: jnp.sum(module.apply(p, inp) ** 2)  # noqa: E731
         forward = _count_convs(module.apply, p, inp)
         assert forward == 3 and _count_convs(jax.grad(loss), p) == 3 * forward, module
+
+
+def test_auto_kernel_grad_is_chosen_per_platform():
+    """kernel_grad="auto" (the default): a strided convolution's kernel gradient is the
+    block-shift products on CPU and XLA's convolution elsewhere, one branch per platform
+    (`lax.platform_dependent`) of which lowering for CPU compiles only the products; at
+    stride 1 it is XLA's on every platform (no branch)."""
+    assert Conv.kernel_grad == "auto"
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 3))
+
+    def grad_fn(stride, kernel_grad):
+        m = Conv(4, (4, 4), stride, padding=1, kernel_grad=kernel_grad)
+        p = m.init(jax.random.PRNGKey(1), x)
+        return jax.grad(lambda p: jnp.sum(m.apply(p, x) ** 2)), p
+
+    def branches(jaxpr):
+        return [
+            [e.primitive.name for e in b.jaxpr.eqns]
+            for eqn in jaxpr.eqns
+            if eqn.primitive.name == "cond"
+            for b in eqn.params["branches"]
+        ]
+
+    fn, p = grad_fn(2, "auto")
+    jaxpr = jax.make_jaxpr(fn)(p)
+    index = [e for e in jaxpr.eqns if e.primitive.name == "platform_index"]
+    assert len(index) == 1 and index[0].params["platforms"] == (("cpu",),)
+    cpu, default = branches(jaxpr)  # platform index 0: cpu; 1: the default
+    assert "conv_general_dilated" not in cpu and cpu.count("dot_general") == 4  # 2×2 shifts
+    # XLA's kernel gradient, and the VJP's own forward (unused, removed by XLA)
+    assert default.count("conv_general_dilated") == 2 and "dot_general" not in default
+
+    def compiled_convs(fn, p):
+        return jax.jit(fn).lower(p).compile().as_text().count(" convolution(")
+
+    counts = {kg: compiled_convs(*grad_fn(2, kg)) for kg in KERNEL_GRADS}
+    assert counts["auto"] == counts["taps"] == counts["xla"] - 1  # forward only, on CPU
+    fn, p = grad_fn(2, "auto")
+    for kg in ("xla", "taps"):
+        other, _ = grad_fn(2, kg)
+        np.testing.assert_allclose(
+            jax.jit(fn)(p)["params"]["kernel"],
+            jax.jit(other)(p)["params"]["kernel"],
+            rtol=1e-5,
+            atol=1e-5,
+        )
+    fn, p = grad_fn(1, "auto")
+    assert not branches(jax.make_jaxpr(fn)(p))
+    assert compiled_convs(fn, p) == compiled_convs(*grad_fn(1, "xla"))
 
 
 @pytest.mark.parametrize("stride", [1, 2, 3])

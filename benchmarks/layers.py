@@ -1,7 +1,8 @@
 """generative.layers vs flax.linen: forward + backward time of the SRVP frame-network layers
 and of the physics conv models' GroupNorm.
 
-    .venv/bin/python benchmarks/layers.py [--batch 240] [--repeats 3] [--tables all|layers|shared|loops|bias|kgrad]
+    .venv/bin/python benchmarks/layers.py [--batch 240] [--repeats 3]
+        [--tables all|layers|shared|loops|bias|kgrad|torch]
 
 Each row: one layer at the SRVP Stochastic Moving MNIST shapes (batch 16 × 15 frames = 240
 images), the time of a jitted value-and-gradient (w.r.t. parameters and input) of a sum of
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import pathlib
+import sys
 import time
 
 import flax.linen as nn
@@ -27,6 +30,9 @@ import numpy as np
 
 from generative import layers
 from generative.core.host_memory import configure_host_memory
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _common import alternating, torch_reference  # noqa: E402
 
 # name, flax layer, ours, input shape (without batch)
 CASES = [
@@ -112,7 +118,9 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=240)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument(
-        "--tables", choices=["all", "layers", "shared", "loops", "bias", "kgrad"], default="all"
+        "--tables",
+        choices=["all", "layers", "shared", "loops", "bias", "kgrad", "torch"],
+        default="all",
     )
     args = p.parse_args(argv)
     configure_host_memory()  # before the first computation; flax and ours share it
@@ -129,6 +137,95 @@ def main(argv=None):
         _bias_rows(args.repeats)
     if args.tables in ("all", "kgrad"):
         _kgrad_rows(args.batch, args.repeats)
+    if args.tables in ("all", "torch"):
+        _torch_rows(args.batch, args.repeats)
+
+
+def _torch_rows(batch: int, repeats: int) -> None:
+    """The strided convolutions of the DCGAN encoders and decoders, split into forward, input
+    gradient and kernel gradient, ours against PyTorch's (oneDNN) in this process, timed in
+    turn (`_common.alternating`): where the training steps' remaining gap to PyTorch lies.
+    The encoder rows give the kernel gradient both ways (`kernel_grad="xla"` and the block-
+    shift products that "auto" picks on CPU)."""
+    tref = torch_reference()
+    if tref is None:
+        print("\nPyTorch not installed: no per-part comparison (pip install torch)")
+        return
+    import torch
+    import torch.nn.functional as F
+
+    print(
+        f"\nstrided 4x4 convolutions, batch {batch}: ours against PyTorch (same process, timed "
+        "in turn), best of the repeats\n| layer | part | ours (s) | PyTorch (s) | ratio |\n"
+        "| --- | --- | --- | --- | --- |"
+    )
+    cases = [("convT", *c) for c in KGRAD_CASES] + [("conv", 64, 128, 32), ("conv", 128, 256, 16)]
+    for kind, c_in, c_out, size in cases:
+        x = jax.random.normal(jax.random.PRNGKey(0), (batch, size, size, c_in))
+        k = 0.02 * jax.random.normal(jax.random.PRNGKey(1), (4, 4, c_in, c_out))
+        xt = torch.randn(batch, c_in, size, size)
+        if kind == "convT":
+            wt = 0.02 * torch.randn(c_in, c_out, 4, 4)
+            yt = F.conv_transpose2d(xt, wt, stride=2, padding=1)
+            fwd = lambda x, k, g: layers.conv_transpose(x, k, (2, 2), "SAME")  # noqa: E731
+            variants = [("", fwd)]
+        else:
+            wt = 0.02 * torch.randn(c_out, c_in, 4, 4)
+            yt = F.conv2d(xt, wt, stride=2, padding=1)
+            variants = [
+                (
+                    f" ({kg})",
+                    lambda x, k, g, kg=kg: layers.conv(x, k, (2, 2), ((1, 1), (1, 1)), None, kg),
+                )
+                for kg in ("xla", "auto")
+            ]
+        gt = torch.randn_like(yt)
+        g = jax.random.normal(jax.random.PRNGKey(2), yt.permute(0, 2, 3, 1).shape)
+
+        def torch_part(mask, xt=xt, wt=wt, gt=gt, transposed=kind == "convT"):
+            return lambda: torch.ops.aten.convolution_backward(
+                gt, xt, wt, None, [2, 2], [1, 1], [1, 1], transposed, [0, 0], 1, mask
+            )
+
+        if kind == "convT":
+            t_fwd = lambda xt=xt, wt=wt: F.conv_transpose2d(xt, wt, stride=2, padding=1)  # noqa: E731
+        else:
+            t_fwd = lambda xt=xt, wt=wt: F.conv2d(xt, wt, stride=2, padding=1)  # noqa: E731
+        torch_parts = {
+            "forward": t_fwd,
+            "input gradient": torch_part([True, False, False]),
+            "kernel gradient": torch_part([False, True, False]),
+        }
+        fn = variants[0][1]
+        rows = [
+            ("forward", "", fn),
+            (
+                "input gradient",
+                "",
+                lambda x, k, g, fn=fn: jax.vjp(lambda x: fn(x, k, g), x)[1](g)[0],
+            ),
+        ] + [
+            (
+                "kernel gradient",
+                suffix,
+                lambda x, k, g, fn=fn: jax.vjp(lambda k: fn(x, k, g), k)[1](g)[0],
+            )
+            for suffix, fn in variants
+        ]
+        for part, suffix, ours in rows:
+            ours = jax.jit(ours)
+            a, b = alternating(
+                [
+                    lambda ours=ours, x=x, k=k, g=g: jax.block_until_ready(ours(x, k, g)),
+                    torch_parts[part],
+                ],
+                repeats,
+            )
+            print(
+                f"| {kind} {c_in}->{c_out} @{size}{suffix} | {part} | {min(a):.3f} "
+                f"| {min(b):.3f} | {min(b) / min(a):.2f}× |",
+                flush=True,
+            )
 
 
 def _layer_rows(batch: int, repeats: int) -> None:

@@ -294,6 +294,36 @@ def _conv_transpose_bwd(strides, pads, precision, res, g):
     return gx.astype(x.dtype), jnp.swapaxes(gw, -1, -2)[flip].astype(kernel.dtype)
 
 
+@jax.custom_batching.custom_vmap
+def _zero_after(r):
+    """An int32 zero that depends on r (its first element, which it never changes: NaN or
+    not, the result is 0) and that the compiler cannot prove is zero."""
+    return jnp.minimum(jnp.isnan(r.reshape(-1)[0]).astype(jnp.int32), 0)
+
+
+@_zero_after.def_vmap
+def _zero_after_vmap(axis_size, in_batched, r):
+    del axis_size, in_batched
+    return _zero_after(r), False  # one zero for the whole batch: offsets stay unbatched
+
+
+def _in_turn(product, src, starts, sizes, rearrange=lambda w: w):
+    """[product(rearrange(src[:, start : start + sizes])) for start in starts], each window
+    cut only after the previous product: its offset is taken from that product
+    (`_zero_after`). XLA's scheduler would otherwise cut every window (a copy as large as the
+    layer's input) before the first product and keep them all live, and optimization
+    barriers do not survive its CPU pipeline. Under `vmap` the offsets stay unbatched (one
+    slice, no gather)."""
+    out, zero = [], jnp.zeros((), jnp.int32)
+    for i, start in enumerate(starts):
+        if i:
+            zero = _zero_after(lax.stop_gradient(out[-1]))
+        index = (zero, *(zero + a for a in start), zero)
+        window = lax.dynamic_slice(src, index, (src.shape[0], *sizes, src.shape[-1]))
+        out.append(product(rearrange(window)))
+    return out
+
+
 def valid_conv_kernel_grad(inp, g, window, strides, precision=None):
     """Kernel gradient of the VALID strided convolution z = conv_s(inp, W) for cotangent g.
 
@@ -317,10 +347,7 @@ def valid_conv_kernel_grad(inp, g, window, strides, precision=None):
         )
 
     if all(s == 1 for s in strides):
-        taps = [
-            product(inp[(slice(None),) + tuple(slice(a, a + q) for a, q in zip(j, out))])
-            for j in np.ndindex(*window)
-        ]
+        taps = _in_turn(product, inp, list(np.ndindex(*window)), out)
         return jnp.stack(taps).reshape(*window, c_in, c_out)
     big = [-(-k // s) for k, s in zip(window, strides)]  # block shifts A per axis
     # crop or zero-pad inp to s·(Q − 1 + A) per axis: positions past the last window are
@@ -329,11 +356,11 @@ def valid_conv_kernel_grad(inp, g, window, strides, precision=None):
     for n, q, s, a in zip(inp.shape[1:-1], out, strides, big):
         config.append((0, s * (q - 1 + a) - n, 0))
     config.append((0, 0, 0))
-    xs = _to_phases(lax.pad(inp, jnp.zeros((), inp.dtype), config), strides)  # [N,*U,*s,C]
-    blocks = [
-        product(xs[(slice(None),) + tuple(slice(a, a + q) for a, q in zip(shift, out))])
-        for shift in np.ndindex(*big)
-    ]  # each [s^d · C_in, C_out]: the taps s·shift + b
+    padded = lax.pad(inp, jnp.zeros((), inp.dtype), config)
+    # block shift a: the s·Q positions from s·a, in space-to-depth form [N, *Q, *s, C]
+    starts = [tuple(s * a for s, a in zip(strides, shift)) for shift in np.ndindex(*big)]
+    sizes = [s * q for s, q in zip(strides, out)]
+    blocks = _in_turn(product, padded, starts, sizes, lambda w: _to_phases(w, strides))
     w = jnp.stack(blocks).reshape(*big, *strides, c_in, c_out)
     perm = [d for i in range(nd) for d in (i, nd + i)] + [2 * nd, 2 * nd + 1]
     w = w.transpose(perm).reshape(*(a * s for a, s in zip(big, strides)), c_in, c_out)

@@ -314,6 +314,44 @@ def test_valid_conv_kernel_grad_equals_xla(spatial, window, strides):
         assert dots == shifts
 
 
+@pytest.mark.parametrize("strides", [(2, 2), (1, 1)])
+def test_kernel_grad_windows_are_cut_in_turn(strides):
+    """The windows of `valid_conv_kernel_grad` (each a copy as large as the input) are cut
+    one at a time, after the previous product: XLA's memory analysis of the compiled
+    gradient holds about one window (it held all 4 block-shift windows, or all 16 tap
+    windows at stride 1, before). Under vmap over cotangents (a Jacobian) the window offsets
+    stay unbatched (no gather) and the values equal the per-cotangent results; second
+    derivatives through a "taps" convolution equal XLA's."""
+    n, c_in, c_out = 64, 32, 48
+    inp = jax.random.normal(jax.random.PRNGKey(0), (n, 34, 34, c_in))
+    q = 16 if strides == (2, 2) else 31
+    g = jax.random.normal(jax.random.PRNGKey(1), (n, q, q, c_out))
+    fn = lambda i, g: valid_conv_kernel_grad(i, g, (4, 4), strides)  # noqa: E731
+    temp = jax.jit(fn).lower(inp, g).compile().memory_analysis().temp_size_in_bytes
+    window = n * q * q * math.prod(strides) * c_in * 4
+    assert window < temp < 1.5 * window
+
+    gs = jax.random.normal(jax.random.PRNGKey(2), (3, 2, q, q, c_out))
+    batched = jax.vmap(lambda g: fn(inp[:2], g))
+    assert "gather" not in str(jax.make_jaxpr(batched)(gs))
+    np.testing.assert_allclose(
+        batched(gs), jnp.stack([fn(inp[:2], gi) for gi in gs]), rtol=1e-5, atol=1e-4
+    )
+
+    with enable_x64():
+        x = jax.random.normal(jax.random.PRNGKey(3), (2, 8, 8, 3), jnp.float64)
+        k = jax.random.normal(jax.random.PRNGKey(4), (4, 4, 3, 5), jnp.float64)
+
+        def second(kernel_grad):
+            layer = Conv(5, (4, 4), strides, padding=1, kernel_grad=kernel_grad)
+            h = lambda k: jnp.sum(
+                jnp.sin(layer.apply({"params": {"kernel": k, "bias": jnp.zeros(5)}}, x))
+            )  # noqa: E731
+            return jax.grad(lambda k: jnp.sum(jax.grad(h)(k) ** 2))(k)
+
+        np.testing.assert_allclose(second("taps"), second("xla"), rtol=1e-10, atol=1e-10)
+
+
 def test_bias_add_gradient_is_a_product_on_large_outputs():
     """Beyond 4096 rows with 8 channels or more the bias gradient is a vector-matrix product
     (not the many-axis reduction JAX's transpose gives); fewer rows or channels keep the

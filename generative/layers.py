@@ -315,8 +315,8 @@ def _in_turn(product, src, starts, sizes, rearrange=lambda w: w):
     barriers do not survive its CPU pipeline. Under `vmap` the offsets stay unbatched (one
     slice, no gather)."""
     out, zero = [], jnp.zeros((), jnp.int32)
-    for i, start in enumerate(starts):
-        if i:
+    for start in starts:
+        if out:
             zero = _zero_after(lax.stop_gradient(out[-1]))
         index = (zero, *(zero + a for a in start), zero)
         window = lax.dynamic_slice(src, index, (src.shape[0], *sizes, src.shape[-1]))

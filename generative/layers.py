@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from generative import blas
 from generative.reductions import col_mean, col_sum, reduces_plainly, sample_col_sums
 
 __all__ = [
@@ -307,8 +308,8 @@ def _zero_after_vmap(axis_size, in_batched, r):
     return _zero_after(r), False  # one zero for the whole batch: offsets stay unbatched
 
 
-def _in_turn(product, src, starts, sizes, rearrange=lambda w: w):
-    """[product(rearrange(src[:, start : start + sizes])) for start in starts], each window
+def _in_turn(product, src, starts, sizes):
+    """[product(src[:, start : start + sizes]) for start in starts], each window
     cut only after the previous product: its offset is taken from that product
     (`_zero_after`). XLA's scheduler would otherwise cut every window (a copy as large as the
     layer's input) before the first product and keep them all live, and optimization
@@ -320,7 +321,7 @@ def _in_turn(product, src, starts, sizes, rearrange=lambda w: w):
             zero = _zero_after(lax.stop_gradient(out[-1]))
         index = (zero, *(zero + a for a in start), zero)
         window = lax.dynamic_slice(src, index, (src.shape[0], *sizes, src.shape[-1]))
-        out.append(product(rearrange(window)))
+        out.append(product(window))
     return out
 
 
@@ -338,17 +339,22 @@ def valid_conv_kernel_grad(inp, g, window, strides, precision=None):
     0.587 s, 512->256 @4 0.352 -> 0.321 s)."""
     nd = len(window)
     out = g.shape[1 : 1 + nd]
-    g2 = g.reshape(-1, g.shape[-1])
     c_in, c_out = inp.shape[-1], g.shape[-1]
 
-    def product(a):
-        return lax.dot_general(
-            a.reshape(g2.shape[0], -1), g2, (((0,), (0,)), ((), ())), precision=precision
-        )
+    def products(src, starts):  # [S, src channels, C_out]
+        def fallback(src, g):
+            product = lambda a: blas.dot(  # noqa: E731
+                a.reshape(-1, src.shape[-1]),
+                g.reshape(-1, c_out),
+                trans_a=True,
+                precision=precision,
+            )
+            return jnp.stack(_in_turn(product, src, starts, out))
+
+        return blas.shifted_products(src, g, starts, fallback)
 
     if all(s == 1 for s in strides):
-        taps = _in_turn(product, inp, list(np.ndindex(*window)), out)
-        return jnp.stack(taps).reshape(*window, c_in, c_out)
+        return products(inp, list(np.ndindex(*window))).reshape(*window, c_in, c_out)
     big = [-(-k // s) for k, s in zip(window, strides)]  # block shifts A per axis
     # crop or zero-pad inp to s·(Q − 1 + A) per axis: positions past the last window are
     # read only by the padding taps j >= k, which are dropped below
@@ -357,11 +363,10 @@ def valid_conv_kernel_grad(inp, g, window, strides, precision=None):
         config.append((0, s * (q - 1 + a) - n, 0))
     config.append((0, 0, 0))
     padded = lax.pad(inp, jnp.zeros((), inp.dtype), config)
-    # block shift a: the s·Q positions from s·a, in space-to-depth form [N, *Q, *s, C]
-    starts = [tuple(s * a for s, a in zip(strides, shift)) for shift in np.ndindex(*big)]
-    sizes = [s * q for s, q in zip(strides, out)]
-    blocks = _in_turn(product, padded, starts, sizes, lambda w: _to_phases(w, strides))
-    w = jnp.stack(blocks).reshape(*big, *strides, c_in, c_out)
+    # in space-to-depth form [N, *(Q − 1 + A), s^d·C]: block shift a reads blocks q + a
+    xs = _to_phases(padded, strides)
+    blocks = products(xs.reshape(*xs.shape[: 1 + nd], -1), list(np.ndindex(*big)))
+    w = blocks.reshape(*big, *strides, c_in, c_out)
     perm = [d for i in range(nd) for d in (i, nd + i)] + [2 * nd, 2 * nd + 1]
     w = w.transpose(perm).reshape(*(a * s for a, s in zip(big, strides)), c_in, c_out)
     return w[tuple(slice(0, k) for k in window)]

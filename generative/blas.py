@@ -1,34 +1,40 @@
-"""Float32 matrix products on CPU by MKL's sgemm, as an XLA FFI custom call.
+"""The products of a convolution's kernel gradient on CPU, by MKL through an XLA FFI call.
 
-`dot(a, b, trans_a, trans_b)` is `op(a) @ op(b)` (op: transpose of the last two axes when
-asked). On CPU, for float32 operands and when the backend is ready (below), it is one XLA
-FFI call (`generative/csrc/blas_ffi.cc`) that runs MKL's single-threaded `sgemm` in parts on
-XLA's own intra-op thread pool; everywhere else (GPU/TPU, other dtypes, backend not ready)
-it is XLA's `dot_general`. The choice between the two is made when the computation is
-lowered (`lax.platform_dependent`), so one program runs unchanged on every platform.
+`shifted_products(src, g, starts)` is out[s] = Σ_{n,q} src[n, q + starts[s]]ᵀ g[n, q]: one
+[M, C] product per tap (stride 1) or per block shift of the space-to-depth input (larger
+strides), summed over the N·Q output positions, which is what `generative.layers`'
+kernel gradients are made of (`valid_conv_kernel_grad`). On CPU, for float32 operands and
+when the backend is ready (below), it is one XLA FFI call (`generative/csrc/blas_ffi.cc`):
+MKL's single-threaded `sgemm` on chunks of 512 rows, run on XLA's own intra-op thread pool,
+each chunk's window rows copied into a buffer that stays in cache (no window is ever copied
+whole, and all shifts of a chunk are done while its rows are cached). Everywhere else
+(GPU/TPU, other dtypes, backend not ready) it is XLA's products. The platform is chosen
+when the computation is lowered (`lax.platform_dependent`), so one program runs unchanged
+on every platform.
 
 Why: XLA's CPU backend multiplies matrices with Eigen, which is near the machine's peak on
 square products (331 GFLOP/s for 2048³ on this 2-core host) but not on the long products
-with a narrow output that kernel gradients are made of: [245760, 256]ᵀ[245760, 128] runs at
-162 GFLOP/s, against 269 here (298 against 199 at [.., 512]ᵀ[.., 256];
-`benchmarks/layers.py --tables blas`). Those products are where SRVP's and the physics
-models' training steps lost to PyTorch (whose oneDNN kernel gradients run at ~300 GFLOP/s).
+with a narrow output that kernel gradients are made of: [245760, 256]ᵀ[245760, 128] runs
+at 162 GFLOP/s in Eigen against 269 in MKL, and the windows XLA cuts for them are copies
+as large as the layer's input. SRVP's 4×4 stride-2 kernel gradients at 960 frames went
+from 0.39-0.53 s to 0.21-0.23 s, PyTorch's (oneDNN) figures (`benchmarks/layers.py
+--tables torch`).
 
-Differentiable to any order (a custom VJP whose backward is made of `dot` again) and
-batched under `vmap` (the call loops over the batch). Forward-mode differentiation is not
-supported, as for any custom VJP; `generative.layers` uses `dot` only inside backward
-passes, which are custom VJPs already.
+Differentiable (its backward, used only by second-order derivatives, is XLA's form) and
+batched under `vmap` (the call loops over the batch).
 
-The backend: the C++ source is compiled once per (source, jaxlib, MKL) into
-`$GENERATIVE_CACHE_DIR` (default `~/.cache/generative`) with `$CXX` (default `g++`) against
-jaxlib's FFI headers and the `mkl` wheel's libraries (in the environment's `lib/`), then
-registered with XLA. Set `GENERATIVE_CPU_GEMM=xla` to use XLA's products everywhere.
-Without a compiler or MKL the backend is not ready, `status()` says why, and `dot` is
-XLA's: results are the same, to rounding.
+The backend: the C++ source is compiled once per (source, jax, MKL, compiler) into
+`$GENERATIVE_CACHE_DIR` (default `~/.cache/generative`) with `$CXX` (default `g++`)
+against jaxlib's FFI headers and the `mkl` wheel's libraries (the environment's `lib/`, or
+`$GENERATIVE_MKL_DIR`), then registered with XLA. `GENERATIVE_CPU_GEMM=xla` (or a
+`backend("xla")` block, at trace time) keeps XLA's products. Without a compiler or MKL the
+backend is not ready, `status()` says why, and XLA's products are used: the same results,
+to rounding.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -45,10 +51,17 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-__all__ = ["dot", "shifted_products", "ready", "status", "CPU_GEMMS"]
+__all__ = [
+    "shifted_products",
+    "cpu_or",
+    "enabled",
+    "backend",
+    "ready",
+    "status",
+    "CPU_GEMMS",
+]
 
 CPU_GEMMS = ("mkl", "xla")
-_TARGET = "generative_blas_sgemm"
 _SHIFTED = "generative_blas_shifted_products"
 _SOURCE = pathlib.Path(__file__).resolve().parent / "csrc" / "blas_ffi.cc"
 _MKL_LIBS = ("libmkl_intel_lp64.so.3", "libmkl_sequential.so.3", "libmkl_core.so.3")
@@ -118,8 +131,8 @@ def _load() -> dict:
             if path is not None:
                 try:
                     lib = ctypes.CDLL(path)
-                    for name, fn in ((_TARGET, lib.BlasSgemm), (_SHIFTED, lib.BlasShiftedProducts)):
-                        jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(fn), platform="cpu")
+                    capsule = jax.ffi.pycapsule(lib.BlasShiftedProducts)
+                    jax.ffi.register_ffi_target(_SHIFTED, capsule, platform="cpu")
                     _state["lib"] = lib
                 except (OSError, AttributeError) as e:
                     path, why = None, f"loading {path} failed: {e}"
@@ -140,73 +153,45 @@ def status() -> str:
     return f"xla ({state['why']})"
 
 
-def _xla(a, b, trans_a, trans_b, precision=None):
-    nb = a.ndim - 2
-    batch = tuple(range(nb))
-    ca = nb if trans_a else nb + 1
-    cb = nb + 1 if trans_b else nb
-    out = lax.dot_general(a, b, (((ca,), (cb,)), (batch, batch)), precision=precision)
-    return out
+_override: list[str] = []
 
 
-def _ffi(a, b, trans_a, trans_b):
-    m = a.shape[-1] if trans_a else a.shape[-2]
-    n = b.shape[-2] if trans_b else b.shape[-1]
-    out = jax.ShapeDtypeStruct(a.shape[:-2] + (m, n), jnp.float32)
-    call = jax.ffi.ffi_call(_TARGET, out, vmap_method="broadcast_all")
-    return call(a, b, trans_a=np.int64(trans_a), trans_b=np.int64(trans_b))
+@contextlib.contextmanager
+def backend(choice: str):
+    """Trace the computations in this block with CPU products by `choice` ("mkl" or "xla");
+    "mkl" still needs `ready()`. It applies when a function is traced: a function jitted
+    before keeps the choice it was traced with."""
+    if choice not in CPU_GEMMS:
+        raise ValueError(f"unknown CPU GEMM backend {choice!r}; valid choices: {list(CPU_GEMMS)}")
+    _override.append(choice)
+    try:
+        yield
+    finally:
+        _override.pop()
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _dot(a, b, trans_a, trans_b, precision):
-    return lax.platform_dependent(
-        a,
-        b,
-        cpu=lambda a, b: _ffi(a, b, trans_a, trans_b),
-        default=lambda a, b: _xla(a, b, trans_a, trans_b, precision),
-    )
+def enabled(*arrays) -> bool:
+    """Whether CPU products of these operands go to MKL: all float32, `ready()`, and no
+    `backend("xla")` block around."""
+    if _override and _override[-1] == "xla":
+        return False
+    return all(a.dtype == jnp.float32 for a in arrays) and ready()
 
 
-def _dot_fwd(a, b, trans_a, trans_b, precision):
-    return _dot(a, b, trans_a, trans_b, precision), (a, b)
+def cpu_or(cpu, default, *operands):
+    """`cpu(*operands)` when lowered for CPU and `enabled(*operands)`, else
+    `default(*operands)` (chosen per platform when lowered; only one branch is compiled)."""
+    if enabled(*operands):
+        return lax.platform_dependent(*operands, cpu=cpu, default=default)
+    return default(*operands)
 
 
-def _dot_bwd(trans_a, trans_b, precision, res, g):
-    a, b = res
-    # C = A B with A = op(a), B = op(b): dA = g Bᵀ, dB = Aᵀ g, then undo op.
-    if trans_a:  # da = (g Bᵀ)ᵀ = B gᵀ = op(b) gᵀ
-        da = _dot(b, g, trans_b, True, precision)
-    else:  # da = g op(b)ᵀ
-        da = _dot(g, b, False, not trans_b, precision)
-    if trans_b:  # db = (Aᵀ g)ᵀ = gᵀ op(a)
-        db = _dot(g, a, True, trans_a, precision)
-    else:  # db = op(a)ᵀ g
-        db = _dot(a, g, not trans_a, False, precision)
-    return da, db
-
-
-_dot.defvjp(_dot_fwd, _dot_bwd)
-
-
-def dot(a, b, trans_a: bool = False, trans_b: bool = False, precision=None):
-    """op(a) @ op(b) for a [..., M, K] (or [..., K, M] with trans_a) and b [..., K, N] (or
-    [..., N, K] with trans_b), with equal leading (batch) dimensions. MKL's sgemm on CPU for
-    float32 when `ready()`, XLA's `dot_general` otherwise (see the module docstring)."""
-    if a.ndim < 2 or a.ndim != b.ndim or a.shape[:-2] != b.shape[:-2]:
-        raise ValueError(
-            f"dot needs operands of the same rank >= 2 with equal batch dimensions, got "
-            f"{a.shape} and {b.shape}"
-        )
-    k_a = a.shape[-2] if trans_a else a.shape[-1]
-    k_b = b.shape[-1] if trans_b else b.shape[-2]
-    if k_a != k_b:
-        raise ValueError(
-            f"dot: contraction lengths differ ({k_a} and {k_b}) for shapes {a.shape}, "
-            f"{b.shape}, trans_a={trans_a}, trans_b={trans_b}"
-        )
-    if a.dtype == jnp.float32 and b.dtype == jnp.float32 and ready():
-        return _dot(a, b, bool(trans_a), bool(trans_b), precision)
-    return _xla(a, b, bool(trans_a), bool(trans_b), precision)
+def _shifted_xla(src, g, starts):
+    q = g.shape[1:-1]
+    g2 = g.reshape(-1, g.shape[-1])
+    windows = [src[(slice(None), *(slice(a, a + n) for a, n in zip(s, q)))] for s in starts]
+    dims = (((0,), (0,)), ((), ()))
+    return jnp.stack([lax.dot_general(w.reshape(g2.shape[0], -1), g2, dims) for w in windows])
 
 
 def _shifted_ffi(src, g, starts):
@@ -216,33 +201,36 @@ def _shifted_ffi(src, g, starts):
     return call(src, g, nd=np.int64(g.ndim - 2), starts=flat)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _shifted(src, g, starts, fallback):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _shifted(src, g, starts):
     return lax.platform_dependent(
-        src, g, cpu=lambda s, g: _shifted_ffi(s, g, starts), default=fallback
+        src,
+        g,
+        cpu=lambda s, g: _shifted_ffi(s, g, starts),
+        default=lambda s, g: _shifted_xla(s, g, starts),
     )
 
 
-def _shifted_fwd(src, g, starts, fallback):
-    return _shifted(src, g, starts, fallback), (src, g)
+def _shifted_fwd(src, g, starts):
+    return _shifted(src, g, starts), (src, g)
 
 
-def _shifted_bwd(starts, fallback, res, ct):
-    return jax.vjp(fallback, *res)[1](ct)  # second-order use only: XLA's form is enough
+def _shifted_bwd(starts, res, ct):  # second-order differentiation only
+    return jax.vjp(lambda s, g: _shifted_xla(s, g, starts), *res)[1](ct)
 
 
 _shifted.defvjp(_shifted_fwd, _shifted_bwd)
 
 
-def shifted_products(src, g, starts, fallback):
+def shifted_products(src, g, starts):
     """out[s] = Σ_{n, q} src[n, q + starts[s]]ᵀ g[n, q] for src [N, *H, M] and g [N, *Q, C]
     (q over the Q positions of g; every window inside src) -> [S, M, C]: the products of a
     kernel gradient, one per tap or block shift. On CPU for float32 when `ready()`, one FFI
     call that never copies a window whole: it takes g's rows in chunks and, for each chunk
     and shift, copies the matching src rows into a buffer that stays in cache before the
-    product (all shifts of a chunk in turn, so src is read from memory about once).
-    Otherwise `fallback(src, g)`, which must compute the same (XLA's form); it is also the
-    backward pass (used only by second-order differentiation)."""
+    product, all shifts of a chunk in turn (src is read from memory about once). Otherwise
+    XLA's products on window slices (all live at once: `generative.layers` has its own
+    leaner form for that case)."""
     starts = tuple(tuple(int(a) for a in s) for s in starts)
     nd = g.ndim - 2
     if src.ndim != g.ndim or src.shape[0] != g.shape[0] or any(len(s) != nd for s in starts):
@@ -253,6 +241,6 @@ def shifted_products(src, g, starts, fallback):
     for s in starts:
         if any(a < 0 or a + q > h for a, q, h in zip(s, g.shape[1:-1], src.shape[1:-1])):
             raise ValueError(f"shifted_products: window at {s} of {g.shape} leaves {src.shape}")
-    if src.dtype == jnp.float32 and g.dtype == jnp.float32 and ready():
-        return _shifted(src, g, starts, fallback)
-    return fallback(src, g)
+    if enabled(src, g):
+        return _shifted(src, g, starts)
+    return _shifted_xla(src, g, starts)

@@ -308,8 +308,8 @@ def _zero_after_vmap(axis_size, in_batched, r):
     return _zero_after(r), False  # one zero for the whole batch: offsets stay unbatched
 
 
-def _in_turn(product, src, starts, sizes):
-    """[product(src[:, start : start + sizes]) for start in starts], each window
+def _in_turn(product, src, starts, sizes, rearrange=None):
+    """[product(rearrange(src[:, start : start + sizes])) for start in starts], each window
     cut only after the previous product: its offset is taken from that product
     (`_zero_after`). XLA's scheduler would otherwise cut every window (a copy as large as the
     layer's input) before the first product and keep them all live, and optimization
@@ -321,7 +321,7 @@ def _in_turn(product, src, starts, sizes):
             zero = _zero_after(lax.stop_gradient(out[-1]))
         index = (zero, *(zero + a for a in start), zero)
         window = lax.dynamic_slice(src, index, (src.shape[0], *sizes, src.shape[-1]))
-        out.append(product(window))
+        out.append(product(window if rearrange is None else rearrange(window)))
     return out
 
 
@@ -336,37 +336,49 @@ def valid_conv_kernel_grad(inp, g, window, strides, precision=None):
     per block shift a, [N·Q, s^d·C_in]ᵀ [N·Q, C_out], which holds the s^d taps of that shift:
     wider products and A^d slices instead of k^d strided ones (a 4×4 stride-2 kernel
     gradient at batch 1024, `benchmarks/layers.py --tables kgrad`: 128->64 @16 0.718 ->
-    0.587 s, 512->256 @4 0.352 -> 0.321 s)."""
+    0.587 s, 512->256 @4 0.352 -> 0.321 s).
+
+    On CPU in float32 the products are one `blas.shifted_products` call (MKL, no window
+    copied whole; 2.1× faster on SRVP's layers); elsewhere each window is cut and multiplied
+    in turn (`_in_turn`), which is also that call's backward (second-order derivatives)."""
     nd = len(window)
     out = g.shape[1 : 1 + nd]
     c_in, c_out = inp.shape[-1], g.shape[-1]
-
-    def products(src, starts):  # [S, src channels, C_out]
-        def fallback(src, g):
-            product = lambda a: blas.dot(  # noqa: E731
-                a.reshape(-1, src.shape[-1]),
-                g.reshape(-1, c_out),
-                trans_a=True,
-                precision=precision,
-            )
-            return jnp.stack(_in_turn(product, src, starts, out))
-
-        return blas.shifted_products(src, g, starts, fallback)
-
     if all(s == 1 for s in strides):
-        return products(inp, list(np.ndindex(*window))).reshape(*window, c_in, c_out)
-    big = [-(-k // s) for k, s in zip(window, strides)]  # block shifts A per axis
-    # crop or zero-pad inp to s·(Q − 1 + A) per axis: positions past the last window are
-    # read only by the padding taps j >= k, which are dropped below
-    config = [(0, 0, 0)]
-    for n, q, s, a in zip(inp.shape[1:-1], out, strides, big):
-        config.append((0, s * (q - 1 + a) - n, 0))
-    config.append((0, 0, 0))
-    padded = lax.pad(inp, jnp.zeros((), inp.dtype), config)
-    # in space-to-depth form [N, *(Q − 1 + A), s^d·C]: block shift a reads blocks q + a
-    xs = _to_phases(padded, strides)
-    blocks = products(xs.reshape(*xs.shape[: 1 + nd], -1), list(np.ndindex(*big)))
-    w = blocks.reshape(*big, *strides, c_in, c_out)
+        shifts = list(np.ndindex(*window))  # the taps
+        src, starts, sizes, rearrange = inp, shifts, out, None
+    else:
+        big = [-(-k // s) for k, s in zip(window, strides)]  # block shifts A per axis
+        # crop or zero-pad inp to s·(Q − 1 + A) per axis: positions past the last window are
+        # read only by the padding taps j >= k, which are dropped below
+        config = [(0, 0, 0)]
+        for n, q, s, a in zip(inp.shape[1:-1], out, strides, big):
+            config.append((0, s * (q - 1 + a) - n, 0))
+        config.append((0, 0, 0))
+        src = lax.pad(inp, jnp.zeros((), inp.dtype), config)
+        # block shift a: the s·Q positions from s·a, in space-to-depth form [N, *Q, *s, C]
+        shifts = list(np.ndindex(*big))
+        starts = [tuple(s * a for s, a in zip(strides, shift)) for shift in shifts]
+        sizes = [s * q for s, q in zip(strides, out)]
+        rearrange = functools.partial(_to_phases, strides=strides)
+
+    def in_turn(src, g):  # [S, s^d·C_in, C_out]: each window cut and multiplied in turn
+        g2 = g.reshape(-1, c_out)
+        product = lambda a: lax.dot_general(  # noqa: E731
+            a.reshape(g2.shape[0], -1), g2, (((0,), (0,)), ((), ())), precision=precision
+        )
+        return jnp.stack(_in_turn(product, src, starts, sizes, rearrange))
+
+    def mkl(src, g):  # CPU, float32: one call, no window copied whole (`generative.blas`)
+        if rearrange is not None:
+            src = rearrange(src)
+            src = src.reshape(*src.shape[: 1 + nd], -1)  # [N, *(Q − 1 + A), s^d·C_in]
+        return blas.shifted_products(src, g, shifts)
+
+    gw = blas.cpu_or(mkl, in_turn, src, g)
+    if all(s == 1 for s in strides):
+        return gw.reshape(*window, c_in, c_out)
+    w = gw.reshape(*big, *strides, c_in, c_out)
     perm = [d for i in range(nd) for d in (i, nd + i)] + [2 * nd, 2 * nd + 1]
     w = w.transpose(perm).reshape(*(a * s for a, s in zip(big, strides)), c_in, c_out)
     return w[tuple(slice(0, k) for k in window)]

@@ -12,6 +12,7 @@ import pytest
 from jax import lax
 from jax.experimental import enable_x64
 
+from generative import blas
 from generative.layers import (
     KERNEL_GRADS,
     BatchNorm,
@@ -144,13 +145,25 @@ def test_auto_kernel_grad_is_chosen_per_platform():
         ]
 
     fn, p = grad_fn(2, "auto")
-    jaxpr = jax.make_jaxpr(fn)(p)
+    with blas.backend("xla"):  # the products in XLA (GPU/TPU hosts, or no MKL)
+        jaxpr = jax.make_jaxpr(fn)(p)
     index = [e for e in jaxpr.eqns if e.primitive.name == "platform_index"]
     assert len(index) == 1 and index[0].params["platforms"] == (("cpu",),)
     cpu, default = branches(jaxpr)  # platform index 0: cpu; 1: the default
     assert "conv_general_dilated" not in cpu and cpu.count("dot_general") == 4  # 2×2 shifts
     # XLA's kernel gradient, and the VJP's own forward (unused, removed by XLA)
     assert default.count("conv_general_dilated") == 2 and "dot_general" not in default
+    if blas.ready():  # float32 on CPU: one MKL call (`generative.blas`), no product in XLA
+        fn, p = grad_fn(2, "auto")  # a new function: traces are cached per function
+        cpu, _ = branches(jax.make_jaxpr(fn)(p))
+        assert "dot_general" not in cpu and "conv_general_dilated" not in cpu
+        assert "generative_blas_shifted_products" in jax.jit(fn).lower(p).as_text()
+        with enable_x64():  # other dtypes: XLA's products
+            p64 = jax.tree.map(lambda a: a.astype(jnp.float64), p)
+            x64 = x.astype(jnp.float64)
+            m = Conv(4, (4, 4), 2, padding=1, param_dtype=jnp.float64)
+            fn64 = jax.grad(lambda p: jnp.sum(m.apply(p, x64) ** 2))
+            assert "generative_blas" not in jax.jit(fn64).lower(p64).as_text()
 
     def compiled_convs(fn, p):
         return jax.jit(fn).lower(p).compile().as_text().count(" convolution(")
@@ -326,17 +339,27 @@ def test_kernel_grad_windows_are_cut_in_turn(strides):
     inp = jax.random.normal(jax.random.PRNGKey(0), (n, 34, 34, c_in))
     q = 16 if strides == (2, 2) else 31
     g = jax.random.normal(jax.random.PRNGKey(1), (n, q, q, c_out))
-    fn = lambda i, g: valid_conv_kernel_grad(i, g, (4, 4), strides)  # noqa: E731
-    temp = jax.jit(fn).lower(inp, g).compile().memory_analysis().temp_size_in_bytes
     window = n * q * q * math.prod(strides) * c_in * 4
-    assert window < temp < 1.5 * window
-
     gs = jax.random.normal(jax.random.PRNGKey(2), (3, 2, q, q, c_out))
-    batched = jax.vmap(lambda g: fn(inp[:2], g))
-    assert "gather" not in str(jax.make_jaxpr(batched)(gs))
-    np.testing.assert_allclose(
-        batched(gs), jnp.stack([fn(inp[:2], gi) for gi in gs]), rtol=1e-5, atol=1e-4
-    )
+
+    def traced():  # new functions: traces are cached per function, not per backend
+        fn = lambda i, g: valid_conv_kernel_grad(i, g, (4, 4), strides)  # noqa: E731
+        temp = jax.jit(fn).lower(inp, g).compile().memory_analysis().temp_size_in_bytes
+        return fn, jax.vmap(lambda g: fn(inp[:2], g)), temp
+
+    with blas.backend("xla"):  # the products in XLA: windows cut in turn
+        fn, batched, temp = traced()
+        assert window < temp < 1.5 * window
+        assert "gather" not in str(jax.make_jaxpr(batched)(gs))
+        ref = jnp.stack([fn(inp[:2], gi) for gi in gs])
+        np.testing.assert_allclose(jax.jit(batched)(gs), ref, rtol=1e-5, atol=1e-4)
+        full = jax.jit(fn)(inp, g)
+    if blas.ready():  # MKL: no window copied whole (stride 2: the space-to-depth input)
+        fn, batched, temp = traced()
+        assert temp < (1.5 * window if strides == (2, 2) else 0.1 * window), temp
+        assert "generative_blas" in jax.jit(fn).lower(inp, g).as_text()
+        np.testing.assert_allclose(jax.jit(batched)(gs), ref, rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(jax.jit(fn)(inp, g), full, rtol=1e-5, atol=1e-3)
 
     with enable_x64():
         x = jax.random.normal(jax.random.PRNGKey(3), (2, 8, 8, 3), jnp.float64)

@@ -1,0 +1,127 @@
+"""generative.blas: the MKL kernel-gradient products (an XLA FFI call on CPU) equal a float64
+reference, batch under vmap, differentiate, refuse bad windows, and fall back to XLA's
+products (same answers) when the backend is switched off or cannot be built."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from generative import blas
+
+pytestmark = pytest.mark.skipif(
+    blas._mkl_dir() is None, reason="MKL is not installed (pip install mkl): XLA's products"
+)
+
+
+def _reference(src, g, starts):
+    src, g = np.asarray(src, np.float64), np.asarray(g, np.float64)
+    q = g.shape[1:-1]
+    out = []
+    for s in starts:
+        window = src[(slice(None), *(slice(a, a + n) for a, n in zip(s, q)))]
+        out.append(window.reshape(-1, src.shape[-1]).T @ g.reshape(-1, g.shape[-1]))
+    return np.stack(out)
+
+
+def test_backend_is_built_and_used():
+    """With MKL and a compiler here the backend is ready; a float32 call lowers to the FFI
+    target on CPU, a float64 one (or one in a `backend("xla")` block) to XLA's products."""
+    assert blas.ready(), blas.status()
+    assert blas.status().startswith("mkl (")
+    src, g = jnp.ones((2, 5, 4)), jnp.ones((2, 3, 6))
+    f = lambda s, g: blas.shifted_products(s, g, [(0,), (2,)])  # noqa: E731
+    assert "generative_blas_shifted_products" in jax.jit(f).lower(src, g).as_text()
+    with blas.backend("xla"):
+        text = jax.jit(lambda s, g: f(s, g)).lower(src, g).as_text()
+    assert "generative_blas" not in text and "dot_general" in text
+    with pytest.raises(ValueError, match=r"unknown CPU GEMM backend 'eigen'.*\['mkl', 'xla'\]"):
+        with blas.backend("eigen"):
+            pass
+
+
+@pytest.mark.parametrize(
+    "src_shape, g_shape, starts",
+    [
+        ((3, 40, 8), (3, 37, 5), [(0,), (1,), (3,)]),  # 1-D, the taps of a width-4 kernel
+        ((4, 9, 11, 7), (4, 8, 9, 6), [(0, 0), (0, 2), (1, 1), (1, 0)]),
+        ((2, 5, 6, 7, 3), (2, 4, 4, 6, 5), [(0, 0, 0), (1, 2, 1)]),  # 3-D
+        ((700, 3, 3, 4), (700, 2, 2, 3), [(1, 1), (0, 0)]),  # several chunks of 512 rows
+    ],
+)
+def test_shifted_products_equal_reference(src_shape, g_shape, starts):
+    """Values against float64 einsums, under jit; vmap over the cotangent g and over both
+    operands equals a loop; the gradient (XLA's form) equals the XLA products' gradient."""
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(0), 3)
+    src = jax.random.normal(k1, src_shape)
+    g = jax.random.normal(k2, g_shape)
+    f = jax.jit(lambda s, g: blas.shifted_products(s, g, starts))
+    np.testing.assert_allclose(f(src, g), _reference(src, g, starts), rtol=1e-5, atol=1e-4)
+
+    gs = jax.random.normal(k3, (3, *g_shape))
+    loop = jnp.stack([f(src, gi) for gi in gs])
+    np.testing.assert_allclose(jax.vmap(f, (None, 0))(src, gs), loop, rtol=1e-6, atol=1e-5)
+    srcs = jnp.stack([src, 2 * src, -src])
+    both = jnp.stack([f(si, gi) for si, gi in zip(srcs, gs)])
+    np.testing.assert_allclose(jax.vmap(f)(srcs, gs), both, rtol=1e-6, atol=1e-5)
+
+    w = jax.random.normal(k3, (len(starts), src_shape[-1], g_shape[-1]))
+    loss = lambda s, g: jnp.sum(jnp.sin(blas.shifted_products(s, g, starts)) * w)  # noqa: E731
+    ours = jax.grad(loss, (0, 1))(src, g)
+    with blas.backend("xla"):
+        ref = jax.grad(lambda s, g: loss(s, g), (0, 1))(src, g)
+    for a, b in zip(ours, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
+
+
+def test_shifted_products_refuse_bad_windows():
+    src, g = jnp.ones((2, 5, 4)), jnp.ones((2, 3, 6))
+    with pytest.raises(ValueError, match=r"window at \(3,\) of \(2, 3, 6\) leaves \(2, 5, 4\)"):
+        blas.shifted_products(src, g, [(0,), (3,)])
+    with pytest.raises(ValueError, match="same rank and frames"):
+        blas.shifted_products(src, jnp.ones((3, 3, 6)), [(0,)])
+    with pytest.raises(ValueError, match="one offset per spatial axis"):
+        blas.shifted_products(src, g, [(0, 0)])
+
+
+def _run(code: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "JAX_PLATFORMS": "cpu", **env},
+        timeout=300,
+    )
+
+
+_PROBE = """
+import jax, jax.numpy as jnp, numpy as np
+from generative import blas, layers
+print(blas.status())
+x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 3))
+k = jax.random.normal(jax.random.PRNGKey(1), (4, 4, 3, 5))
+f = lambda k: jnp.sum(layers.conv(x, k, (2, 2), ((1, 1), (1, 1))) ** 2)
+ref = jax.grad(lambda k: jnp.sum(jax.lax.conv_general_dilated(
+    x, k, (2, 2), [(1, 1), (1, 1)], dimension_numbers=("NHWC", "HWIO", "NHWC")) ** 2))(k)
+np.testing.assert_allclose(jax.grad(f)(k), ref, rtol=1e-5, atol=1e-4)
+print("gradients equal")
+"""
+
+
+def test_fallbacks_when_switched_off_or_not_buildable(tmp_path):
+    """GENERATIVE_CPU_GEMM=xla, or a compiler that fails: status says why, gradients are the
+    same (XLA's products); an unknown choice stops with the valid ones."""
+    off = _run(_PROBE, GENERATIVE_CPU_GEMM="xla")
+    assert off.returncode == 0, off.stderr[-2000:]
+    assert "xla (GENERATIVE_CPU_GEMM=xla)" in off.stdout and "gradients equal" in off.stdout
+    broken = _run(_PROBE, CXX="false", GENERATIVE_CACHE_DIR=str(tmp_path))
+    assert broken.returncode == 0, broken.stderr[-2000:]
+    assert "xla (compiling blas_ffi.cc failed" in broken.stdout, broken.stdout
+    assert "gradients equal" in broken.stdout and not list(tmp_path.glob("*.so"))
+    bad = _run(_PROBE, GENERATIVE_CPU_GEMM="eigen")
+    assert bad.returncode != 0
+    assert "unknown GENERATIVE_CPU_GEMM='eigen'; valid choices: ['mkl', 'xla']" in bad.stderr

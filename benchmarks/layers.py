@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from generative import layers
+from generative import blas, layers
 from generative.core.host_memory import configure_host_memory
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -145,8 +145,9 @@ def _torch_rows(batch: int, repeats: int) -> None:
     """The strided convolutions of the DCGAN encoders and decoders, split into forward, input
     gradient and kernel gradient, ours against PyTorch's (oneDNN) in this process, timed in
     turn (`_common.alternating`): where the training steps' remaining gap to PyTorch lies.
-    The encoder rows give the kernel gradient both ways (`kernel_grad="xla"` and the block-
-    shift products that "auto" picks on CPU)."""
+    Kernel gradients: "auto" (CPU: block-shift products by MKL, `generative.blas`), the same
+    products by XLA ("XLA products", `blas.backend("xla")`), and for the encoder layers XLA's
+    own kernel gradient (`kernel_grad="xla"`)."""
     tref = torch_reference()
     if tref is None:
         print("\nPyTorch not installed: no per-part comparison (pip install torch)")
@@ -168,7 +169,7 @@ def _torch_rows(batch: int, repeats: int) -> None:
             wt = 0.02 * torch.randn(c_in, c_out, 4, 4)
             yt = F.conv_transpose2d(xt, wt, stride=2, padding=1)
             fwd = lambda x, k, g: layers.conv_transpose(x, k, (2, 2), "SAME")  # noqa: E731
-            variants = [("", fwd)]
+            variants = [(" (auto)", fwd)]
         else:
             wt = 0.02 * torch.randn(c_out, c_in, 4, 4)
             yt = F.conv2d(xt, wt, stride=2, padding=1)
@@ -196,24 +197,30 @@ def _torch_rows(batch: int, repeats: int) -> None:
             "input gradient": torch_part([True, False, False]),
             "kernel gradient": torch_part([False, True, False]),
         }
-        fn = variants[0][1]
+        fn = variants[-1][1]
         rows = [
-            ("forward", "", fn),
+            ("forward", "", "mkl", fn),
             (
                 "input gradient",
                 "",
+                "mkl",
                 lambda x, k, g, fn=fn: jax.vjp(lambda x: fn(x, k, g), x)[1](g)[0],
             ),
-        ] + [
-            (
-                "kernel gradient",
-                suffix,
-                lambda x, k, g, fn=fn: jax.vjp(lambda k: fn(x, k, g), k)[1](g)[0],
-            )
-            for suffix, fn in variants
         ]
-        for part, suffix, ours in rows:
-            ours = jax.jit(ours)
+        backends = [("", "mkl")] + ([(", XLA products", "xla")] if blas.ready() else [])
+        for suffix, fn in variants:
+            for more, backend in backends if suffix != " (xla)" else [("", "mkl")]:
+                rows.append(
+                    (
+                        "kernel gradient",
+                        suffix + more,
+                        backend,
+                        lambda x, k, g, fn=fn: jax.vjp(lambda k: fn(x, k, g), k)[1](g)[0],
+                    )
+                )
+        for part, suffix, backend, ours in rows:
+            with blas.backend(backend):  # traced (and compiled) with that backend's products
+                ours = jax.jit(ours).lower(x, k, g).compile()
             a, b = alternating(
                 [
                     lambda ours=ours, x=x, k=k, g=g: jax.block_until_ready(ours(x, k, g)),
@@ -222,7 +229,8 @@ def _torch_rows(batch: int, repeats: int) -> None:
                 repeats,
             )
             print(
-                f"| {kind} {c_in}->{c_out} @{size}{suffix} | {part} | {min(a):.3f} "
+                f"| {kind} {c_in}->{c_out} @{size}{suffix if part == 'kernel gradient' else ''} "
+                f"| {part} | {min(a):.3f} "
                 f"| {min(b):.3f} | {min(b) / min(a):.2f}× |",
                 flush=True,
             )

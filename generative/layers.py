@@ -338,9 +338,10 @@ def valid_conv_kernel_grad(inp, g, window, strides, precision=None):
     gradient at batch 1024, `benchmarks/layers.py --tables kgrad`: 128->64 @16 0.718 ->
     0.587 s, 512->256 @4 0.352 -> 0.321 s).
 
-    On CPU in float32 the products are one `blas.shifted_products` call (MKL, no window
-    copied whole; 2.1× faster on SRVP's layers); elsewhere each window is cut and multiplied
-    in turn (`_in_turn`), which is also that call's backward (second-order derivatives)."""
+    On CPU in float32 (and MKL ready) the products are one `blas.shifted_products` call on
+    the space-to-depth input: MKL, no window copied whole (SRVP's 4×4 stride-2 layers at 960
+    frames: 0.39–0.53 -> 0.20–0.22 s). Elsewhere each window is cut and multiplied in turn
+    (`_in_turn`). The platform is chosen when lowering; one branch is compiled."""
     nd = len(window)
     out = g.shape[1 : 1 + nd]
     c_in, c_out = inp.shape[-1], g.shape[-1]

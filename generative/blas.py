@@ -21,7 +21,10 @@ from 0.39-0.53 s to 0.21-0.23 s, PyTorch's (oneDNN) figures (`benchmarks/layers.
 --tables torch`).
 
 Differentiable (its backward, used only by second-order derivatives, is XLA's form) and
-batched under `vmap` (the call loops over the batch).
+batched under `vmap` (the call loops over the batch). Not partitioned: on a mesh of several
+CPU devices with the batch sharded, XLA gathers the call's operands and every device
+computes the whole product (correct, redundant); set `GENERATIVE_CPU_GEMM=xla` there. GPU
+and TPU programs never contain the call.
 
 The backend: the C++ source is compiled once per (source, jax, MKL, compiler) into
 `$GENERATIVE_CACHE_DIR` (default `~/.cache/generative`) with `$CXX` (default `g++`)
@@ -96,23 +99,29 @@ def _build() -> tuple[str | None, str]:
     if not cxx:
         return None, "no C++ compiler (set CXX or install g++)"
     include = jax.ffi.include_dir()
-    source = _SOURCE.read_bytes()
-    key = hashlib.sha256(
-        b"\0".join([source, jax.__version__.encode(), str(mkl).encode(), cxx.encode()])
-    ).hexdigest()[:16]
-    cache = pathlib.Path(
-        os.environ.get("GENERATIVE_CACHE_DIR", pathlib.Path.home() / ".cache" / "generative")
-    )
-    target = cache / f"blas_ffi-{key}.so"
-    if target.exists():
-        return str(target), ""
-    cache.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
-    os.close(fd)
-    cmd = [cxx, "-O2", "-std=c++17", "-fPIC", "-shared", "-w", f"-I{include}", str(_SOURCE)]
-    cmd += ["-o", tmp, f"-L{mkl}", *(f"-l:{lib}" for lib in _MKL_LIBS), f"-Wl,-rpath,{mkl}"]
+    flags = ["-O2", "-std=c++17", "-fPIC", "-shared", "-w", f"-I{include}"]
+    libs = [f"-L{mkl}", *(f"-l:{lib}" for lib in _MKL_LIBS), f"-Wl,-rpath,{mkl}"]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        source = _SOURCE.read_bytes()
+        key = hashlib.sha256(b"\0".join([source, " ".join([cxx, *flags, *libs]).encode()]))
+        cache = pathlib.Path(
+            os.environ.get("GENERATIVE_CACHE_DIR", pathlib.Path.home() / ".cache" / "generative")
+        )
+        target = cache / f"blas_ffi-{key.hexdigest()[:16]}.so"
+        if target.exists():
+            return str(target), ""
+        cache.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
+        os.close(fd)
+    except OSError as e:  # no source (an install without package data), unwritable cache
+        return None, f"cannot build {_SOURCE.name}: {e}"
+    try:
+        proc = subprocess.run(
+            [cxx, *flags, str(_SOURCE), "-o", tmp, *libs],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         os.unlink(tmp)
         return None, f"compiling {_SOURCE.name} failed: {e}"

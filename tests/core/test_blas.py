@@ -113,8 +113,9 @@ print("gradients equal")
 
 
 def test_fallbacks_when_switched_off_or_not_buildable(tmp_path):
-    """GENERATIVE_CPU_GEMM=xla, or a compiler that fails: status says why, gradients are the
-    same (XLA's products); an unknown choice stops with the valid ones."""
+    """GENERATIVE_CPU_GEMM=xla, a compiler that fails, or a cache directory that cannot be
+    made: status says why, gradients are the same (XLA's products); an unknown choice stops
+    with the valid ones."""
     off = _run(_PROBE, GENERATIVE_CPU_GEMM="xla")
     assert off.returncode == 0, off.stderr[-2000:]
     assert "xla (GENERATIVE_CPU_GEMM=xla)" in off.stdout and "gradients equal" in off.stdout
@@ -122,6 +123,9 @@ def test_fallbacks_when_switched_off_or_not_buildable(tmp_path):
     assert broken.returncode == 0, broken.stderr[-2000:]
     assert "xla (compiling blas_ffi.cc failed" in broken.stdout, broken.stdout
     assert "gradients equal" in broken.stdout and not list(tmp_path.glob("*.so"))
+    nowhere = _run(_PROBE, GENERATIVE_CACHE_DIR="/proc/no-such-cache")  # cannot be created
+    assert nowhere.returncode == 0, nowhere.stderr[-2000:]
+    assert "xla (cannot build blas_ffi.cc" in nowhere.stdout and "gradients equal" in nowhere.stdout
     bad = _run(_PROBE, GENERATIVE_CPU_GEMM="eigen")
     assert bad.returncode != 0
     assert "unknown GENERATIVE_CPU_GEMM='eigen'; valid choices: ['mkl', 'xla']" in bad.stderr

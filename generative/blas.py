@@ -21,10 +21,9 @@ from 0.39-0.53 s to 0.21-0.23 s, PyTorch's (oneDNN) figures (`benchmarks/layers.
 --tables torch`).
 
 Differentiable (its backward, used only by second-order derivatives, is XLA's form) and
-batched under `vmap` (the call loops over the batch). Not partitioned: on a mesh of several
-CPU devices with the batch sharded, XLA gathers the call's operands and every device
-computes the whole product (correct, redundant); set `GENERATIVE_CPU_GEMM=xla` there. GPU
-and TPU programs never contain the call.
+batched under `vmap` (the call loops over the batch), and partitioned on a mesh of several
+CPU devices: with the frames sharded, each device multiplies its own and the results are
+summed over the mesh axis (`custom_partitioning`). GPU and TPU programs never contain it.
 
 The backend: the C++ source is compiled once per (source, jax, MKL, compiler) into
 `$GENERATIVE_CACHE_DIR` (default `~/.cache/generative`) with `$CXX` (default `g++`)
@@ -53,6 +52,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.experimental.custom_partitioning import custom_partitioning
+from jax.sharding import NamedSharding, PartitionSpec
 
 __all__ = [
     "shifted_products",
@@ -210,12 +211,64 @@ def _shifted_ffi(src, g, starts):
     return call(src, g, nd=np.int64(g.ndim - 2), starts=flat)
 
 
+@functools.partial(custom_partitioning, static_argnums=(2,))
+def _shifted_sharded(src, g, starts):
+    return _shifted_ffi(src, g, starts)
+
+
+def _frames_axis(arg_shapes):
+    spec = arg_shapes[0].sharding.spec
+    return spec[0] if len(spec) else None
+
+
+def _shifted_partition(starts, mesh, arg_shapes, result_shape):
+    """Frames (the products' contraction) sharded on a mesh axis: each device multiplies its
+    own frames and the [S, M, C] results are summed over that axis; other axes gathered."""
+    del result_shape
+    axis = _frames_axis(arg_shapes)
+    operands = (NamedSharding(mesh, PartitionSpec(axis)),) * 2
+
+    def lower(src, g):
+        out = _shifted_ffi(src, g, starts)
+        return out if axis is None else lax.psum(out, axis)
+
+    return mesh, lower, NamedSharding(mesh, PartitionSpec()), operands
+
+
+_shifted_sharded.def_partition(
+    partition=_shifted_partition,
+    infer_sharding_from_operands=lambda starts, mesh, args, result: NamedSharding(
+        mesh, PartitionSpec()
+    ),
+)
+
+
+@functools.cache
+def _shifted_cpu(starts):
+    """The CPU call for these starts: partitioned (`_shifted_sharded`); under `vmap` the call
+    loops over a leading batch axis instead (not partitioned)."""
+
+    @jax.custom_batching.custom_vmap
+    def call(src, g):
+        return _shifted_sharded(src, g, starts)
+
+    @call.def_vmap
+    def call_vmap(axis_size, in_batched, src, g):
+        del axis_size
+        out = jax.vmap(
+            lambda s, g: _shifted_ffi(s, g, starts), [0 if b else None for b in in_batched]
+        )
+        return out(src, g), True
+
+    return call
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _shifted(src, g, starts):
     return lax.platform_dependent(
         src,
         g,
-        cpu=lambda s, g: _shifted_ffi(s, g, starts),
+        cpu=_shifted_cpu(starts),
         default=lambda s, g: _shifted_xla(s, g, starts),
     )
 

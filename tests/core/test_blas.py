@@ -78,6 +78,34 @@ def test_shifted_products_equal_reference(src_shape, g_shape, starts):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
 
 
+def test_frames_sharded_over_devices_are_multiplied_where_they_are():
+    """On a mesh of CPU devices with the frames sharded, each device multiplies its own
+    frames and the results are summed (an all-reduce, no all-gather of the operands): a
+    strided convolution's kernel gradient equals XLA's, unsharded."""
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    from generative.layers import conv
+
+    mesh = Mesh(np.array(jax.devices()[:4]), ("data",))
+    x = jax.random.normal(jax.random.PRNGKey(0), (8, 16, 16, 8))
+    k = jax.random.normal(jax.random.PRNGKey(1), (4, 4, 8, 16))
+    pads = ((1, 1), (1, 1))
+    grad = jax.jit(jax.grad(lambda k, x: jnp.sum(conv(x, k, (2, 2), pads) ** 2)))
+    xs = jax.device_put(x, NamedSharding(mesh, PartitionSpec("data")))
+    ks = jax.device_put(k, NamedSharding(mesh, PartitionSpec()))
+    text = grad.lower(ks, xs).compile().as_text()
+    assert "generative_blas_shifted_products" in text
+    assert "all-gather" not in text and "all-reduce" in text
+    dn = ("NHWC", "HWIO", "NHWC")
+    ref = jax.grad(
+        lambda k: jnp.sum(
+            jax.lax.conv_general_dilated(x, k, (2, 2), pads, dimension_numbers=dn) ** 2
+        )
+    )(k)
+    np.testing.assert_allclose(grad(ks, xs), ref, rtol=1e-5, atol=1e-2)
+    np.testing.assert_allclose(grad(k, x), ref, rtol=1e-5, atol=1e-2)
+
+
 def test_shifted_products_refuse_bad_windows():
     src, g = jnp.ones((2, 5, 4)), jnp.ones((2, 3, 6))
     with pytest.raises(ValueError, match=r"window at \(3,\) of \(2, 3, 6\) leaves \(2, 5, 4\)"):

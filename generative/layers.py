@@ -45,6 +45,7 @@ from generative import blas
 from generative.reductions import col_mean, col_sum, reduces_plainly, sample_col_sums
 
 __all__ = [
+    "Dense",
     "BatchNorm",
     "GroupNorm",
     "group_norm",
@@ -633,6 +634,34 @@ class ConvTranspose(_ConvLayer):
 
 
 # ----------------------------------------------------------------------------- bias, batch norm
+
+
+class Dense(nn.Module):
+    """Drop-in for `flax.linen.Dense` (features, use_bias, kernel_init, bias_init,
+    param_dtype, precision; parameters 'kernel' [in, features] and 'bias') whose products
+    are `blas.matmul`: MKL on CPU in float32, XLA's elsewhere. Reverse-mode only."""
+
+    features: int
+    use_bias: bool = True
+    kernel_init: Any = nn.initializers.lecun_normal()
+    bias_init: Any = nn.initializers.zeros_init()
+    param_dtype: Any = jnp.float32
+    precision: Any = None
+
+    @nn.compact
+    def __call__(self, x):
+        kernel = self.param(
+            "kernel", self.kernel_init, (x.shape[-1], self.features), self.param_dtype
+        )
+        dtype = jnp.result_type(x, kernel)
+        y = blas.matmul(
+            x.reshape(-1, x.shape[-1]).astype(dtype), kernel.astype(dtype), precision=self.precision
+        )
+        y = y.reshape(*x.shape[:-1], self.features)
+        if self.use_bias:
+            bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+            y = bias_add(y, bias.astype(dtype))
+        return y
 
 
 def _plain_bias_add(y, bias):

@@ -25,7 +25,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from generative.layers import Conv, ConvTranspose, GroupNorm
+from generative.layers import Conv, ConvTranspose, Dense, GroupNorm
 from physics.simulators import ADAPTIVE, get_solver
 
 __all__ = [
@@ -103,7 +103,7 @@ class MLP(nn.Module):
                 f"unknown activation {self.activation!r}; valid choices: {sorted(ACTIVATIONS)}"
             )
         for i, f in enumerate(self.features):
-            x = nn.Dense(f, kernel_init=_init(self.gain))(x)
+            x = Dense(f, kernel_init=_init(self.gain))(x)
             if i < len(self.features) - 1:
                 x = act(x)
         return x

@@ -1,5 +1,6 @@
-// XLA FFI handler for the float32 products of a convolution's kernel gradient on CPU,
-// computed by MKL's single-threaded sgemm in parts run on XLA's own intra-op thread pool.
+// XLA FFI handlers for float32 matrix products on CPU (dense layers' products and a
+// convolution's kernel gradient), computed by MKL's single-threaded sgemm in parts run on
+// XLA's own intra-op thread pool.
 // Built and loaded by generative/blas.py (see its docstring for why and when it is used).
 //
 // Workers claim chunks of work from a shared counter; the calling thread works too and
@@ -26,6 +27,29 @@ namespace {
 constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 constexpr double kFlopsPerPart = 8e6;  // below this a part is not worth a thread
 constexpr int64_t kChunkRows = 512;  // rows of g per chunk of `Shifted`
+
+struct Product {
+  const float* a;
+  const float* b;
+  float* c;
+  int64_t m, n, k;
+  bool ta, tb;
+};
+
+// One part: rows [m0, m1), columns [n0, n1), contraction [k0, k1) into out (leading dim ldo).
+void Part(const Product& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t k0,
+          int64_t k1, float* out, int64_t ldo) {
+  if (m1 <= m0 || n1 <= n0) return;
+  int64_t lda = p.ta ? p.m : p.k, ldb = p.tb ? p.k : p.n;
+  const float* a = p.ta ? p.a + k0 * lda + m0 : p.a + m0 * lda + k0;
+  const float* b = p.tb ? p.b + n0 * ldb + k0 : p.b + k0 * ldb + n0;
+  if (k1 <= k0) {
+    for (int64_t i = m0; i < m1; ++i) std::fill(out + i * ldo + n0, out + i * ldo + n1, 0.f);
+    return;
+  }
+  cblas_sgemm(kRowMajor, p.ta ? kTrans : kNoTrans, p.tb ? kTrans : kNoTrans, m1 - m0, n1 - n0,
+              k1 - k0, 1.f, a, lda, b, ldb, 0.f, out + m0 * ldo + n0, ldo);
+}
 
 struct Shared {
   std::atomic<int> next{0};
@@ -57,6 +81,64 @@ void RunParts(ffi::ThreadPool& pool, int parts, F body) {
   std::unique_lock<std::mutex> lock(state->mu);
   state->cv.wait(lock, [&] { return state->done == state->total; });
 }
+
+void Gemm(ffi::ThreadPool& pool, const Product& p) {
+  int64_t threads = std::max<int64_t>(1, pool.num_threads());
+  double flops = 2.0 * p.m * p.n * p.k;
+  int parts = static_cast<int>(std::min<double>(threads, std::max(1.0, flops / kFlopsPerPart)));
+  if (p.k >= 4 * std::max(p.m, p.n) && parts > 1) {
+    std::vector<float> partial(static_cast<size_t>(parts - 1) * p.m * p.n);
+    int64_t step = (p.k + parts - 1) / parts;
+    RunParts(pool, parts, [&](int i) {
+      float* out = i == 0 ? p.c : partial.data() + static_cast<size_t>(i - 1) * p.m * p.n;
+      Part(p, 0, p.m, 0, p.n, i * step, std::min(p.k, (i + 1) * step), out, p.n);
+    });
+    for (int i = 1; i < parts; ++i) {
+      const float* src = partial.data() + static_cast<size_t>(i - 1) * p.m * p.n;
+      for (int64_t j = 0; j < p.m * p.n; ++j) p.c[j] += src[j];
+    }
+  } else if (p.m >= p.n) {
+    int64_t step = (p.m + parts - 1) / parts;
+    RunParts(pool, parts, [&](int i) {
+      Part(p, i * step, std::min(p.m, (i + 1) * step), 0, p.n, 0, p.k, p.c, p.n);
+    });
+  } else {
+    int64_t step = (p.n + parts - 1) / parts;
+    RunParts(pool, parts, [&](int i) {
+      Part(p, 0, p.m, i * step, std::min(p.n, (i + 1) * step), 0, p.k, p.c, p.n);
+    });
+  }
+}
+
+ffi::Error GemmImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> a, ffi::Buffer<ffi::F32> b,
+                    ffi::ResultBuffer<ffi::F32> c, int64_t trans_a, int64_t trans_b) {
+  auto da = a.dimensions(), db = b.dimensions(), dc = c->dimensions();
+  size_t rank = da.size();
+  if (rank < 2 || db.size() != rank || dc.size() != rank) {
+    return ffi::Error::InvalidArgument("blas_sgemm: operands must have the same rank >= 2");
+  }
+  int64_t batch = 1;
+  for (size_t i = 0; i + 2 < rank; ++i) {
+    if (db[i] != da[i] || dc[i] != da[i]) {
+      return ffi::Error::InvalidArgument("blas_sgemm: batch dimensions differ");
+    }
+    batch *= da[i];
+  }
+  int64_t a0 = da[rank - 2], a1 = da[rank - 1], b0 = db[rank - 2], b1 = db[rank - 1];
+  Product p{nullptr, nullptr, nullptr, trans_a ? a1 : a0, trans_b ? b0 : b1,
+            trans_a ? a0 : a1, trans_a != 0, trans_b != 0};
+  if ((trans_b ? b1 : b0) != p.k || dc[rank - 2] != p.m || dc[rank - 1] != p.n) {
+    return ffi::Error::InvalidArgument("blas_sgemm: operand shapes do not match");
+  }
+  for (int64_t i = 0; i < batch; ++i) {
+    p.a = a.typed_data() + i * a0 * a1;
+    p.b = b.typed_data() + i * b0 * b1;
+    p.c = c->typed_data() + i * p.m * p.n;
+    Gemm(pool, p);
+  }
+  return ffi::Error::Success();
+}
+
 
 // Kernel-gradient products without window copies:
 //   out[s] = Σ_{n, q} src[n, q + start_s]ᵀ g[n, q]    (q over the Q positions of g)
@@ -169,3 +251,13 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BlasShiftedProducts, ShiftedImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<int64_t>("nd")
                                   .Attr<ffi::Span<const int64_t>>("starts"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(BlasSgemm, GemmImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int64_t>("trans_a")
+                                  .Attr<int64_t>("trans_b"));
+

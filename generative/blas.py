@@ -211,8 +211,7 @@ def _shifted_xla(src, g, starts):
     q = g.shape[1:-1]
     g2 = g.reshape(-1, g.shape[-1])
     windows = [src[(slice(None), *(slice(a, a + n) for a, n in zip(s, q)))] for s in starts]
-    dims = (((0,), (0,)), ((), ()))
-    return jnp.stack([lax.dot_general(w.reshape(g2.shape[0], -1), g2, dims) for w in windows])
+    return jnp.stack([_gemm_xla(w.reshape(g2.shape[0], -1), g2, True, False) for w in windows])
 
 
 def _shifted_ffi(src, g, starts):
@@ -227,16 +226,12 @@ def _shifted_sharded(src, g, starts):
     return _shifted_ffi(src, g, starts)
 
 
-def _frames_axis(arg_shapes):
-    spec = arg_shapes[0].sharding.spec
-    return spec[0] if len(spec) else None
-
-
 def _shifted_partition(starts, mesh, arg_shapes, result_shape):
     """Frames (the products' contraction) sharded on a mesh axis: each device multiplies its
     own frames and the [S, M, C] results are summed over that axis; other axes gathered."""
     del result_shape
-    axis = _frames_axis(arg_shapes)
+    spec = arg_shapes[0].sharding.spec
+    axis = spec[0] if len(spec) else None
     operands = (NamedSharding(mesh, PartitionSpec(axis)),) * 2
 
     def lower(src, g):

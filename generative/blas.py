@@ -66,6 +66,8 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 __all__ = [
     "matmul",
+    "phase_correlations",
+    "winograd_matrices",
     "shifted_products",
     "cpu_or",
     "enabled",
@@ -78,6 +80,7 @@ __all__ = [
 CPU_GEMMS = ("mkl", "xla")
 _SHIFTED = "generative_blas_shifted_products"
 _GEMM = "generative_blas_sgemm"
+_WINOGRAD = "generative_blas_winograd"
 _SOURCE = pathlib.Path(__file__).resolve().parent / "csrc" / "blas_ffi.cc"
 _MKL_LIBS = ("libmkl_intel_lp64.so.3", "libmkl_sequential.so.3", "libmkl_core.so.3")
 _lock = threading.Lock()
@@ -111,7 +114,7 @@ def _build() -> tuple[str | None, str]:
     if not cxx:
         return None, "no C++ compiler (set CXX or install g++)"
     include = jax.ffi.include_dir()
-    flags = ["-O2", "-std=c++17", "-fPIC", "-shared", "-w", f"-I{include}"]
+    flags = ["-O3", "-std=c++17", "-fPIC", "-shared", "-w", f"-I{include}"]
     libs = [f"-L{mkl}", *(f"-l:{lib}" for lib in _MKL_LIBS), f"-Wl,-rpath,{mkl}"]
     try:
         source = _SOURCE.read_bytes()
@@ -152,7 +155,11 @@ def _load() -> dict:
             if path is not None:
                 try:
                     lib = ctypes.CDLL(path)
-                    for name, fn in ((_SHIFTED, lib.BlasShiftedProducts), (_GEMM, lib.BlasSgemm)):
+                    for name, fn in (
+                        (_SHIFTED, lib.BlasShiftedProducts),
+                        (_GEMM, lib.BlasSgemm),
+                        (_WINOGRAD, lib.BlasWinograd),
+                    ):
                         jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(fn), platform="cpu")
                     _state["lib"] = lib
                 except (OSError, AttributeError) as e:
@@ -375,3 +382,111 @@ def matmul(a, b, trans_a: bool = False, trans_b: bool = False, precision=None):
     if enabled(a, b):
         return _gemm(a, b, bool(trans_a), bool(trans_b), precision)
     return _gemm_xla(a, b, bool(trans_a), bool(trans_b), precision)
+
+
+_WINOGRAD_POINTS = (0.0, 1.0, -1.0, -0.5, 0.5, 2.0, -2.0)
+
+
+@functools.cache
+def winograd_matrices(m: int, r: int):
+    """(Bᵀ [n, n], Aᵀ [m, n], G [n, r]) of Winograd's F(m, r) for correlations (n = m + r − 1):
+    y = Aᵀ[(G g) ⊙ (Bᵀ d)] is y_i = Σ_a g_a d_{i+a} for d of length n. Toom-Cook with the
+    points 0, 1, −1, 2, −2, ½, −½ (as many as needed) and ∞: with V_k the Vandermonde matrix
+    of k columns at those points (∞: the last coefficient), G = V_r, Aᵀ = V_mᵀ and Bᵀ = V_n⁻ᵀ
+    (the transpose of the linear convolution's algorithm). float64."""
+    n = m + r - 1
+    if m < 1 or r < 1 or n - 1 > len(_WINOGRAD_POINTS):
+        raise ValueError(f"winograd_matrices: F({m}, {r}) is not supported")
+    points = _WINOGRAD_POINTS[: n - 1]
+
+    def vander(cols):
+        rows = [[p**j for j in range(cols)] for p in points] + [[0.0] * (cols - 1) + [1.0]]
+        return np.array(rows, np.float64)
+
+    return np.linalg.inv(vander(n)).T, vander(m).T, vander(r)
+
+
+def _phase_xla(x, kernels, offsets_y, offsets_x, out_hw, precision=None):
+    ho, wo = out_hw
+    r_y, r_x = kernels.shape[2:4]
+    low_y, low_x = max(0, -min(offsets_y)), max(0, -min(offsets_x))
+    config = [(0, 0, 0)]
+    for low, o, n, r, size in (
+        (low_y, offsets_y, ho, r_y, x.shape[1]),
+        (low_x, offsets_x, wo, r_x, x.shape[2]),
+    ):
+        config.append((low, max(0, max(o) + n + r - 1 - size), 0))
+    x = lax.pad(x, jnp.zeros((), x.dtype), config + [(0, 0, 0)])
+    offsets_y = tuple(o + low_y for o in offsets_y)
+    offsets_x = tuple(o + low_x for o in offsets_x)
+    dn = lax.conv_dimension_numbers(x.shape, kernels.shape[2:], ("NHWC", "HWIO", "NHWC"))
+    rows = []
+    for ry, oy in enumerate(offsets_y):
+        cols = []
+        for rx, ox in enumerate(offsets_x):
+            xs = x[:, oy : oy + ho + r_y - 1, ox : ox + wo + r_x - 1]
+            cols.append(
+                lax.conv_general_dilated(
+                    xs, kernels[ry, rx], (1, 1), "VALID", dimension_numbers=dn, precision=precision
+                )
+            )
+        rows.append(jnp.stack(cols, axis=3))  # [F, Ho, Wo, Sx, C]
+    return jnp.stack(rows, axis=2)  # [F, Ho, Sy, Wo, Sx, C]
+
+
+def _phase_ffi(x, kernels, offsets_y, offsets_x, out_hw, tile):
+    r = kernels.shape[2]
+    bt, at, g = (jnp.asarray(a, jnp.float32) for a in winograd_matrices(tile, r))
+    sy, sx = kernels.shape[:2]
+    # G w Gᵀ per phase: [Sy, Sx, r, r, Cin, Cout] -> [Sy·Sx, n, n, Cin, Cout]
+    n = g.shape[0]
+    # G w Gᵀ as r² broadcast products (one fused loop; a dot feeding the call would make
+    # XLA's CPU compiler read the call's attributes as JSON and fail)
+    v = sum(
+        jnp.outer(g[:, a], g[:, b])[None, None, :, :, None, None]
+        * kernels[:, :, a, b][:, :, None, None]
+        for a in range(r)
+        for b in range(r)
+    )
+    v = v.reshape(sy * sx, n, n, *kernels.shape[-2:])
+    out = jax.ShapeDtypeStruct(
+        (x.shape[0], out_hw[0], sy, out_hw[1], sx, kernels.shape[-1]), jnp.float32
+    )
+    call = jax.ffi.ffi_call(_WINOGRAD, out, vmap_method="expand_dims")
+    return call(
+        x,
+        v,
+        bt,
+        at,
+        oy=np.asarray(offsets_y, np.int64),
+        ox=np.asarray(offsets_x, np.int64),
+    )
+
+
+def phase_correlations(x, kernels, offsets_y, offsets_x, out_hw, tile=None, precision=None):
+    """out[f, i, ry, j, rx] = Σ_{a, b} x[f, i + oy[ry] + a, j + ox[rx] + b] · kernels[ry, rx, a, b]
+    with x [F, H, W, C_in] taken as zero outside (offsets may be negative), kernels [S_y, S_x, r, r, C_in, C_out] -> [F, Ho, S_y, Wo, S_x,
+    C_out] (out_hw = (Ho, Wo)): the S_y·S_x phases of a transposed convolution, each a
+    stride-1 correlation of the same input at its own offset, written interleaved.
+    On CPU for float32 when `ready()` and `tile` (m) divides Ho and Wo: one FFI call running
+    Winograd's F(m×m, r×r) (`winograd_matrices`: (m + r − 1)² products per m×m outputs
+    instead of m²·r², e.g. 25 against 64 for F(4×4, 2×2)), MKL's sgemm for the products;
+    otherwise one XLA convolution per phase."""
+    ho, wo = (int(a) for a in out_hw)
+    offsets_y = tuple(int(a) for a in offsets_y)
+    offsets_x = tuple(int(a) for a in offsets_x)
+    if x.ndim != 4 or kernels.ndim != 6 or kernels.shape[:2] != (len(offsets_y), len(offsets_x)):
+        raise ValueError(
+            f"phase_correlations: x {x.shape} must be [F, H, W, C] and kernels {kernels.shape} "
+            f"[S_y, S_x, r, r, C_in, C_out] with one offset per phase ({offsets_y}, {offsets_x})"
+        )
+    r_y, r_x = kernels.shape[2:4]
+    xla = functools.partial(
+        _phase_xla, offsets_y=offsets_y, offsets_x=offsets_x, out_hw=(ho, wo), precision=precision
+    )
+    if tile and r_y == r_x and ho % tile == 0 and wo % tile == 0 and enabled(x, kernels):
+        ffi = functools.partial(
+            _phase_ffi, offsets_y=offsets_y, offsets_x=offsets_x, out_hw=(ho, wo), tile=int(tile)
+        )
+        return lax.platform_dependent(x, kernels, cpu=ffi, default=xla)
+    return xla(x, kernels)

@@ -223,12 +223,71 @@ def _dimension_numbers(x, kernel):
     )
 
 
+WINOGRAD_TILE = 2
+
+
+def _winograd_tile(x, axes) -> int | None:
+    """The Winograd tile m for the phases of a 2-D transposed convolution (`_conv_transpose`)
+    when they fit `blas.phase_correlations`: every phase r×r taps and all phases of an axis
+    the same length, a multiple of `WINOGRAD_TILE`; None otherwise.
+
+    F(2×2, 2×2) (9 products per 4 outputs instead of 16, 1.78× fewer) keeps the error at
+    1.5–2× the direct product's (max error / max |out| 7e-7 – 1e-6 against 4–6e-7 on SRVP's
+    decoder layers, float64 reference); F(4×4, 2×2) (25 per 16, 2.56× fewer) was 7% faster
+    on SRVP's best-of-100 evaluation (2.30 against 2.46 s) at 10× the direct error
+    (5e-6 – 1e-5). `blas.phase_correlations` takes either."""
+    if x.ndim != 4:
+        return None
+    taps = {n for _, phases in axes for _, n, _, _ in phases}
+    lengths = [{length for _, _, _, length in phases} for _, phases in axes]
+    if len(taps) != 1 or taps == {0} or any(len(ln) != 1 for ln in lengths):
+        return None
+    if any(ln.pop() % WINOGRAD_TILE for ln in lengths):
+        return None
+    return WINOGRAD_TILE
+
+
+def _conv_transpose_winograd(x, kernel, strides, axes, tile):
+    """The phases as `blas.phase_correlations` of the input, which writes them interleaved: Winograd F(m×m, r×r) on CPU float32 (`_winograd_tile`)."""
+    r = axes[0][1][0][1]
+    offsets = [[d0 for _, _, d0, _ in phases] for _, phases in axes]
+    kernels = jnp.stack(
+        [
+            jnp.stack(
+                [kernel[j0y : j0y + (r - 1) * strides[0] + 1 : strides[0],
+                        j0x : j0x + (r - 1) * strides[1] + 1 : strides[1]]
+                 for j0x, _, _, _ in axes[1][1]]
+            )
+            for j0y, _, _, _ in axes[0][1]
+        ]
+    )  # [S_y, S_x, r, r, C_in, C_out]
+    (ho,), (wo,) = ({ln for *_, ln in phases} for _, phases in axes)
+    out = blas.phase_correlations(x, kernels, *offsets, (ho, wo), tile)
+    n, _, sy, _, sx, c = out.shape
+    return out.reshape(n, ho * sy, wo * sx, c)[:, : axes[0][0], : axes[1][0]]
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def _conv_transpose(x, kernel, strides, pads, precision):
     nd = x.ndim - 2
     window = kernel.shape[:nd]
-    dn = _dimension_numbers(x, kernel)
     axes = [_phases(x.shape[1 + i], window[i], strides[i], pads[i]) for i in range(nd)]
+    tile = _winograd_tile(x, axes)
+    xla = functools.partial(_conv_transpose_phases, strides=strides, axes=axes, precision=precision)
+    if tile and blas.enabled(x, kernel):
+        return blas.cpu_or(
+            functools.partial(_conv_transpose_winograd, strides=strides, axes=axes, tile=tile),
+            xla,
+            x,
+            kernel,
+        )
+    return xla(x, kernel)
+
+
+def _conv_transpose_phases(x, kernel, strides, axes, precision):
+    """One XLA stride-1 convolution per output phase, interleaved."""
+    nd = x.ndim - 2
+    dn = _dimension_numbers(x, kernel)
     out_lens = [a[0] for a in axes]
     full = [-(-n // s) for n, s in zip(out_lens, strides)]  # phase length before cropping
     c_out = kernel.shape[-1]

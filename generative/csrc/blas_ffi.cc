@@ -241,6 +241,262 @@ ffi::Error ShiftedImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> src, ffi::Buf
   return ffi::Error::Success();
 }
 
+
+// Winograd F(m×m, r×r) correlations of one input with P = Sy·Sx phase kernels:
+//   out[f, i, ry, j, rx, :] = Σ_{a,b<r} x[f, i + oy[ry] + a, j + ox[rx] + b, :] · w[ry, rx, a, b]
+// with x zero outside its [F, Hp, Wp, Cin] (the tiles across its border are copied into a
+// zeroed patch first, so no padded copy of x is made); v [P, n, n, Cin, Cout] = G w Gᵀ per phase (n = m + r − 1, transformed
+// by the caller); bt [n, n] = Bᵀ, at [m, n] = Aᵀ; out [F, Ho, Sy, Wo, Sx, Cout] with Ho, Wo
+// multiples of m (a transposed convolution's phases, interleaved as they are written).
+// Work: per phase, tiles in chunks; per chunk the input tiles are transformed into a
+// per-thread buffer U [n², tiles, Cin], multiplied by v (n² sgemms) into M [n², tiles, Cout]
+// and transformed back straight into their output places.
+struct Wino {
+  const float *x, *v, *bt, *at;
+  float* out;
+  int64_t frames, hp, wp, cin, cout, ho, wo, sy, sx, n, m;
+  const int64_t *oy, *ox;
+};
+
+// The transforms run on 16 channels at a time held in registers (GCC vector extensions:
+// one AVX-512 register, two AVX2 or four SSE ones), for the (n, m) pairs of F(2, 2),
+// F(4, 2), F(2, 3) and F(4, 3); channel counts that are not multiples of 16 take the plain
+// loops below.
+typedef float V16 __attribute__((vector_size(64), aligned(4), may_alias));
+
+template <int N, bool kWhole>
+__attribute__((target_clones("avx512f", "avx2", "default"))) void WinoInBlock(
+    const float* __restrict bt, const float* __restrict base, int64_t row, int64_t c,
+    float* __restrict u, int64_t point_stride, int a0, int a1, int b0, int b1) {
+  for (int64_t q = 0; q < c; q += 16) {
+    V16 d[N][N], t[N][N];
+    for (int a = 0; a < N; ++a)  // rows a0..a1, columns b0..b1 of the tile lie in x
+      for (int b = 0; b < N; ++b)
+        d[a][b] = kWhole || (a >= a0 && a < a1 && b >= b0 && b < b1)
+                      ? *reinterpret_cast<const V16*>(base + a * row + b * c + q)
+                      : V16{};
+    for (int i = 0; i < N; ++i)
+      for (int b = 0; b < N; ++b) {
+        V16 acc = bt[i * N] * d[0][b];
+        for (int a = 1; a < N; ++a) acc += bt[i * N + a] * d[a][b];
+        t[i][b] = acc;
+      }
+    for (int i = 0; i < N; ++i)
+      for (int j = 0; j < N; ++j) {
+        V16 acc = bt[j * N] * t[i][0];
+        for (int b = 1; b < N; ++b) acc += bt[j * N + b] * t[i][b];
+        *reinterpret_cast<V16*>(u + (i * N + j) * point_stride + q) = acc;
+      }
+  }
+}
+
+template <int N, int M>
+__attribute__((target_clones("avx512f", "avx2", "default"))) void WinoOutBlock(
+    const float* __restrict at, const float* __restrict mm, int64_t point_stride, int64_t c,
+    float* __restrict dst, int64_t dst_row, int64_t dst_col) {
+  for (int64_t q = 0; q < c; q += 16) {
+    V16 t[M][N];
+    for (int i = 0; i < M; ++i)
+      for (int v = 0; v < N; ++v) {
+        V16 acc = at[i * N] * *reinterpret_cast<const V16*>(mm + v * point_stride + q);
+        for (int u = 1; u < N; ++u)
+          acc += at[i * N + u] * *reinterpret_cast<const V16*>(mm + (u * N + v) * point_stride + q);
+        t[i][v] = acc;
+      }
+    for (int i = 0; i < M; ++i)
+      for (int j = 0; j < M; ++j) {
+        V16 acc = at[j * N] * t[i][0];
+        for (int v = 1; v < N; ++v) acc += at[j * N + v] * t[i][v];
+        *reinterpret_cast<V16*>(dst + i * dst_row + j * dst_col + q) = acc;
+      }
+  }
+}
+
+// The input tile at (y0, x0) of frame f into U (point stride `point_stride`); x is zero
+// outside its borders.
+void WinoIn(const Wino& w, int64_t f, int64_t y0, int64_t x0, float* __restrict patch,
+            float* __restrict tmp, float* __restrict u, int64_t point_stride) {
+  const int64_t n = w.n, c = w.cin;
+  const int a0 = static_cast<int>(std::clamp<int64_t>(-y0, 0, n));
+  const int a1 = static_cast<int>(std::clamp<int64_t>(w.hp - y0, a0, n));
+  const int b0 = static_cast<int>(std::clamp<int64_t>(-x0, 0, n));
+  const int b1 = static_cast<int>(std::clamp<int64_t>(w.wp - x0, b0, n));
+  const int64_t row = w.wp * c;
+  // the tile's origin, possibly outside x (only rows a0..a1, columns b0..b1 are read)
+  const float* base = w.x + (f * w.hp * w.wp + y0 * w.wp + x0) * c;
+  if (c % 16 == 0) {
+    const bool whole = a0 == 0 && a1 == n && b0 == 0 && b1 == n;
+#define WINO_IN(N)                                                                      \
+  case N:                                                                               \
+    return whole ? WinoInBlock<N, true>(w.bt, base, row, c, u, point_stride, 0, N, 0, N) \
+                 : WinoInBlock<N, false>(w.bt, base, row, c, u, point_stride, a0, a1, b0, b1);
+    switch (n) { WINO_IN(3) WINO_IN(4) WINO_IN(5) WINO_IN(6) }
+#undef WINO_IN
+  }
+  std::fill(patch, patch + n * n * c, 0.f);
+  for (int64_t a = a0; a < a1; ++a) {
+    if (b1 > b0) std::copy(base + a * row + b0 * c, base + a * row + b1 * c, patch + (a * n + b0) * c);
+  }
+  base = patch;
+  for (int64_t i = 0; i < n; ++i) {  // tmp[i][b] = Σ_a Bᵀ[i][a] d[a][b]
+    for (int64_t b = 0; b < n; ++b) {
+      float* t = tmp + (i * n + b) * c;
+      std::fill(t, t + c, 0.f);
+      for (int64_t a = 0; a < n; ++a) {
+        const float k = w.bt[i * n + a];
+        const float* d = base + (a * n + b) * c;
+        for (int64_t q = 0; q < c; ++q) t[q] += k * d[q];
+      }
+    }
+  }
+  for (int64_t i = 0; i < n; ++i) {  // U[i, j] = Σ_b tmp[i][b] Bᵀ[j][b]
+    for (int64_t j = 0; j < n; ++j) {
+      float* o = u + (i * n + j) * point_stride;
+      std::fill(o, o + c, 0.f);
+      for (int64_t b = 0; b < n; ++b) {
+        const float k = w.bt[j * n + b];
+        const float* t = tmp + (i * n + b) * c;
+        for (int64_t q = 0; q < c; ++q) o[q] += k * t[q];
+      }
+    }
+  }
+}
+
+void WinoOut(const Wino& w, const float* __restrict mm, int64_t point_stride,
+             float* __restrict tmp, float* __restrict dst, int64_t dst_row, int64_t dst_col) {
+  const int64_t n = w.n, m = w.m, c = w.cout;
+  if (c % 16 == 0) {
+    switch (n * 8 + m) {
+      case 3 * 8 + 2: return WinoOutBlock<3, 2>(w.at, mm, point_stride, c, dst, dst_row, dst_col);
+      case 5 * 8 + 4: return WinoOutBlock<5, 4>(w.at, mm, point_stride, c, dst, dst_row, dst_col);
+      case 4 * 8 + 2: return WinoOutBlock<4, 2>(w.at, mm, point_stride, c, dst, dst_row, dst_col);
+      case 6 * 8 + 4: return WinoOutBlock<6, 4>(w.at, mm, point_stride, c, dst, dst_row, dst_col);
+    }
+  }
+  for (int64_t i = 0; i < m; ++i) {  // tmp[i][v] = Σ_u Aᵀ[i][u] M[u, v]
+    for (int64_t v = 0; v < n; ++v) {
+      float* t = tmp + (i * n + v) * c;
+      std::fill(t, t + c, 0.f);
+      for (int64_t u = 0; u < n; ++u) {
+        const float k = w.at[i * n + u];
+        const float* s = mm + (u * n + v) * point_stride;
+        for (int64_t q = 0; q < c; ++q) t[q] += k * s[q];
+      }
+    }
+  }
+  for (int64_t i = 0; i < m; ++i) {  // y[i][j] = Σ_v tmp[i][v] Aᵀ[j][v]
+    for (int64_t j = 0; j < m; ++j) {
+      float* o = dst + i * dst_row + j * dst_col;
+      std::fill(o, o + c, 0.f);
+      for (int64_t v = 0; v < n; ++v) {
+        const float k = w.at[j * n + v];
+        const float* t = tmp + (i * n + v) * c;
+        for (int64_t q = 0; q < c; ++q) o[q] += k * t[q];
+      }
+    }
+  }
+}
+
+constexpr int64_t kWinoBufferFloats = 1 << 19;  // per-thread U target (2 MB)
+
+void Winograd(ffi::ThreadPool& pool, const Wino& w) {
+  const int64_t n2 = w.n * w.n, th = w.ho / w.m, tw = w.wo / w.m;
+  const int64_t tiles = w.frames * th * tw, phases = w.sy * w.sx;
+  int64_t chunk = std::max<int64_t>(32, kWinoBufferFloats / (n2 * w.cin));
+  chunk = std::min(chunk, tiles);
+  const int64_t chunks = (tiles + chunk - 1) / chunk, tasks = phases * chunks;
+  int64_t threads = std::max<int64_t>(1, pool.num_threads());
+  int parts = static_cast<int>(std::min(threads, tasks));
+  std::atomic<int64_t> next{0};
+  RunParts(pool, parts, [&](int) {
+    thread_local std::vector<float> u, mm, tmp, patch;
+    patch.resize(n2 * w.cin);
+    u.resize(std::max<size_t>(u.size(), n2 * chunk * w.cin));
+    mm.resize(std::max<size_t>(mm.size(), n2 * chunk * w.cout));
+    tmp.resize(std::max<size_t>(tmp.size(), n2 * std::max(w.cin, w.cout)));
+    const int64_t dst_col = w.sx * w.cout, dst_row = w.sy * w.wo * dst_col;
+    for (int64_t task; (task = next.fetch_add(1)) < tasks;) {
+      const int64_t p = task / chunks, t0 = (task % chunks) * chunk;
+      const int64_t t1 = std::min(tiles, t0 + chunk), count = t1 - t0;
+      const int64_t ry = p / w.sx, rx = p % w.sx;
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t f = t / (th * tw), ti = (t / tw) % th, tj = t % tw;
+        WinoIn(w, f, ti * w.m + w.oy[ry], tj * w.m + w.ox[rx], patch.data(), tmp.data(),
+               u.data() + (t - t0) * w.cin, chunk * w.cin);
+      }
+      for (int64_t q = 0; q < n2; ++q) {
+        cblas_sgemm(kRowMajor, kNoTrans, kNoTrans, count, w.cout, w.cin, 1.f,
+                    u.data() + q * chunk * w.cin, w.cin, w.v + (p * n2 + q) * w.cin * w.cout,
+                    w.cout, 0.f, mm.data() + q * chunk * w.cout, w.cout);
+      }
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t f = t / (th * tw), ti = (t / tw) % th, tj = t % tw;
+        float* dst = w.out + (((f * w.ho + ti * w.m) * w.sy + ry) * w.wo + tj * w.m) * dst_col +
+                     rx * w.cout;
+        WinoOut(w, mm.data() + (t - t0) * w.cout, chunk * w.cout, tmp.data(), dst, dst_row,
+                dst_col);
+      }
+    }
+  });
+}
+
+ffi::Error WinogradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> v,
+                        ffi::Buffer<ffi::F32> bt, ffi::Buffer<ffi::F32> at,
+                        ffi::ResultBuffer<ffi::F32> out, ffi::Span<const int64_t> oy,
+                        ffi::Span<const int64_t> ox) {
+  auto dx = x.dimensions(), dv = v.dimensions(), dout = out->dimensions();
+  auto dbt = bt.dimensions(), dat = at.dimensions();  // [..., n, n], [..., m, n] (vmap: 1s)
+  if (dx.size() < 4 || dv.size() < 5 || dout.size() != dx.size() + 2 || dbt.size() < 2 ||
+      dat.size() < 2 || bt.element_count() != dbt.back() * dbt.back() ||
+      at.element_count() != dat[dat.size() - 2] * dat.back()) {
+    return ffi::Error::InvalidArgument("winograd: operand ranks do not match");
+  }
+  size_t bx = dx.size() - 4, bv = dv.size() - 5;
+  int64_t batch_x = 1, batch_v = 1;
+  for (size_t i = 0; i < bx; ++i) batch_x *= dx[i];
+  for (size_t i = 0; i < bv; ++i) batch_v *= dv[i];
+  Wino w{};
+  w.n = dbt.back();
+  w.m = dat[dat.size() - 2];
+  w.frames = dx[bx];
+  w.hp = dx[bx + 1];
+  w.wp = dx[bx + 2];
+  w.cin = dx[bx + 3];
+  w.cout = dv[bv + 4];
+  w.sy = static_cast<int64_t>(oy.size());
+  w.sx = static_cast<int64_t>(ox.size());
+  w.ho = dout[bx + 1];
+  w.wo = dout[bx + 3];
+  bool ok = dat.back() == w.n && w.m >= 1 &&
+            dv[bv] == w.sy * w.sx && dv[bv + 1] == w.n && dv[bv + 2] == w.n &&
+            dv[bv + 3] == w.cin && dout[bx + 2] == w.sy && dout[bx + 4] == w.sx &&
+            dout[bx + 5] == w.cout && dout[bx] == w.frames && w.ho % w.m == 0 &&
+            w.wo % w.m == 0 && (batch_v == 1 || batch_v == batch_x);
+  if (!ok) return ffi::Error::InvalidArgument("winograd: operand shapes do not match");
+  w.oy = oy.begin();
+  w.ox = ox.begin();
+  w.bt = bt.typed_data();
+  w.at = at.typed_data();
+  const int64_t x_size = w.frames * w.hp * w.wp * w.cin;
+  const int64_t out_size = w.frames * w.ho * w.sy * w.wo * w.sx * w.cout;
+  const int64_t v_size = w.sy * w.sx * w.n * w.n * w.cin * w.cout;
+  if (batch_v == 1) {  // an unbatched kernel: the batch is more frames
+    w.frames *= batch_x;
+    w.x = x.typed_data();
+    w.v = v.typed_data();
+    w.out = out->typed_data();
+    Winograd(pool, w);
+    return ffi::Error::Success();
+  }
+  for (int64_t b = 0; b < batch_x; ++b) {
+    w.x = x.typed_data() + b * x_size;
+    w.v = v.typed_data() + b * v_size;
+    w.out = out->typed_data() + b * out_size;
+    Winograd(pool, w);
+  }
+  return ffi::Error::Success();
+}
+
 }  // namespace
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(BlasShiftedProducts, ShiftedImpl,
@@ -261,3 +517,14 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BlasSgemm, GemmImpl,
                                   .Attr<int64_t>("trans_a")
                                   .Attr<int64_t>("trans_b"));
 
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(BlasWinograd, WinogradImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<ffi::Span<const int64_t>>("oy")
+                                  .Attr<ffi::Span<const int64_t>>("ox"));

@@ -26,6 +26,9 @@ encoder's last 4×4 -> 1×1 convolution, patch embeddings with kernel <= stride)
 product plus a reshape; as convolutions they would mostly multiply padding.
 Matrix products are always given 2-D operands: XLA's CPU backend has a slow path for products
 contracting several axes, which is what a kernel gradient otherwise becomes.
+On CPU in float32, 2-D transposed convolutions whose phases are r×r windows of one length
+(4×4 stride-2 decoders; a strided `Conv`'s input gradient) compute their forward by
+Winograd F(2×2, r×r) in one call (`blas.phase_correlations`, `_winograd_tile`).
 """
 
 from __future__ import annotations
@@ -254,9 +257,13 @@ def _conv_transpose_winograd(x, kernel, strides, axes, tile):
     kernels = jnp.stack(
         [
             jnp.stack(
-                [kernel[j0y : j0y + (r - 1) * strides[0] + 1 : strides[0],
-                        j0x : j0x + (r - 1) * strides[1] + 1 : strides[1]]
-                 for j0x, _, _, _ in axes[1][1]]
+                [
+                    kernel[
+                        j0y : j0y + (r - 1) * strides[0] + 1 : strides[0],
+                        j0x : j0x + (r - 1) * strides[1] + 1 : strides[1],
+                    ]
+                    for j0x, _, _, _ in axes[1][1]
+                ]
             )
             for j0y, _, _, _ in axes[0][1]
         ]

@@ -224,3 +224,82 @@ def test_dense_equals_flax():
                 jax.tree.leaves(jax.grad(loss(ref), (0, 1))(v, xd)),
             ):
                 np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("m, r", [(2, 2), (4, 2), (2, 3), (4, 3)])
+def test_winograd_matrices_compute_correlations(m, r):
+    """Aᵀ[(G g) ⊙ (Bᵀ d)] is the correlation y_i = Σ_a g_a d_{i+a} (float64, exact to 1e-12)."""
+    bt, at, g = blas.winograd_matrices(m, r)
+    n = m + r - 1
+    assert bt.shape == (n, n) and at.shape == (m, n) and g.shape == (n, r)
+    rng = np.random.default_rng(m * 10 + r)
+    for _ in range(5):
+        d, w = rng.standard_normal(n), rng.standard_normal(r)
+        ref = [sum(w[a] * d[i + a] for a in range(r)) for i in range(m)]
+        np.testing.assert_allclose(at @ ((g @ w) * (bt @ d)), ref, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"F\(9, 2\) is not supported"):
+        blas.winograd_matrices(9, 2)
+
+
+def _phase_reference(x, kernels, offsets_y, offsets_x, out_hw):
+    """Direct float64 sums, x zero outside."""
+    x, kernels = np.asarray(x, np.float64), np.asarray(kernels, np.float64)
+    ho, wo = out_hw
+    sy, sx, r, _, _, c_out = kernels.shape
+    pad = r + max(map(abs, offsets_y + offsets_x)) + max(ho, wo)
+    xp = np.pad(x, [(0, 0), (pad, pad), (pad, pad), (0, 0)])
+    out = np.zeros((x.shape[0], ho, sy, wo, sx, c_out))
+    for ry, oy in enumerate(offsets_y):
+        for rx, ox in enumerate(offsets_x):
+            for a in range(r):
+                for b in range(r):
+                    win = xp[:, pad + oy + a : pad + oy + a + ho, pad + ox + b : pad + ox + b + wo]
+                    out[:, :, ry, :, rx] += win @ kernels[ry, rx, a, b]
+    return out
+
+
+@pytest.mark.parametrize(
+    "shape, r, tile, offsets, c_out",
+    [
+        ((3, 4, 4, 32), 2, 2, ((-1, 0), (-1, 0)), 16),  # a 4×4 stride-2 layer's phases
+        ((2, 8, 8, 16), 2, 4, ((-1, 0), (0, -1)), 32),  # F(4×4, 2×2)
+        ((2, 6, 4, 5), 2, 2, ((-1, 0), (-1, 0)), 3),  # channels not multiples of 16
+        ((2, 6, 6, 16), 3, 2, ((-1,), (-1,)), 16),  # F(2×2, 3×3): a stride-1 3×3 layer
+        ((2, 8, 8, 16), 3, 4, ((-1, 1), (2, -3)), 16),  # windows far over the borders
+    ],
+)
+def test_phase_correlations_equal_reference(shape, r, tile, offsets, c_out):
+    """The Winograd call against direct float64 sums (x zero outside, offsets below zero and
+    beyond the border), its target in the lowered program; XLA's form (`backend("xla")`)
+    agrees; vmap over x alone (the kernels' call takes the batch as frames) and over both
+    (one call per batch entry) equals a loop."""
+    ho, wo = shape[1], shape[2]
+    kx, kk = jax.random.split(jax.random.PRNGKey(r * 10 + tile))
+    x = jax.random.normal(kx, shape)
+    kernels = jax.random.normal(kk, (len(offsets[0]), len(offsets[1]), r, r, shape[-1], c_out))
+    kernels = kernels / np.sqrt(r * r * shape[-1])
+    ref = _phase_reference(x, kernels, *offsets, (ho, wo))
+    f = lambda x, k: blas.phase_correlations(x, k, *offsets, (ho, wo), tile)  # noqa: E731
+    assert "generative_blas_winograd" in jax.jit(f).lower(x, kernels).as_text()
+    scale = np.abs(ref).max()
+    np.testing.assert_allclose(jax.jit(f)(x, kernels), ref, rtol=0, atol=2e-5 * scale)
+    with blas.backend("xla"):
+        g = jax.jit(lambda x, k: f(x, k))
+        assert "generative_blas" not in g.lower(x, kernels).as_text()
+        np.testing.assert_allclose(g(x, kernels), ref, rtol=0, atol=2e-6 * scale)
+    xs = jnp.stack([x, -2 * x[::-1]])
+    got = jax.jit(jax.vmap(f, in_axes=(0, None)))(xs, kernels)
+    np.testing.assert_allclose(got[1], -2 * jax.jit(f)(x[::-1], kernels), rtol=0, atol=5e-5 * scale)
+    ks = jnp.stack([kernels, 3 * kernels])
+    got = jax.jit(jax.vmap(f))(xs, ks)
+    np.testing.assert_allclose(got[1], -6 * jax.jit(f)(x[::-1], kernels), rtol=0, atol=1e-4 * scale)
+
+
+def test_phase_correlations_refuse_bad_shapes():
+    x, k = jnp.ones((2, 4, 4, 3)), jnp.ones((2, 2, 2, 2, 3, 5))
+    with pytest.raises(
+        ValueError, match=r"phase_correlations: x \(2, 4, 4\).*one offset per phase"
+    ):
+        blas.phase_correlations(x[..., 0], k, (0, 1), (0, 1), (4, 4), 2)
+    with pytest.raises(ValueError, match="one offset per phase"):
+        blas.phase_correlations(x, k, (0,), (0, 1), (4, 4), 2)

@@ -1,6 +1,7 @@
 """generative.layers: the fast Conv / ConvTranspose / BatchNorm equal flax's, values and
 gradients (float64, every stride/padding form), and BatchNorm's statistics bookkeeping."""
 
+import functools
 import itertools
 import math
 
@@ -472,3 +473,51 @@ def test_group_norm_bad_groups():
     x = jnp.ones((2, 4, 6))
     with pytest.raises(ValueError, match="6 channels do not split into 4 groups"):
         GroupNorm(num_groups=4).init(jax.random.PRNGKey(0), x)
+
+
+@pytest.mark.parametrize(
+    "layer, kernel, stride, padding, hw",
+    [
+        ("transpose", 4, 2, "SAME", (4, 6)),  # SRVP / DCGAN decoders: 4 phases of 2×2 taps
+        ("transpose", 4, 2, ((2, 2), (2, 2)), (6, 4)),  # PyTorch padding=1
+        ("transpose", 6, 3, "SAME", (4, 4)),  # 9 phases of 2×2
+        ("transpose", 3, 1, "SAME", (6, 8)),  # one phase of 3×3: F(2×2, 3×3)
+        ("conv", 4, 2, 1, (8, 12)),  # a strided convolution's input gradient
+    ],
+)
+def test_winograd_transposed_convolutions_equal_flax_float64(layer, kernel, stride, padding, hw):
+    """On CPU in float32 the transposed convolutions whose phases are r×r windows of equal
+    length (and so a strided convolution's input gradient) run as one Winograd call
+    (`blas.phase_correlations`); values and both gradients stay within float32 rounding of
+    flax's float64 layer, and `backend("xla")` traces XLA's phase convolutions instead."""
+    if not blas.ready():
+        pytest.skip(blas.status())
+    kw = dict(strides=(stride, stride), padding=padding)
+    ours, ref = (
+        (ConvTranspose(16, (kernel, kernel), **kw), nn.ConvTranspose(16, (kernel, kernel), **kw))
+        if layer == "transpose"
+        else (Conv(16, (kernel, kernel), **kw), nn.Conv(16, (kernel, kernel), **kw))
+    )
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, *hw, 16))
+    v = ours.init(jax.random.PRNGKey(1), x)
+    out_shape = jax.eval_shape(ours.apply, v, x).shape
+    w = jax.random.normal(jax.random.PRNGKey(2), out_shape)
+
+    def fn(module, v, x):
+        out = module.apply(v, x)
+        return out, jax.grad(lambda v, x: (jnp.sin(module.apply(v, x)) * w).sum(), (0, 1))(v, x)
+
+    ours_fn = jax.jit(functools.partial(fn, ours))
+    text = ours_fn.lower(v, x).as_text()
+    assert "generative_blas_winograd" in text
+    with blas.backend("xla"):
+        assert (
+            "generative_blas_winograd"
+            not in jax.jit(functools.partial(fn, ours)).lower(v, x).as_text()
+        )
+    got = ours_fn(v, x)
+    with enable_x64():
+        to64 = lambda t: jax.tree.map(lambda a: np.asarray(a, np.float64), t)  # noqa: E731
+        want = jax.jit(functools.partial(fn, ref))(to64(v), to64(x))
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * (1 + np.abs(b).max()))

@@ -264,51 +264,62 @@ struct Wino {
 // loops below.
 typedef float V16 __attribute__((vector_size(64), aligned(4), may_alias));
 
-template <int N, bool kWhole>
-__attribute__((target_clones("avx512f", "avx2", "default"))) void WinoInBlock(
-    const float* __restrict bt, const float* __restrict base, int64_t row, int64_t c,
-    float* __restrict u, int64_t point_stride, int a0, int a1, int b0, int b1) {
+// out[i][j] = Σ_{a,b} k[i][a] k[j][b] in[a][b] for k [R, N], 16 channels at a time in
+// registers; in[a][b] at in + a·in_row + b·in_col (zero outside rows a0..a1, columns b0..b1
+// unless kWhole), out[i][j] at out + i·out_row + j·out_col; c a multiple of 16.
+template <int N, int R, bool kWhole>
+__attribute__((target_clones("avx512f", "avx2", "default"))) void SeparableBlock(
+    const float* __restrict k, int64_t c, const float* __restrict in, int64_t in_row,
+    int64_t in_col, float* __restrict out, int64_t out_row, int64_t out_col, int a0, int a1,
+    int b0, int b1) {
   for (int64_t q = 0; q < c; q += 16) {
-    V16 d[N][N], t[N][N];
-    for (int a = 0; a < N; ++a)  // rows a0..a1, columns b0..b1 of the tile lie in x
+    V16 d[N][N], t[R][N];
+    for (int a = 0; a < N; ++a)
       for (int b = 0; b < N; ++b)
         d[a][b] = kWhole || (a >= a0 && a < a1 && b >= b0 && b < b1)
-                      ? *reinterpret_cast<const V16*>(base + a * row + b * c + q)
+                      ? *reinterpret_cast<const V16*>(in + a * in_row + b * in_col + q)
                       : V16{};
-    for (int i = 0; i < N; ++i)
+    for (int i = 0; i < R; ++i)
       for (int b = 0; b < N; ++b) {
-        V16 acc = bt[i * N] * d[0][b];
-        for (int a = 1; a < N; ++a) acc += bt[i * N + a] * d[a][b];
+        V16 acc = k[i * N] * d[0][b];
+        for (int a = 1; a < N; ++a) acc += k[i * N + a] * d[a][b];
         t[i][b] = acc;
       }
-    for (int i = 0; i < N; ++i)
-      for (int j = 0; j < N; ++j) {
-        V16 acc = bt[j * N] * t[i][0];
-        for (int b = 1; b < N; ++b) acc += bt[j * N + b] * t[i][b];
-        *reinterpret_cast<V16*>(u + (i * N + j) * point_stride + q) = acc;
+    for (int i = 0; i < R; ++i)
+      for (int j = 0; j < R; ++j) {
+        V16 acc = k[j * N] * t[i][0];
+        for (int b = 1; b < N; ++b) acc += k[j * N + b] * t[i][b];
+        *reinterpret_cast<V16*>(out + i * out_row + j * out_col + q) = acc;
       }
   }
 }
 
-template <int N, int M>
-__attribute__((target_clones("avx512f", "avx2", "default"))) void WinoOutBlock(
-    const float* __restrict at, const float* __restrict mm, int64_t point_stride, int64_t c,
-    float* __restrict dst, int64_t dst_row, int64_t dst_col) {
-  for (int64_t q = 0; q < c; q += 16) {
-    V16 t[M][N];
-    for (int i = 0; i < M; ++i)
-      for (int v = 0; v < N; ++v) {
-        V16 acc = at[i * N] * *reinterpret_cast<const V16*>(mm + v * point_stride + q);
-        for (int u = 1; u < N; ++u)
-          acc += at[i * N + u] * *reinterpret_cast<const V16*>(mm + (u * N + v) * point_stride + q);
-        t[i][v] = acc;
+// The plain loops: out[i][j] = Σ_{a,b} k[i][a] k[j][b] in[a][b] (vectors of c channels) for
+// k [rows, n], in[a][b] at in + a·in_row + b·in_col, out[i][j] at out + i·out_row + j·out_col.
+void Separable(const float* k, int64_t rows, int64_t n, int64_t c, const float* in,
+               int64_t in_row, int64_t in_col, float* __restrict tmp, float* out, int64_t out_row,
+               int64_t out_col) {
+  for (int64_t i = 0; i < rows; ++i) {  // tmp[i][b] = Σ_a k[i][a] in[a][b]
+    for (int64_t b = 0; b < n; ++b) {
+      float* t = tmp + (i * n + b) * c;
+      std::fill(t, t + c, 0.f);
+      for (int64_t a = 0; a < n; ++a) {
+        const float ka = k[i * n + a];
+        const float* d = in + a * in_row + b * in_col;
+        for (int64_t q = 0; q < c; ++q) t[q] += ka * d[q];
       }
-    for (int i = 0; i < M; ++i)
-      for (int j = 0; j < M; ++j) {
-        V16 acc = at[j * N] * t[i][0];
-        for (int v = 1; v < N; ++v) acc += at[j * N + v] * t[i][v];
-        *reinterpret_cast<V16*>(dst + i * dst_row + j * dst_col + q) = acc;
+    }
+  }
+  for (int64_t i = 0; i < rows; ++i) {  // out[i][j] = Σ_b k[j][b] tmp[i][b]
+    for (int64_t j = 0; j < rows; ++j) {
+      float* o = out + i * out_row + j * out_col;
+      std::fill(o, o + c, 0.f);
+      for (int64_t b = 0; b < n; ++b) {
+        const float kb = k[j * n + b];
+        const float* t = tmp + (i * n + b) * c;
+        for (int64_t q = 0; q < c; ++q) o[q] += kb * t[q];
       }
+    }
   }
 }
 
@@ -326,10 +337,12 @@ void WinoIn(const Wino& w, int64_t f, int64_t y0, int64_t x0, float* __restrict 
   const float* base = w.x + (f * w.hp * w.wp + y0 * w.wp + x0) * c;
   if (c % 16 == 0) {
     const bool whole = a0 == 0 && a1 == n && b0 == 0 && b1 == n;
-#define WINO_IN(N)                                                                      \
-  case N:                                                                               \
-    return whole ? WinoInBlock<N, true>(w.bt, base, row, c, u, point_stride, 0, N, 0, N) \
-                 : WinoInBlock<N, false>(w.bt, base, row, c, u, point_stride, a0, a1, b0, b1);
+#define WINO_IN(N)                                                                     \
+  case N:                                                                              \
+    return whole ? SeparableBlock<N, N, true>(w.bt, c, base, row, c, u, N * point_stride, \
+                                              point_stride, 0, N, 0, N)                \
+                 : SeparableBlock<N, N, false>(w.bt, c, base, row, c, u, N * point_stride, \
+                                               point_stride, a0, a1, b0, b1);
     switch (n) { WINO_IN(3) WINO_IN(4) WINO_IN(5) WINO_IN(6) }
 #undef WINO_IN
   }
@@ -337,64 +350,21 @@ void WinoIn(const Wino& w, int64_t f, int64_t y0, int64_t x0, float* __restrict 
   for (int64_t a = a0; a < a1; ++a) {
     if (b1 > b0) std::copy(base + a * row + b0 * c, base + a * row + b1 * c, patch + (a * n + b0) * c);
   }
-  base = patch;
-  for (int64_t i = 0; i < n; ++i) {  // tmp[i][b] = Σ_a Bᵀ[i][a] d[a][b]
-    for (int64_t b = 0; b < n; ++b) {
-      float* t = tmp + (i * n + b) * c;
-      std::fill(t, t + c, 0.f);
-      for (int64_t a = 0; a < n; ++a) {
-        const float k = w.bt[i * n + a];
-        const float* d = base + (a * n + b) * c;
-        for (int64_t q = 0; q < c; ++q) t[q] += k * d[q];
-      }
-    }
-  }
-  for (int64_t i = 0; i < n; ++i) {  // U[i, j] = Σ_b tmp[i][b] Bᵀ[j][b]
-    for (int64_t j = 0; j < n; ++j) {
-      float* o = u + (i * n + j) * point_stride;
-      std::fill(o, o + c, 0.f);
-      for (int64_t b = 0; b < n; ++b) {
-        const float k = w.bt[j * n + b];
-        const float* t = tmp + (i * n + b) * c;
-        for (int64_t q = 0; q < c; ++q) o[q] += k * t[q];
-      }
-    }
-  }
+  Separable(w.bt, n, n, c, patch, n * c, c, tmp, u, n * point_stride, point_stride);
 }
 
 void WinoOut(const Wino& w, const float* __restrict mm, int64_t point_stride,
              float* __restrict tmp, float* __restrict dst, int64_t dst_row, int64_t dst_col) {
   const int64_t n = w.n, m = w.m, c = w.cout;
   if (c % 16 == 0) {
-    switch (n * 8 + m) {
-      case 3 * 8 + 2: return WinoOutBlock<3, 2>(w.at, mm, point_stride, c, dst, dst_row, dst_col);
-      case 5 * 8 + 4: return WinoOutBlock<5, 4>(w.at, mm, point_stride, c, dst, dst_row, dst_col);
-      case 4 * 8 + 2: return WinoOutBlock<4, 2>(w.at, mm, point_stride, c, dst, dst_row, dst_col);
-      case 6 * 8 + 4: return WinoOutBlock<6, 4>(w.at, mm, point_stride, c, dst, dst_row, dst_col);
-    }
+#define WINO_OUT(N, M)                                                                      \
+  case N * 8 + M:                                                                           \
+    return SeparableBlock<N, M, true>(w.at, c, mm, N * point_stride, point_stride, dst, dst_row, \
+                                      dst_col, 0, N, 0, N);
+    switch (n * 8 + m) { WINO_OUT(3, 2) WINO_OUT(5, 4) WINO_OUT(4, 2) WINO_OUT(6, 4) }
+#undef WINO_OUT
   }
-  for (int64_t i = 0; i < m; ++i) {  // tmp[i][v] = Σ_u Aᵀ[i][u] M[u, v]
-    for (int64_t v = 0; v < n; ++v) {
-      float* t = tmp + (i * n + v) * c;
-      std::fill(t, t + c, 0.f);
-      for (int64_t u = 0; u < n; ++u) {
-        const float k = w.at[i * n + u];
-        const float* s = mm + (u * n + v) * point_stride;
-        for (int64_t q = 0; q < c; ++q) t[q] += k * s[q];
-      }
-    }
-  }
-  for (int64_t i = 0; i < m; ++i) {  // y[i][j] = Σ_v tmp[i][v] Aᵀ[j][v]
-    for (int64_t j = 0; j < m; ++j) {
-      float* o = dst + i * dst_row + j * dst_col;
-      std::fill(o, o + c, 0.f);
-      for (int64_t v = 0; v < n; ++v) {
-        const float k = w.at[j * n + v];
-        const float* t = tmp + (i * n + v) * c;
-        for (int64_t q = 0; q < c; ++q) o[q] += k * t[q];
-      }
-    }
-  }
+  Separable(w.at, m, n, c, mm, n * point_stride, point_stride, tmp, dst, dst_row, dst_col);
 }
 
 constexpr int64_t kWinoBufferFloats = 1 << 19;  // per-thread U target (2 MB)

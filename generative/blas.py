@@ -449,10 +449,10 @@ def _phase_ffi(x, kernels, offsets_y, offsets_x, out_hw, tile):
     r = kernels.shape[2]
     bt, at, g = (jnp.asarray(a, jnp.float32) for a in winograd_matrices(tile, r))
     sy, sx = kernels.shape[:2]
-    # G w Gᵀ per phase: [Sy, Sx, r, r, Cin, Cout] -> [Sy·Sx, n, n, Cin, Cout]
     n = g.shape[0]
-    # G w Gᵀ as r² broadcast products (one fused loop; a dot feeding the call would make
-    # XLA's CPU compiler read the call's attributes as JSON and fail)
+    # G w Gᵀ per phase, [Sy, Sx, r, r, Cin, Cout] -> [Sy·Sx, n, n, Cin, Cout], as r² broadcast
+    # products (one fused loop; a dot feeding the call makes XLA's CPU compiler read the
+    # call's attributes as JSON and fail)
     v = sum(
         jnp.outer(g[:, a], g[:, b])[None, None, :, :, None, None]
         * kernels[:, :, a, b][:, :, None, None]
@@ -476,8 +476,8 @@ def _phase_ffi(x, kernels, offsets_y, offsets_x, out_hw, tile):
 
 def phase_correlations(x, kernels, offsets_y, offsets_x, out_hw, tile=None, precision=None):
     """out[f, i, ry, j, rx] = Σ_{a, b} x[f, i + oy[ry] + a, j + ox[rx] + b] · kernels[ry, rx, a, b]
-    with x [F, H, W, C_in] taken as zero outside (offsets may be negative), kernels [S_y, S_x, r, r, C_in, C_out] -> [F, Ho, S_y, Wo, S_x,
-    C_out] (out_hw = (Ho, Wo)): the S_y·S_x phases of a transposed convolution, each a
+    with x [F, H, W, C_in] taken as zero outside (offsets may be negative) and kernels
+    [S_y, S_x, r, r, C_in, C_out] -> [F, Ho, S_y, Wo, S_x, C_out] (out_hw = (Ho, Wo)): the S_y·S_x phases of a transposed convolution, each a
     stride-1 correlation of the same input at its own offset, written interleaved.
     On CPU for float32 when `ready()` and `tile` (m) divides Ho and Wo: one FFI call running
     Winograd's F(m×m, r×r) (`winograd_matrices`: (m + r − 1)² products per m×m outputs

@@ -251,7 +251,8 @@ def _winograd_tile(x, axes) -> int | None:
 
 
 def _conv_transpose_winograd(x, kernel, strides, axes, tile):
-    """The phases as `blas.phase_correlations` of the input, which writes them interleaved: Winograd F(m×m, r×r) on CPU float32 (`_winograd_tile`)."""
+    """The phases as `blas.phase_correlations` of the input, which writes them interleaved:
+    Winograd F(m×m, r×r) on CPU float32 (`_winograd_tile`)."""
     r = axes[0][1][0][1]
     offsets = [[d0 for _, _, d0, _ in phases] for _, phases in axes]
     kernels = jnp.stack(

@@ -244,7 +244,7 @@ ffi::Error ShiftedImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> src, ffi::Buf
 
 // Winograd F(m×m, r×r) correlations of one input with P = Sy·Sx phase kernels:
 //   out[f, i, ry, j, rx, :] = Σ_{a,b<r} x[f, i + oy[ry] + a, j + ox[rx] + b, :] · w[ry, rx, a, b]
-// with x zero outside its [F, Hp, Wp, Cin] (the tiles across its border are copied into a
+// with x zero outside its [F, H, W, Cin] (the tiles across its border are copied into a
 // zeroed patch first, so no padded copy of x is made); v [P, n, n, Cin, Cout] = G w Gᵀ per phase (n = m + r − 1, transformed
 // by the caller); bt [n, n] = Bᵀ, at [m, n] = Aᵀ; out [F, Ho, Sy, Wo, Sx, Cout] with Ho, Wo
 // multiples of m (a transposed convolution's phases, interleaved as they are written).
@@ -254,7 +254,7 @@ ffi::Error ShiftedImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> src, ffi::Buf
 struct Wino {
   const float *x, *v, *bt, *at;
   float* out;
-  int64_t frames, hp, wp, cin, cout, ho, wo, sy, sx, n, m;
+  int64_t frames, height, width, cin, cout, ho, wo, sy, sx, n, m;
   const int64_t *oy, *ox;
 };
 
@@ -329,12 +329,12 @@ void WinoIn(const Wino& w, int64_t f, int64_t y0, int64_t x0, float* __restrict 
             float* __restrict tmp, float* __restrict u, int64_t point_stride) {
   const int64_t n = w.n, c = w.cin;
   const int a0 = static_cast<int>(std::clamp<int64_t>(-y0, 0, n));
-  const int a1 = static_cast<int>(std::clamp<int64_t>(w.hp - y0, a0, n));
+  const int a1 = static_cast<int>(std::clamp<int64_t>(w.height - y0, a0, n));
   const int b0 = static_cast<int>(std::clamp<int64_t>(-x0, 0, n));
-  const int b1 = static_cast<int>(std::clamp<int64_t>(w.wp - x0, b0, n));
-  const int64_t row = w.wp * c;
+  const int b1 = static_cast<int>(std::clamp<int64_t>(w.width - x0, b0, n));
+  const int64_t row = w.width * c;
   // the tile's origin, possibly outside x (only rows a0..a1, columns b0..b1 are read)
-  const float* base = w.x + (f * w.hp * w.wp + y0 * w.wp + x0) * c;
+  const float* base = w.x + (f * w.height * w.width + y0 * w.width + x0) * c;
   if (c % 16 == 0) {
     const bool whole = a0 == 0 && a1 == n && b0 == 0 && b1 == n;
 #define WINO_IN(N)                                                                     \
@@ -429,8 +429,8 @@ ffi::Error WinogradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buff
   w.n = dbt.back();
   w.m = dat[dat.size() - 2];
   w.frames = dx[bx];
-  w.hp = dx[bx + 1];
-  w.wp = dx[bx + 2];
+  w.height = dx[bx + 1];
+  w.width = dx[bx + 2];
   w.cin = dx[bx + 3];
   w.cout = dv[bv + 4];
   w.sy = static_cast<int64_t>(oy.size());
@@ -447,7 +447,7 @@ ffi::Error WinogradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buff
   w.ox = ox.begin();
   w.bt = bt.typed_data();
   w.at = at.typed_data();
-  const int64_t x_size = w.frames * w.hp * w.wp * w.cin;
+  const int64_t x_size = w.frames * w.height * w.width * w.cin;
   const int64_t out_size = w.frames * w.ho * w.sy * w.wo * w.sx * w.cout;
   const int64_t v_size = w.sy * w.sx * w.n * w.n * w.cin * w.cout;
   if (batch_v == 1) {  // an unbatched kernel: the batch is more frames

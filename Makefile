@@ -1,6 +1,9 @@
 # The two commands of the README: `make demo` and `make test`. Both build the pinned
-# environment in .venv on first use (Python 3.11 + pip are all a fresh machine needs).
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# environment in .venv on first use (Python >= 3.12 and pip are all a fresh machine needs).
+# The first Python >= 3.12 found among these runs the set-up (or name one: make PYTHON=...).
+CANDIDATES := python3.12 python3.13 python3 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3) \
+	$(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3)
+PYTHON ?= $(firstword $(foreach p,$(CANDIDATES),$(shell $(p) -c 'import sys; print(sys.executable if sys.version_info >= (3, 12) else "")' 2>/dev/null)))
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -9,9 +12,10 @@ PYTEST_ARGS ?= -n 2
 .PHONY: demo test lint format bench clean-venv
 
 $(STAMP): pyproject.toml requirements.lock
+	@test -n "$(PYTHON)" || { echo "make: needs Python >= 3.12 (none of: $(CANDIDATES)); set PYTHON=/path/to/python3.12"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -r requirements.lock
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
 

@@ -135,7 +135,9 @@ def make_finite_discriminator(
 
     def ntk(x1: jax.Array, x2: jax.Array, params: Params) -> jax.Array:
         """Empirical NTK Θ_θ(x1, x2) = J(x1) J(x2)ᵀ [n1, n2] (neural-tangents)."""
-        import neural_tangents as nt
+        from gantk.nt_compat import neural_tangents
+
+        nt = neural_tangents()
 
         with jax.numpy_rank_promotion("allow"):  # neural-tangents internals
             return nt.empirical_ntk_fn(apply2d, trace_axes=(-1,))(x1, x2, params)

@@ -30,7 +30,6 @@ from generative.core import sharding as sharding_lib
 from generative.core.train import Experiment, make_optimizer
 from generative.data import densities, toy
 from generative.data import images as images_lib
-from generative.reductions import global_norm
 
 __all__ = ["FlowState", "ParticleFlow", "make_flow"]
 
@@ -237,7 +236,7 @@ class ParticleFlow:
         updates, opt_state = self.generator_tx.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         new = FlowState(state.step + 1, x, disc, (params, opt_state))
-        return new, {"gen_loss": gen_loss, "generator_grad_norm": global_norm(grads)}
+        return new, {"gen_loss": gen_loss, "generator_grad_norm": optax.global_norm(grads)}
 
     def _dense_loss_and_grad(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Generator loss and its particle gradient with one kernel pass per step.

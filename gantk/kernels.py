@@ -6,14 +6,14 @@ An architecture is named by its activation family (`relu`, `relu_nobias`, `sigmo
 MLP = Flatten, Dense(width), then `depth` blocks [activation → Dense], the last Dense of
 output size 1 and without bias, NTK parameterisation (the reference toolkit's definition).
 
-neural-tangents (and through it TensorFlow) is imported lazily, only where kernels are built.
+neural-tangents is imported lazily, only where kernels are built, through `gantk.nt_compat`
+(which lets it import on a current JAX without TensorFlow).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 from collections.abc import Callable
 
 import jax
@@ -105,8 +105,9 @@ def _activation(stax, name: str, kcfg):
 
 def build_network(kcfg: ml_collections.ConfigDict, out_dim: int = 1):
     """neural-tangents `(init_fn, apply_fn, kernel_fn)` of the configured discriminator."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
-    from neural_tangents import stax
+    from gantk.nt_compat import stax as _stax
+
+    stax = _stax()
 
     arch = architecture(kcfg.architecture)
     if kcfg.network not in NETWORKS:

@@ -1,34 +1,36 @@
-"""Layers shared by the model families, written for speed on every XLA backend.
+"""Convolution layers with flax's parameters, and CPU forms of their derivatives.
 
-`BatchNorm` is a drop-in replacement for `flax.linen.BatchNorm` over the last axis (same
-parameters 'scale'/'bias', statistics 'mean'/'var', momentum semantics, no update while
-initialising) with a custom VJP whose batch reductions over more than 4096 rows are
-matrix-vector products: XLA's CPU backend turns the large reductions of `jnp.mean` and of the
-broadcasts' transposes into slow `reduce-window` trees (0.12 s for one [240, 32, 32, 64] mean
-against 0.02 s as a product), while over few rows the product is the slower one.
-Its variance is the centred two-pass one (flax's default is the faster E[x²] − E[x]²).
+`Conv` and `ConvTranspose` take flax's fields and create flax's parameters ('kernel'
+`[*window, C_in, C_out]`, 'bias'), so checkpoints and parameter counts are those of
+`flax.linen.Conv` / `flax.linen.ConvTranspose`. The computation is chosen per platform when
+the program is lowered (`jax.lax.platform_dependent`, one branch compiled):
 
-`ConvTranspose` is a drop-in replacement for `flax.linen.ConvTranspose` (same parameters,
-names, shapes and outputs) that never asks XLA for an input-dilated convolution. A strided
-transposed convolution is `s^d` ordinary stride-1 convolutions, one per output phase, whose
-results interleave into the output ("sub-pixel" decomposition). It matters on CPU: XLA's CPU
-backend has no fast kernel for the *weight gradient* of an input-dilated convolution and falls
-back to a naive loop, 15 s for one SRVP decoder layer at batch 240 against 0.1 s here
-(`benchmarks/layers.py`). On GPU/TPU both forms are fast; the phase form does the same
-number of multiply-adds (no multiplications by inserted zeros).
+- on GPU and TPU, flax's own module, unchanged (`tests/core/test_layers.py` compares the
+  lowered programs);
+- on CPU, forms whose derivatives XLA's CPU backend computes fast. They are ordinary JAX
+  functions with custom JVPs (no custom VJP), so `jax.jvp`, `jax.linearize`, `jax.hessian`
+  and reverse mode all work; reverse mode transposes the JVP's tangent map, which is written
+  so that its transpose is the fast form:
 
-Layers with few channels on one side (an encoder's first convolution on 1-channel frames, a
-decoder's last transposed convolution to 1 channel: taps · C_small <= C_large) are computed
-as one full-width matrix product on the space-to-depth input (im2col) or output (tap
-scatter); convolution kernels reading 1-wide vectors are several times slower there on CPU.
-Layers whose windows do not overlap (a decoder's first 1×1 -> 4×4 transposed convolution, an
-encoder's last 4×4 -> 1×1 convolution, patch embeddings with kernel <= stride) are one matrix
-product plus a reshape; as convolutions they would mostly multiply padding.
-Matrix products are always given 2-D operands: XLA's CPU backend has a slow path for products
-contracting several axes, which is what a kernel gradient otherwise becomes.
-On CPU in float32, 2-D transposed convolutions whose phases are r×r windows of one length
-(4×4 stride-2 decoders; a strided `Conv`'s input gradient) compute their forward by
-Winograd F(2×2, r×r) in one call (`blas.phase_correlations`, `_winograd_tile`).
+  - the kernel tangent of a convolution is a sum of matrix products, one per tap (stride 1)
+    or per block shift of the space-to-depth input (strided): its transpose, the kernel
+    gradient, is those products. XLA's CPU backend computes a kernel gradient as a
+    convolution with batch and features swapped, several times slower
+    (`benchmarks/layers.py --tables kgrad`);
+  - the input tangent of a strided convolution is a stride-1 convolution of the
+    space-to-depth input, whose transpose needs no input dilation (XLA's input gradient of a
+    strided convolution, an input-dilated convolution, is slow on CPU);
+  - a strided transposed convolution is `s^d` stride-1 correlations, one per output phase,
+    interleaved ("sub-pixel" form), so that neither it nor its derivatives use an
+    input-dilated convolution;
+  - layers with few channels on one side (taps · C_small <= C_large: an encoder's first
+    layer on frames, a decoder's last) are one full-width matrix product on the
+    space-to-depth input (im2col) or output (tap scatter); layers whose windows do not overlap
+    (a decoder's 1×1 -> 4×4 first layer, an encoder's 4×4 -> 1×1 last layer) are one product
+    and a reshape.
+
+Every CPU form computes the same function as flax's layer (to 1e-10 in float64, tested with
+first and second derivatives). `Dense`, `BatchNorm` and `GroupNorm` are flax's modules.
 """
 
 from __future__ import annotations
@@ -42,25 +44,35 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax.linen.dtypes import promote_dtype
 from jax import lax
-
-from generative import blas
-from generative.reductions import col_mean, col_sum, reduces_plainly, sample_col_sums
+from jax.custom_derivatives import SymbolicZero
 
 __all__ = [
     "Dense",
     "BatchNorm",
     "GroupNorm",
-    "group_norm",
     "Conv",
-    "conv",
     "ConvTranspose",
-    "batch_norm",
-    "bias_add",
+    "conv",
     "conv_transpose",
     "transpose_padding",
-    "valid_conv_kernel_grad",
 ]
+
+Dense = nn.Dense
+BatchNorm = nn.BatchNorm
+GroupNorm = nn.GroupNorm
+
+
+def _nonzero(t) -> bool:
+    return not isinstance(t, SymbolicZero)
+
+
+def _checkpointed(fn):
+    """`fn` whose primal-only work (windows of the input) is redone when the tangent map is
+    transposed, instead of being kept from the forward pass (k^d windows, each as large as
+    the layer's input)."""
+    return jax.checkpoint(fn, prevent_cse=False)
 
 
 def transpose_padding(kernel: int, stride: int, padding) -> tuple[int, int]:
@@ -98,13 +110,12 @@ def _phases(size: int, kernel: int, stride: int, pads: tuple[int, int]):
 
 
 def conv_transpose(x, kernel, strides: Sequence[int], padding="SAME", precision=None):
-    """`lax.conv_transpose(x, kernel, strides, padding, dimension_numbers=NHWC/HWIO)`.
+    """`lax.conv_transpose(x, kernel, strides, padding, dimension_numbers=NHWC/HWIO)` in the
+    CPU forms of this module (see the module docstring); any backend runs it.
 
     x: [N, *spatial, C_in]; kernel: [*window, C_in, C_out] (not flipped, as flax's default
-    `transpose_kernel=False`); padding: 'SAME', 'VALID' or one (low, high) pair per spatial axis.
-    Forward: one stride-1 convolution per output phase, interleaved. Backward (custom VJP): the
-    input gradient is one strided convolution of the padded output gradient, the kernel
-    gradient the kernel gradient of that same strided convolution, so no phase is revisited.
+    `transpose_kernel=False`); padding: 'SAME', 'VALID' or one (low, high) pair per spatial
+    axis (`lax.conv_transpose`'s convention).
     """
     nd = x.ndim - 2
     if not 1 <= nd <= 3:
@@ -122,6 +133,51 @@ def conv_transpose(x, kernel, strides: Sequence[int], padding="SAME", precision=
     if math.prod(window) * kernel.shape[-1] <= kernel.shape[-2]:
         return _conv_transpose_taps(x, kernel, strides, pads, precision)
     return _conv_transpose(x, kernel, strides, pads, precision)
+
+
+def _tap_products(xp, k, precision):
+    """VALID stride-1 correlation of xp [N, *in, C_in] with k [*window, C_in, C_out] as one
+    matrix product per tap (2-D operands), summed."""
+    nd = xp.ndim - 2
+    window = k.shape[:nd]
+    out = [n - w + 1 for n, w in zip(xp.shape[1:-1], window)]
+    y = None
+    for tap in np.ndindex(*window):
+        part = xp[(slice(None), *(slice(t, t + o) for t, o in zip(tap, out)))]
+        part = jnp.dot(part.reshape(-1, xp.shape[-1]), k[tap], precision=precision)
+        y = part if y is None else y + part
+    return y.reshape(xp.shape[0], *out, k.shape[-1])
+
+
+def _phase_axes(x, kernel, strides, pads):
+    nd = x.ndim - 2
+    return [_phases(x.shape[1 + i], kernel.shape[i], strides[i], pads[i]) for i in range(nd)]
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
+def _conv_transpose(x, kernel, strides, pads, precision):
+    return _conv_transpose_phases(
+        x, kernel, strides, _phase_axes(x, kernel, strides, pads), precision
+    )
+
+
+@functools.partial(_conv_transpose.defjvp, symbolic_zeros=True)
+def _conv_transpose_jvp(strides, pads, precision, primals, tangents):
+    x, kernel = primals
+    dx, dk = tangents
+    axes = _phase_axes(x, kernel, strides, pads)
+    y = _conv_transpose(x, kernel, strides, pads, precision)
+    dy = jnp.zeros_like(y)
+    if _nonzero(dx):  # the phases of dx: transposed, stride-1 convolutions
+        dy = dy + _conv_transpose_phases(dx, kernel, strides, axes, precision)
+    if _nonzero(dk):  # per-tap products: transposed, the kernel gradient's products
+
+        def kernel_tangent(x, dk):
+            op = functools.partial(_tap_products, precision=precision)
+            return _conv_transpose_phases(x, dk, strides, axes, precision, op=op)
+
+        dy = dy + _checkpointed(kernel_tangent)(x, dk)
+    return y, dy
 
 
 def _conv_transpose_blocks(x, kernel, strides, pads, precision):
@@ -226,74 +282,9 @@ def _dimension_numbers(x, kernel):
     )
 
 
-WINOGRAD_TILE = 2
-
-
-def _winograd_tile(x, axes) -> int | None:
-    """The Winograd tile m for the phases of a 2-D transposed convolution (`_conv_transpose`)
-    when they fit `blas.phase_correlations`: every phase r×r taps and all phases of an axis
-    the same length, a multiple of `WINOGRAD_TILE`; None otherwise.
-
-    F(2×2, 2×2) (9 products per 4 outputs instead of 16, 1.78× fewer) keeps the error at
-    1.5–2× the direct product's (max error / max |out| 7e-7 – 1e-6 against 4–6e-7 on SRVP's
-    decoder layers, float64 reference); F(4×4, 2×2) (25 per 16, 2.56× fewer) was 7% faster
-    on SRVP's best-of-100 evaluation (2.30 against 2.46 s) at 10× the direct error
-    (5e-6 – 1e-5). `blas.phase_correlations` takes either."""
-    if x.ndim != 4:
-        return None
-    taps = {n for _, phases in axes for _, n, _, _ in phases}
-    lengths = [{length for _, _, _, length in phases} for _, phases in axes]
-    if len(taps) != 1 or taps == {0} or any(len(ln) != 1 for ln in lengths):
-        return None
-    if any(ln.pop() % WINOGRAD_TILE for ln in lengths):
-        return None
-    return WINOGRAD_TILE
-
-
-def _conv_transpose_winograd(x, kernel, strides, axes, tile):
-    """The phases as `blas.phase_correlations` of the input, which writes them interleaved:
-    Winograd F(m×m, r×r) on CPU float32 (`_winograd_tile`)."""
-    r = axes[0][1][0][1]
-    offsets = [[d0 for _, _, d0, _ in phases] for _, phases in axes]
-    kernels = jnp.stack(
-        [
-            jnp.stack(
-                [
-                    kernel[
-                        j0y : j0y + (r - 1) * strides[0] + 1 : strides[0],
-                        j0x : j0x + (r - 1) * strides[1] + 1 : strides[1],
-                    ]
-                    for j0x, _, _, _ in axes[1][1]
-                ]
-            )
-            for j0y, _, _, _ in axes[0][1]
-        ]
-    )  # [S_y, S_x, r, r, C_in, C_out]
-    (ho,), (wo,) = ({ln for *_, ln in phases} for _, phases in axes)
-    out = blas.phase_correlations(x, kernels, *offsets, (ho, wo), tile)
-    n, _, sy, _, sx, c = out.shape
-    return out.reshape(n, ho * sy, wo * sx, c)[:, : axes[0][0], : axes[1][0]]
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _conv_transpose(x, kernel, strides, pads, precision):
-    nd = x.ndim - 2
-    window = kernel.shape[:nd]
-    axes = [_phases(x.shape[1 + i], window[i], strides[i], pads[i]) for i in range(nd)]
-    tile = _winograd_tile(x, axes)
-    xla = functools.partial(_conv_transpose_phases, strides=strides, axes=axes, precision=precision)
-    if tile and blas.enabled(x, kernel):
-        return blas.cpu_or(
-            functools.partial(_conv_transpose_winograd, strides=strides, axes=axes, tile=tile),
-            xla,
-            x,
-            kernel,
-        )
-    return xla(x, kernel)
-
-
-def _conv_transpose_phases(x, kernel, strides, axes, precision):
-    """One XLA stride-1 convolution per output phase, interleaved."""
+def _conv_transpose_phases(x, kernel, strides, axes, precision, op=None):
+    """One stride-1 VALID correlation per output phase, interleaved. `op(xp, k)` computes
+    each phase's correlation (default: XLA's convolution)."""
     nd = x.ndim - 2
     dn = _dimension_numbers(x, kernel)
     out_lens = [a[0] for a in axes]
@@ -315,9 +306,12 @@ def _conv_transpose_phases(x, kernel, strides, axes, precision):
                 config.append((-d0, length + n - 1 + d0 - x.shape[1 + i], 0))
             config.append((0, 0, 0))
             xp = lax.pad(x, jnp.zeros((), x.dtype), config)
-            out = lax.conv_general_dilated(
-                xp, k, (1,) * nd, "VALID", dimension_numbers=dn, precision=precision
-            )
+            if op is None:
+                out = lax.conv_general_dilated(
+                    xp, k, (1,) * nd, "VALID", dimension_numbers=dn, precision=precision
+                )
+            else:
+                out = op(xp, k)
             grow = [(0, f - ln) for f, (_, _, _, ln) in zip(full, per_axis)]
             if any(g for _, g in grow):
                 out = jnp.pad(out, [(0, 0), *grow, (0, 0)])
@@ -331,158 +325,9 @@ def _conv_transpose_phases(x, kernel, strides, axes, precision):
     return out[(slice(None), *(slice(0, n) for n in out_lens))]
 
 
-def _conv_transpose_fwd(x, kernel, strides, pads, precision):
-    return _conv_transpose(x, kernel, strides, pads, precision), (x, kernel)
-
-
-def _conv_transpose_bwd(strides, pads, precision, res, g):
-    # Input q and tap j feed output s·q + pad_low − j. With P = k − 1 − pad_low and g padded
-    # by P on the left, g_pad[s·q + j'] (j' = k − 1 − j) is the output it fed: both gradients
-    # are those of the strided VALID convolution z = conv_s(g_pad, W), W[j'] = K[k−1−j']ᵀ.
-    x, kernel = res
-    nd = x.ndim - 2
-    window = kernel.shape[:nd]
-    config = [(0, 0, 0)]
-    for i, (k, s, (low, _)) in enumerate(zip(window, strides, pads)):
-        left = k - 1 - low
-        length = s * (x.shape[1 + i] - 1) + k  # what the VALID strided windows read
-        config.append((left, length - left - g.shape[1 + i], 0))
-    config.append((0, 0, 0))
-    g_pad = lax.pad(g, jnp.zeros((), g.dtype), config)
-    flip = (slice(None, None, -1),) * nd
-    w = jnp.swapaxes(kernel[flip], -1, -2)  # [*window, C_out, C_in]
-    gx = lax.conv_general_dilated(
-        g_pad,
-        w,
-        strides,
-        "VALID",
-        dimension_numbers=_dimension_numbers(g_pad, w),
-        precision=precision,
-    )
-    gw = valid_conv_kernel_grad(g_pad, x.astype(g_pad.dtype), window, strides, precision)
-    return gx.astype(x.dtype), jnp.swapaxes(gw, -1, -2)[flip].astype(kernel.dtype)
-
-
-@jax.custom_batching.custom_vmap
-def _zero_after(r):
-    """An int32 zero that depends on r (its first element, which it never changes: NaN or
-    not, the result is 0) and that the compiler cannot prove is zero."""
-    return jnp.minimum(jnp.isnan(r.reshape(-1)[0]).astype(jnp.int32), 0)
-
-
-@_zero_after.def_vmap
-def _zero_after_vmap(axis_size, in_batched, r):
-    del axis_size, in_batched
-    return _zero_after(r), False  # one zero for the whole batch: offsets stay unbatched
-
-
-def _in_turn(product, src, starts, sizes, rearrange=None):
-    """[product(rearrange(src[:, start : start + sizes])) for start in starts], each window
-    cut only after the previous product: its offset is taken from that product
-    (`_zero_after`). XLA's scheduler would otherwise cut every window (a copy as large as the
-    layer's input) before the first product and keep them all live, and optimization
-    barriers do not survive its CPU pipeline. Under `vmap` the offsets stay unbatched (one
-    slice, no gather)."""
-    out, zero = [], jnp.zeros((), jnp.int32)
-    for start in starts:
-        if out:
-            zero = _zero_after(lax.stop_gradient(out[-1]))
-        index = (zero, *(zero + a for a in start), zero)
-        window = lax.dynamic_slice(src, index, (src.shape[0], *sizes, src.shape[-1]))
-        out.append(product(window if rearrange is None else rearrange(window)))
-    return out
-
-
-def valid_conv_kernel_grad(inp, g, window, strides, precision=None):
-    """Kernel gradient of the VALID strided convolution z = conv_s(inp, W) for cotangent g.
-
-    dW[j] = Σ_{n,q} inp[n, s·q + j]ᵀ g[n, q], products over the N·Q positions. XLA's CPU
-    backend computes this as a convolution with batch and features swapped, and its
-    transposes into that layout (fused with the producers of g) cost more than the products
-    themselves. Stride 1: one product per tap, on a shifted slice of inp. Stride s > 1:
-    inp in space-to-depth form (tap j = s·a + b reads block q + a, phase b), one product
-    per block shift a, [N·Q, s^d·C_in]ᵀ [N·Q, C_out], which holds the s^d taps of that shift:
-    wider products and A^d slices instead of k^d strided ones (a 4×4 stride-2 kernel
-    gradient at batch 1024, `benchmarks/layers.py --tables kgrad`: 128->64 @16 0.718 ->
-    0.587 s, 512->256 @4 0.352 -> 0.321 s).
-
-    On CPU in float32 (and MKL ready) the products are one `blas.shifted_products` call on
-    the space-to-depth input: MKL, no window copied whole (SRVP's 4×4 stride-2 layers at 960
-    frames: 0.39–0.53 -> 0.20–0.22 s). Elsewhere each window is cut and multiplied in turn
-    (`_in_turn`). The platform is chosen when lowering; one branch is compiled."""
-    nd = len(window)
-    out = g.shape[1 : 1 + nd]
-    c_in, c_out = inp.shape[-1], g.shape[-1]
-    if all(s == 1 for s in strides):
-        shifts = list(np.ndindex(*window))  # the taps
-        src, starts, sizes, rearrange = inp, shifts, out, None
-    else:
-        big = [-(-k // s) for k, s in zip(window, strides)]  # block shifts A per axis
-        # crop or zero-pad inp to s·(Q − 1 + A) per axis: positions past the last window are
-        # read only by the padding taps j >= k, which are dropped below
-        config = [(0, 0, 0)]
-        for n, q, s, a in zip(inp.shape[1:-1], out, strides, big):
-            config.append((0, s * (q - 1 + a) - n, 0))
-        config.append((0, 0, 0))
-        src = lax.pad(inp, jnp.zeros((), inp.dtype), config)
-        # block shift a: the s·Q positions from s·a, in space-to-depth form [N, *Q, *s, C]
-        shifts = list(np.ndindex(*big))
-        starts = [tuple(s * a for s, a in zip(strides, shift)) for shift in shifts]
-        sizes = [s * q for s, q in zip(strides, out)]
-        rearrange = functools.partial(_to_phases, strides=strides)
-
-    def in_turn(src, g):  # [S, s^d·C_in, C_out]: each window cut and multiplied in turn
-        g2 = g.reshape(-1, c_out)
-        product = lambda a: lax.dot_general(  # noqa: E731
-            a.reshape(g2.shape[0], -1), g2, (((0,), (0,)), ((), ())), precision=precision
-        )
-        return jnp.stack(_in_turn(product, src, starts, sizes, rearrange))
-
-    def mkl(src, g):  # CPU, float32: one call, no window copied whole (`generative.blas`)
-        if rearrange is not None:
-            src = rearrange(src)
-            src = src.reshape(*src.shape[: 1 + nd], -1)  # [N, *(Q − 1 + A), s^d·C_in]
-        return blas.shifted_products(src, g, shifts)
-
-    gw = blas.cpu_or(mkl, in_turn, src, g)
-    if all(s == 1 for s in strides):
-        return gw.reshape(*window, c_in, c_out)
-    w = gw.reshape(*big, *strides, c_in, c_out)
-    perm = [d for i in range(nd) for d in (i, nd + i)] + [2 * nd, 2 * nd + 1]
-    w = w.transpose(perm).reshape(*(a * s for a, s in zip(big, strides)), c_in, c_out)
-    return w[tuple(slice(0, k) for k in window)]
-
-
-_conv_transpose.defvjp(_conv_transpose_fwd, _conv_transpose_bwd)
-
-
-KERNEL_GRADS = ("auto", "xla", "taps")
-
-
-def conv(x, kernel, strides: Sequence[int], padding="SAME", precision=None, kernel_grad="auto"):
-    """`lax.conv_general_dilated(x, kernel, strides, padding)` in NHWC/HWIO whose input
-    gradient, for strides > 1, is `conv_transpose` (phases) rather than XLA's input-dilated
-    convolution.
-
-    kernel_grad:
-    - "xla": XLA's own kernel gradient, a convolution with batch and features swapped;
-    - "taps": matrix products, one per tap at stride 1 and one per block shift at larger
-      strides (`valid_conv_kernel_grad`);
-    - "auto" (default): per platform, chosen when the computation is lowered: on CPU "taps"
-      for strides > 1 and "xla" at stride 1, elsewhere "xla" (cuDNN's and the TPU's kernel
-      gradients). On CPU the strided products beat XLA's form, whose transposes into the
-      batch-as-feature layout cost more than its products, once the layer has many windows
-      (SRVP's 4×4 stride-2 64->128 encoder layer, value-and-gradient: equal at 240 frames,
-      543 -> 476 ms at 480, 1197 -> 1026 ms at 960; the whole SRVP batch-64 training step
-      6.15 -> 5.74 s), and are equal below; at stride 1 and top level XLA's is the faster.
-    Use "taps" for a convolution evaluated inside a loop (`lax.scan`, `lax.while_loop`, an
-    ODE solver), stride 1 included: there XLA's CPU backend runs its kernel gradient ~70×
-    slower (147 ms against 2 ms per call for a 3×3 64->64 convolution on 16 × 16×16 maps,
-    `benchmarks/layers.py --tables loops`), while the products are not slowed."""
-    if kernel_grad not in KERNEL_GRADS:
-        raise ValueError(
-            f"unknown kernel_grad {kernel_grad!r}; valid choices: {list(KERNEL_GRADS)}"
-        )
+def conv(x, kernel, strides: Sequence[int], padding="SAME", precision=None):
+    """`lax.conv_general_dilated(x, kernel, strides, padding)` in NHWC/HWIO in the CPU forms
+    of this module (see the module docstring); any backend runs it."""
     nd = x.ndim - 2
     window = kernel.shape[:nd]
     strides = tuple(int(s) for s in strides)
@@ -499,7 +344,79 @@ def conv(x, kernel, strides: Sequence[int], padding="SAME", precision=None, kern
         return _conv_patches(x, kernel, strides, pads, q, precision)
     if math.prod(window) * kernel.shape[-2] <= kernel.shape[-1]:
         return _conv_im2col(x, kernel, strides, pads, q, precision)
-    return _conv(x, kernel, strides, pads, precision, kernel_grad)
+    return _conv(x, kernel, strides, pads, precision)
+
+
+def _s2d_input(x, strides, pads, q, big):
+    """The padded input in space-to-depth form [N, *(Q + A − 1), s^d · C]: the strided
+    convolution is the stride-1 VALID correlation of it with the kernel in the same form."""
+    config = [(0, 0, 0)]
+    for n, s, (lo, _), qi, a in zip(x.shape[1:-1], strides, pads, q, big):
+        config.append((lo, s * (qi + a - 1) - n - lo, 0))
+    config.append((0, 0, 0))
+    xs = _to_phases(lax.pad(x, jnp.zeros((), x.dtype), config), strides)
+    return xs.reshape(*xs.shape[: 1 + len(strides)], -1)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
+def _conv(x, kernel, strides, pads, precision):
+    return lax.conv_general_dilated(
+        x,
+        kernel,
+        strides,
+        pads,
+        dimension_numbers=_dimension_numbers(x, kernel),
+        precision=precision,
+    )
+
+
+@functools.partial(_conv.defjvp, symbolic_zeros=True)
+def _conv_jvp(strides, pads, precision, primals, tangents):
+    x, kernel = primals
+    dx, dk = tangents
+    nd = x.ndim - 2
+    y = _conv(x, kernel, strides, pads, precision)
+    dy = jnp.zeros_like(y)
+    q = y.shape[1:-1]
+    stride_1 = all(s == 1 for s in strides)
+    if not stride_1:
+        big = [-(-k // s) for k, s in zip(kernel.shape[:nd], strides)]
+
+        def s2d_kernel(k):
+            kp, _ = _s2d_kernel(k, strides, flip_phase=False)  # [*A, *s, C_in, C_out]
+            return kp.reshape(*big, -1, k.shape[-1])
+
+    if _nonzero(dx):
+        if stride_1:  # transposed: a stride-1 convolution
+            dy = dy + lax.conv_general_dilated(
+                dx,
+                kernel,
+                strides,
+                pads,
+                dimension_numbers=_dimension_numbers(dx, kernel),
+                precision=precision,
+            )
+        else:  # transposed: a stride-1 convolution on the space-to-depth form
+            xs = _s2d_input(dx, strides, pads, q, big)
+            ks = s2d_kernel(kernel)
+            dy = dy + lax.conv_general_dilated(
+                xs,
+                ks,
+                (1,) * nd,
+                "VALID",
+                dimension_numbers=_dimension_numbers(xs, ks),
+                precision=precision,
+            )
+    if _nonzero(dk):  # products per tap / block shift: transposed, the kernel gradient
+
+        def kernel_tangent(x, dk):
+            if stride_1:
+                config = [(0, 0, 0)] + [(lo, hi, 0) for lo, hi in pads] + [(0, 0, 0)]
+                return _tap_products(lax.pad(x, jnp.zeros((), x.dtype), config), dk, precision)
+            return _tap_products(_s2d_input(x, strides, pads, q, big), s2d_kernel(dk), precision)
+
+        dy = dy + _checkpointed(kernel_tangent)(x, dk)
+    return y, dy
 
 
 def _conv_patches(x, kernel, strides, pads, q, precision):
@@ -552,65 +469,6 @@ def _conv_im2col(x, kernel, strides, pads, q, precision):
     return out.reshape(*patches.shape[:-1], kernel.shape[-1])
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
-def _conv(x, kernel, strides, pads, precision, kernel_grad):
-    del kernel_grad  # backward only
-    return lax.conv_general_dilated(
-        x,
-        kernel,
-        strides,
-        pads,
-        dimension_numbers=_dimension_numbers(x, kernel),
-        precision=precision,
-    )
-
-
-def _conv_fwd(x, kernel, strides, pads, precision, kernel_grad):
-    return _conv(x, kernel, strides, pads, precision, kernel_grad), (x, kernel)
-
-
-def _conv_bwd(strides, pads, precision, kernel_grad, res, g):
-    x, kernel = res
-    nd = x.ndim - 2
-    window = kernel.shape[:nd]
-    fun = lambda x, k: _conv.fun(x, k, strides, pads, precision, kernel_grad)  # noqa: E731
-    stride_1 = all(s == 1 for s in strides)
-
-    def taps():  # matrix products (see `conv`)
-        config = [(0, 0, 0)] + [(lo, hi, 0) for lo, hi in pads] + [(0, 0, 0)]
-        x_pad = lax.pad(x, jnp.zeros((), x.dtype), config)
-        gw = valid_conv_kernel_grad(x_pad, g.astype(x.dtype), window, strides, precision)
-        return gw.astype(kernel.dtype)
-
-    def xla():
-        return jax.vjp(lambda k: fun(x, k), kernel)[1](g)[0]
-
-    if kernel_grad == "taps":
-        gw = taps()
-    elif stride_1:  # "xla" and "auto": XLA's own gradients, both
-        return jax.vjp(fun, x, kernel)[1](g)
-    elif kernel_grad == "auto":  # lowered for one platform, one branch is compiled
-        gw = lax.platform_dependent(cpu=taps, default=xla)
-    else:
-        gw = xla()
-    if stride_1:
-        return jax.vjp(lambda x: fun(x, kernel), x)[1](g)[0], gw
-    # x[p] fed output q through tap j when s·q + j − pad_low = p: a transposed convolution
-    # of g with the flipped, channel-swapped kernel. XLA's own form, an input-dilated
-    # convolution, is slow on CPU.
-    t_pads = []
-    for i, (k, s, (low, _)) in enumerate(zip(window, strides, pads)):
-        t_low = k - 1 - low
-        t_pads.append((t_low, x.shape[1 + i] - 1 - (g.shape[1 + i] - 1) * s + k - 1 - t_low))
-    flip = (slice(None, None, -1),) * nd
-    w = jnp.swapaxes(kernel[flip], -1, -2).astype(g.dtype)
-    gx = _conv_transpose(g, w, strides, tuple(t_pads), precision).astype(x.dtype)
-    return gx, gw
-
-
-_conv.defvjp(_conv_fwd, _conv_bwd)
-
-
 def _window_strides(kernel_size, strides):
     window = (kernel_size,) if isinstance(kernel_size, int) else tuple(kernel_size)
     if strides is None:
@@ -622,6 +480,8 @@ def _window_strides(kernel_size, strides):
 def _pairs(padding, nd):
     """flax's padding forms: a string, an int, or one int / (low, high) per spatial axis."""
     if isinstance(padding, str):
+        if padding not in ("SAME", "VALID"):
+            raise ValueError(f"unknown padding {padding!r}; valid choices: 'SAME', 'VALID', pairs")
         return padding
     if isinstance(padding, int):
         return [(padding, padding)] * nd
@@ -629,8 +489,9 @@ def _pairs(padding, nd):
 
 
 class _ConvLayer(nn.Module):
-    """Parameters and batching shared by `Conv` and `ConvTranspose` (flax's fields and names:
-    kernel `[*window, C_in, C_out]`, 'kernel' and 'bias'); `_apply` is the operation."""
+    """Fields, parameters and batching shared by `Conv` and `ConvTranspose` (flax's fields
+    and names: kernel `[*window, C_in, C_out]`, 'kernel' and 'bias'). `_flax()` is flax's
+    module class, `_apply` the CPU operation."""
 
     features: int
     kernel_size: Sequence[int]
@@ -652,6 +513,11 @@ class _ConvLayer(nn.Module):
         computed G times rather than N."""
         window, strides = _window_strides(self.kernel_size, self.strides)
         nd = len(window)
+        if x.ndim < nd + 2:
+            raise ValueError(
+                f"{type(self).__name__} with a {nd}-D window needs inputs [*batch, *spatial, C] "
+                f"of at least {nd + 2} axes, got shape {x.shape}"
+            )
         batch = x.shape[: x.ndim - nd - 1]
         x = x.reshape((-1,) + x.shape[x.ndim - nd - 1 :])
         c_in = x.shape[-1]
@@ -663,266 +529,70 @@ class _ConvLayer(nn.Module):
                     "and divide its batch"
                 )
             c_in += shared.shape[-1]
-        kernel = self.param(
-            "kernel", self.kernel_init, window + (c_in, self.features), self.param_dtype
-        )
-        kernel = kernel.astype(x.dtype)
         pads = _pairs(self.padding, nd)
-        y = self._apply(x, kernel[..., : x.shape[-1], :], strides, pads, self.precision)
-        if shared is not None:
-            ys = self._apply(
-                shared.astype(x.dtype), kernel[..., x.shape[-1] :, :], strides, pads, self.precision
+        params = {
+            "kernel": self.param(
+                "kernel", self.kernel_init, window + (c_in, self.features), self.param_dtype
             )
-            g = ys.shape[0]
-            y = (y.reshape(g, -1, *y.shape[1:]) + ys[:, None]).reshape(y.shape)
+        }
         if self.use_bias:
-            bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-            y = bias_add(y, bias)
+            params["bias"] = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+        flax_layer = functools.partial(
+            self._flax(),
+            self.features,
+            window,
+            strides,
+            self.padding,
+            precision=self.precision,
+            parent=None,
+        )
+        c = x.shape[-1]
+
+        def plain(x, shared, params):  # flax's module (GPU, TPU)
+            if shared is None:
+                return flax_layer(use_bias=self.use_bias).apply({"params": params}, x)
+            own = dict(params, kernel=params["kernel"][..., :c, :])
+            y = flax_layer(use_bias=self.use_bias).apply({"params": own}, x)
+            ks = {"kernel": params["kernel"][..., c:, :]}
+            return _add_per_group(y, flax_layer(use_bias=False).apply({"params": ks}, shared))
+
+        def cpu(x, shared, params):
+            x, kernel, bias = promote_dtype(x, params["kernel"], params.get("bias"))
+            y = self._apply(x, kernel[..., :c, :], strides, pads, self.precision)
+            if shared is not None:
+                shared = shared.astype(x.dtype)
+                y = _add_per_group(
+                    y, self._apply(shared, kernel[..., c:, :], strides, pads, self.precision)
+                )
+            if bias is not None:
+                y = y + bias.reshape((1,) * (y.ndim - 1) + (-1,))
+            return y
+
+        y = lax.platform_dependent(x, shared, params, cpu=cpu, default=plain)
         return y.reshape(batch + y.shape[1:])
 
 
+def _add_per_group(y, ys):
+    """y [N, ...] + ys [G, ...] repeated over each run of N/G consecutive rows."""
+    g = ys.shape[0]
+    return (y.reshape(g, -1, *y.shape[1:]) + ys[:, None]).reshape(y.shape)
+
+
 class Conv(_ConvLayer):
-    """`flax.linen.Conv` (no dilation or groups) computed by `conv`. Inputs may have several
-    leading batch axes. `kernel_grad`: "auto" (default; per platform, see `conv`), "xla" or
-    "taps"; "taps" for layers evaluated inside loops (ODE vector fields, scanned blocks)."""
+    """`flax.linen.Conv` (no dilation or groups): flax's module on GPU/TPU, `conv` on CPU.
+    Inputs may have several leading batch axes."""
 
-    kernel_grad: str = "auto"
+    def _flax(self):
+        return nn.Conv
 
-    def _apply(self, x, kernel, strides, pads, precision):
-        return conv(x, kernel, strides, pads, precision, self.kernel_grad)
+    _apply = staticmethod(conv)
 
 
 class ConvTranspose(_ConvLayer):
-    """`flax.linen.ConvTranspose` (`transpose_kernel=False`, no dilation) computed by
-    `conv_transpose`. Inputs may have several leading batch axes. Its kernel gradient is
-    always matrix products (`valid_conv_kernel_grad`), fast inside loops too."""
+    """`flax.linen.ConvTranspose` (`transpose_kernel=False`, no dilation): flax's module on
+    GPU/TPU, `conv_transpose` on CPU. Inputs may have several leading batch axes."""
+
+    def _flax(self):
+        return nn.ConvTranspose
 
     _apply = staticmethod(conv_transpose)
-
-
-# ----------------------------------------------------------------------------- bias, batch norm
-
-
-class Dense(nn.Module):
-    """Drop-in for `flax.linen.Dense` (features, use_bias, kernel_init, bias_init,
-    param_dtype, precision; parameters 'kernel' [in, features] and 'bias') whose products
-    are `blas.matmul`: MKL on CPU in float32, XLA's elsewhere. Reverse-mode only."""
-
-    features: int
-    use_bias: bool = True
-    kernel_init: Any = nn.initializers.lecun_normal()
-    bias_init: Any = nn.initializers.zeros_init()
-    param_dtype: Any = jnp.float32
-    precision: Any = None
-
-    @nn.compact
-    def __call__(self, x):
-        kernel = self.param(
-            "kernel", self.kernel_init, (x.shape[-1], self.features), self.param_dtype
-        )
-        dtype = jnp.result_type(x, kernel)
-        y = blas.matmul(
-            x.reshape(-1, x.shape[-1]).astype(dtype), kernel.astype(dtype), precision=self.precision
-        )
-        y = y.reshape(*x.shape[:-1], self.features)
-        if self.use_bias:
-            bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-            y = bias_add(y, bias.astype(dtype))
-        return y
-
-
-def _plain_bias_add(y, bias):
-    return y + bias.astype(y.dtype).reshape((1,) * (y.ndim - 1) + (-1,))
-
-
-def bias_add(y, bias):
-    """y [..., C] + bias [C]. Where `col_sum` of the [rows, C] cotangent is a product, the
-    bias gradient is that product: JAX's own transpose is a reduction over all the leading
-    axes, which XLA's CPU backend runs as a slow many-axis tree (for a [128, 32, 32, 64]
-    convolution output the value-and-gradient takes 39.4 against 13.7 ms,
-    `benchmarks/layers.py --tables bias`).
-    Elsewhere the plain sum, which XLA fuses with its producer."""
-    if reduces_plainly(math.prod(y.shape[:-1]), y.shape[-1]):
-        return _plain_bias_add(y, bias)
-    return _bias_add(y, bias)
-
-
-@jax.custom_vjp
-def _bias_add(y, bias):
-    return _plain_bias_add(y, bias)
-
-
-def _bias_add_fwd(y, bias):
-    return _plain_bias_add(y, bias), bias
-
-
-def _bias_add_bwd(bias, g):
-    return g, col_sum(g.reshape(-1, g.shape[-1])).astype(bias.dtype)
-
-
-_bias_add.defvjp(_bias_add_fwd, _bias_add_bwd)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def batch_norm(x, scale, bias, epsilon):
-    """Normalise the rows of x [M, C] with their own statistics.
-
-    Returns (y, mean, var) with var the biased (1/M) variance; differentiable in x, scale and
-    bias (cotangents of mean and var included)."""
-    return _bn_fwd(x, scale, bias, epsilon)[0]
-
-
-def _bn_fwd(x, scale, bias, epsilon):
-    mean = col_mean(x)
-    xc = x - mean[None]
-    var = col_mean(xc * xc)
-    r = lax.rsqrt(var + epsilon)
-    xhat = xc * r[None]
-    return (xhat * scale[None] + bias[None], mean, var), (xhat, r, scale)
-
-
-def _bn_bwd(epsilon, res, g):
-    xhat, r, scale = res
-    gy, gmean, gvar = g
-    m = xhat.shape[0]
-    gbias = col_sum(gy)
-    gscale = col_sum(gy * xhat)
-    # gx = a·gy + b·xhat + c with per-channel a, b, c: one pass over the rows.
-    a = r * scale
-    b = (2.0 * gvar / r - a * gscale) / m
-    c = (gmean - a * gbias) / m
-    gx = gy * a[None] + xhat * b[None] + c[None]
-    return gx, gscale, gbias
-
-
-batch_norm.defvjp(_bn_fwd, _bn_bwd)
-
-
-def _scale_bias(module: nn.Module, c: int):
-    """The normalisation layers' 'scale' and 'bias' parameters (ones / zeros when unused);
-    called from the module's compact `__call__`."""
-    scale = (
-        module.param("scale", module.scale_init, (c,), module.param_dtype)
-        if module.use_scale
-        else jnp.ones((c,), module.param_dtype)
-    )
-    bias = (
-        module.param("bias", module.bias_init, (c,), module.param_dtype)
-        if module.use_bias
-        else jnp.zeros((c,), module.param_dtype)
-    )
-    return scale, bias
-
-
-class BatchNorm(nn.Module):
-    """`flax.linen.BatchNorm` over the last axis, with `batch_norm`'s fast reductions."""
-
-    use_running_average: bool | None = None
-    momentum: float = 0.99
-    epsilon: float = 1e-5
-    use_scale: bool = True
-    use_bias: bool = True
-    scale_init: Any = nn.initializers.ones_init()
-    bias_init: Any = nn.initializers.zeros_init()
-    param_dtype: Any = jnp.float32
-
-    @nn.compact
-    def __call__(self, x, use_running_average: bool | None = None):
-        use_running_average = nn.merge_param(
-            "use_running_average", self.use_running_average, use_running_average
-        )
-        c = x.shape[-1]
-        ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
-        ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
-        scale, bias = _scale_bias(self, c)
-        dtype = jnp.promote_types(x.dtype, jnp.float32)
-        scale, bias = scale.astype(dtype), bias.astype(dtype)
-        if use_running_average:
-            mul = scale * lax.rsqrt(ra_var.value.astype(dtype) + self.epsilon)
-            feat = lambda v: v.reshape((1,) * (x.ndim - 1) + (c,))
-            return ((x - feat(ra_mean.value)) * feat(mul) + feat(bias)).astype(x.dtype)
-        y, mean, var = batch_norm(x.reshape(-1, c).astype(dtype), scale, bias, self.epsilon)
-        if not self.is_initializing():
-            mean, var = lax.stop_gradient(mean), lax.stop_gradient(var)
-            ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
-            ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var
-        return y.reshape(x.shape).astype(x.dtype)
-
-
-# ----------------------------------------------------------------------------- group norm
-def _group_mean(per_channel, groups: int, count: int):
-    """[B, C] channel sums -> [B, C] mean of each channel's group (count elements per group)."""
-    b, c = per_channel.shape
-    g = per_channel.reshape(b, groups, c // groups).sum(-1) / count
-    return jnp.repeat(g, c // groups, axis=1)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
-def group_norm(x, scale, bias, groups: int, epsilon: float):
-    """Group normalisation of x [B, M, C] (statistics per sample over M and each group's
-    C / groups channels); the reductions are vector-matrix products, the VJP one pass."""
-    return _gn_fwd(x, scale, bias, groups, epsilon)[0]
-
-
-def _gn_fwd(x, scale, bias, groups, epsilon):
-    count = x.shape[1] * (x.shape[2] // groups)
-    mean = _group_mean(sample_col_sums(x), groups, count)  # [B, C]
-    xc = x - mean[:, None]
-    var = _group_mean(sample_col_sums(xc * xc), groups, count)
-    r = lax.rsqrt(var + epsilon)  # [B, C]
-    xhat = xc * r[:, None]
-    return xhat * scale[None, None] + bias[None, None], (xhat, r, scale)
-
-
-def _gn_bwd(groups, epsilon, res, gy):
-    xhat, r, scale = res
-    count = xhat.shape[1] * (xhat.shape[2] // groups)
-    s_gy = sample_col_sums(gy)  # [B, C]
-    s_gyx = sample_col_sums(gy * xhat)
-    gbias, gscale = s_gy.sum(0), s_gyx.sum(0)
-    # gx = r (γ gy − mean_group(γ gy) − xhat · mean_group(γ gy · xhat)) = a gy + b xhat + c
-    a = r * scale[None]
-    b = -r * _group_mean(s_gyx * scale[None], groups, count)
-    c = -r * _group_mean(s_gy * scale[None], groups, count)
-    gx = gy * a[:, None] + xhat * b[:, None] + c[:, None]
-    return gx, gscale, gbias
-
-
-group_norm.defvjp(_gn_fwd, _gn_bwd)
-
-
-class GroupNorm(nn.Module):
-    """`flax.linen.GroupNorm` (statistics over every non-batch axis, feature axis last; same
-    'scale' / 'bias' parameters) with `group_norm`'s fast reductions. The variance is the
-    centred two-pass one (flax's default is E[x²] − E[x]²)."""
-
-    num_groups: int | None = 32
-    group_size: int | None = None
-    epsilon: float = 1e-6
-    use_scale: bool = True
-    use_bias: bool = True
-    scale_init: Any = nn.initializers.ones_init()
-    bias_init: Any = nn.initializers.zeros_init()
-    param_dtype: Any = jnp.float32
-
-    @nn.compact
-    def __call__(self, x):
-        c = x.shape[-1]
-        if (self.num_groups is None) == (self.group_size is None):
-            raise ValueError("GroupNorm: give exactly one of num_groups and group_size")
-        groups = self.num_groups if self.group_size is None else c // self.group_size
-        if groups <= 0 or c % groups or (self.group_size and c % self.group_size):
-            raise ValueError(
-                f"GroupNorm: {c} channels do not split into "
-                + (f"groups of {self.group_size}" if self.group_size else f"{groups} groups")
-            )
-        scale, bias = _scale_bias(self, c)
-        dtype = jnp.promote_types(x.dtype, jnp.float32)
-        y = group_norm(
-            x.reshape(x.shape[0], -1, c).astype(dtype),
-            scale.astype(dtype),
-            bias.astype(dtype),
-            groups,
-            self.epsilon,
-        )
-        return y.reshape(x.shape).astype(x.dtype)

@@ -39,7 +39,6 @@ import numpy as np
 import optax
 
 from generative.layers import Conv
-from generative.reductions import mean
 from physics import simulators as sim
 
 __all__ = [
@@ -76,7 +75,7 @@ class MLPAugmentation(nn.Module):
 def _periodic_conv(x, features: int, name: str):
     # F_a runs inside the RK4 loop: per-tap kernel gradients (see generative.layers.conv)
     x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="wrap")
-    return Conv(features, (3, 3), padding="VALID", kernel_grad="taps", name=name)(x)
+    return Conv(features, (3, 3), padding="VALID", name=name)(x)
 
 
 class ConvAugmentation(nn.Module):
@@ -265,9 +264,9 @@ class HybridModel:
 def aphynity_loss(model: HybridModel, params, batch, ts, lam, norm_weight):
     """``norm_weight · ‖F_a‖² + λ · L_traj``; batch [B, T, *state] -> (loss, (l_traj, norm))."""
     pred = model.trajectory(params, batch[:, 0], ts)
-    l_traj = mean((pred - batch) ** 2)
+    l_traj = jnp.mean((pred - batch) ** 2)
     states = batch.reshape((-1,) + batch.shape[2:])
-    norm = mean(model.augmentation(params, states) ** 2)
+    norm = jnp.mean(model.augmentation(params, states) ** 2)
     return norm_weight * norm + lam * l_traj, (l_traj, norm)
 
 

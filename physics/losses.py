@@ -20,7 +20,6 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from generative.reductions import mean
 from physics.model import SeparationModel
 
 __all__ = ["LossWeights", "separation_loss", "windows_at"]
@@ -71,9 +70,9 @@ def separation_loss(
     traj = model.rollout(params, t0, length)  # [B, L, ...]
     frames = model.decode(params, s, skips, jnp.concatenate([traj, t_i[:, None]], 1))
     pred, rec = frames[:, :length], frames[:, length]  # [B, L, *frame], [B, *frame]
-    l_pred = mean((pred - seq) ** 2)
+    l_pred = jnp.mean((pred - seq) ** 2)
     target = windows_at(seq, starts, 1)[:, 0]
-    l_ae = mean((rec - target) ** 2)
+    l_ae = jnp.mean((rec - target) ** 2)
 
     if model.use_content:
         l_s = jnp.mean((s - s_last) ** 2)

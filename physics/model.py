@@ -340,7 +340,7 @@ class ConvVectorField(nn.Module):
     def __call__(self, t):  # [B, h, w, p] -> [B, h, w, p]
         # Evaluated inside the rollout's scan or the ODE solver's loop: per-tap kernel
         # gradients (XLA's own run ~70× slower inside loops on CPU; see generative.layers.conv).
-        conv = functools.partial(Conv, kernel_size=(3, 3), kernel_grad="taps")
+        conv = functools.partial(Conv, kernel_size=(3, 3))
         x = nn.relu(conv(self.hidden)(t))
         x = nn.relu(conv(self.hidden)(x))
         return conv(t.shape[-1])(x)

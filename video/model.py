@@ -20,7 +20,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from generative import reductions
 from generative.layers import BatchNorm, Conv, ConvTranspose
 
 __all__ = [
@@ -277,7 +276,8 @@ class SRVP(nn.Module):
 
     def infer_z(self, h):
         """q(z_t | x_{1:t}) for every t from h [B, T, nhx] -> mean, std [B, T, nz]."""
-        return _gaussian_params(self.q_z_out(self.q_z_lstm(h)))
+        zeros = jnp.zeros((h.shape[0], self.cfg.nh_inf), h.dtype)  # the carry in h's dtype
+        return _gaussian_params(self.q_z_out(self.q_z_lstm(h, initial_carry=(zeros, zeros))))
 
     def prior_z(self, y):
         """p(z_{t+1} | y_t): y [B, ny] -> mean, std [B, nz]."""
@@ -441,7 +441,7 @@ def elbo(cfg: SRVPConfig, variables, x, noise: Noise, train: bool = True):
         kl_z = jnp.zeros(())
     residual = norms.sum() / b if cfg.dynamics == "residual" else jnp.zeros(())
     loss = nll + cfg.beta_y * kl_y + cfg.beta_z * kl_z + cfg.l2_res * residual
-    mse = reductions.mean((x - x_hat) ** 2)
+    mse = jnp.mean((x - x_hat) ** 2)
     return ELBOTerms(loss, nll, kl_y, kl_z, residual, mse, x_hat, ys), bstats
 
 

@@ -5,7 +5,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.linalg
-from jax.experimental import enable_x64
 
 from gantk import dynamics
 from gantk.flow import make_flow
@@ -18,7 +17,7 @@ N, M = 40, 30
 
 @pytest.fixture(scope="module")
 def gram():
-    with enable_x64():
+    with jax.enable_x64(True):
         k = make_kernel(default_kernel_config())
         x = jax.random.normal(jax.random.PRNGKey(0), (N, 2), jnp.float64)
         y = eight_gaussians(jax.random.PRNGKey(1), M).astype(jnp.float64)
@@ -27,7 +26,7 @@ def gram():
 
 
 def test_lsgan_routes_agree_with_matrix_exponential(gram):
-    with enable_x64():
+    with jax.enable_x64(True):
         K = jnp.asarray(gram)
         t = 0.7
         W = np.diag(np.r_[np.full(N, 1 / N), np.full(M, 1 / M)])
@@ -47,14 +46,14 @@ def test_lsgan_routes_agree_with_matrix_exponential(gram):
 
 def test_lanczos_float32_meets_1e5_relative(gram):
     K32 = jnp.asarray(gram, jnp.float32)
-    with enable_x64():
+    with jax.enable_x64(True):
         ref = np.asarray(dynamics.lsgan_eigen(jnp.asarray(gram), N, M, 1.0))
     u = np.asarray(dynamics.lsgan_lanczos(K32, N, M, 1.0, num_iters=48))
     assert np.abs(u - ref).max() / np.abs(ref).max() < 1e-5
 
 
 def test_ipm_closed_form_solves_the_dual_ode(gram):
-    with enable_x64():
+    with jax.enable_x64(True):
         K = jnp.asarray(gram)
         u_ode = dynamics.dual_coefficients("ipm", K, N, M, 2.0, method="ode", rtol=1e-10)
         np.testing.assert_allclose(
@@ -64,7 +63,7 @@ def test_ipm_closed_form_solves_the_dual_ode(gram):
 
 @pytest.mark.parametrize("loss, final_tol", [("vanilla", 1e-6), ("hinge", 5e-3)])
 def test_ode_converges_to_fine_fixed_step(gram, loss, final_tol):
-    with enable_x64():
+    with jax.enable_x64(True):
         K = jnp.asarray(gram)
         fine = np.asarray(
             dynamics.dual_coefficients(loss, K, N, M, 1.0, method="fixed_step", fixed_steps=8000)
@@ -92,7 +91,7 @@ def test_unknown_method_and_loss():
 @pytest.mark.parametrize("loss", ["ipm", "lsgan", "vanilla"])
 def test_generator_loss_non_increasing_along_small_step_flow(loss):
     """C(x_k) = mean c(f_t^(k)(x_k)), the discriminator retrained at every step."""
-    with enable_x64():
+    with jax.enable_x64(True):
         cfg = config_lib.resolve(
             "gantk.configs",
             "demo",
@@ -114,7 +113,7 @@ def test_generator_loss_non_increasing_along_small_step_flow(loss):
 @pytest.mark.parametrize("loss", ["ipm", "lsgan", "hinge"])
 def test_one_pass_particle_gradient_equals_autodiff(loss):
     """The step's fused kernel pass (rows of K + VJP) = autodiff through f_t with u fixed."""
-    with enable_x64():
+    with jax.enable_x64(True):
         cfg = config_lib.resolve(
             "gantk.configs",
             "demo",

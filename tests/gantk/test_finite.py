@@ -4,7 +4,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.experimental import enable_x64
 
 from gantk import dynamics
 from gantk.finite import make_finite_discriminator, num_sgd_steps
@@ -60,7 +59,7 @@ def test_antisymmetric_init_is_exactly_zero_with_the_single_network_kernel():
 
 def test_one_sgd_step_moves_f_by_lr_times_empirical_ntk_times_dual_rhs_float64():
     # The time convention: f ← f + η Θ_θ(z, X) g + O(η²), g = ∇_f L (plain means).
-    with enable_x64():
+    with jax.enable_x64(True):
         kc = _kcfg(depth=2, width=16)
         lr = 1e-6
         disc = make_finite_discriminator(kc, loss="lsgan", t=lr, lr=lr, antisymmetric=False)

@@ -11,7 +11,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.experimental import enable_x64
 
 from gantk.flow import make_flow
 from generative import metrics
@@ -25,7 +24,7 @@ def _config(*overrides):
 
 
 def test_ipm_objective_is_t_times_ntk_mmd2_float64():
-    with enable_x64():
+    with jax.enable_x64(True):
         cfg = _config("dtype=float64", "data.n_particles=60", "data.n_targets=40", "loss.t=2.5")
         flow = make_flow(cfg)
         x = flow.init(None).particles
@@ -42,7 +41,7 @@ def test_ipm_objective_is_t_times_ntk_mmd2_float64():
 
 
 def test_particle_gradient_matches_finite_differences():
-    with enable_x64():
+    with jax.enable_x64(True):
         cfg = _config("dtype=float64", "data.n_particles=20", "data.n_targets=20")
         flow = make_flow(cfg)
         fixed = flow.init(None).particles
@@ -59,7 +58,7 @@ def test_particle_gradient_matches_finite_differences():
 
 
 def test_blocked_discriminator_equals_dense():
-    with enable_x64():
+    with jax.enable_x64(True):
         cfg = _config("dtype=float64", "data.n_particles=50", "data.n_targets=30")
         flow = make_flow(cfg)
         x = flow.init(None).particles
@@ -97,7 +96,7 @@ def test_demo_sinkhorn_falls_tenfold(tmp_path):
 
 def test_sharded_particles_follow_the_same_trajectory(tmp_path):
     # float64: the flow (step η/N = 15 x the gradient here) amplifies float32 round-off.
-    with enable_x64():
+    with jax.enable_x64(True):
         cfg = _config(
             "dtype=float64", "num_steps=20", "eval.figures=false", "data.n_particles=64",
             "data.n_targets=48",
@@ -120,7 +119,7 @@ def test_sharded_particles_follow_the_same_trajectory(tmp_path):
     ids=["lsgan-particles", "vanilla-generator"],
 )
 def test_sharded_dense_losses_and_generator_equal_unsharded(tmp_path, overrides):
-    with enable_x64():
+    with jax.enable_x64(True):
         cfg = _config(
             "dtype=float64", "num_steps=8", "eval.figures=false", "data.n_particles=64",
             "data.n_targets=48", "log_every=4", *overrides,
@@ -189,7 +188,7 @@ def test_self_rows_use_the_symmetric_subgradient():
     """For a kernel smooth on the diagonal (erf NTK), ∂₁k(x, x) = ½∇k(x, x): same gradient."""
     from gantk.kernels import kernel_matvec, make_kernel
 
-    with enable_x64():
+    with jax.enable_x64(True):
         cfg = _config("kernel.architecture=erf")
         k = make_kernel(cfg.kernel)
         x = jax.random.normal(jax.random.PRNGKey(0), (12, 2), jnp.float64)

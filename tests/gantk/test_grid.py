@@ -73,9 +73,8 @@ def test_table_rejects_unknown_names():
 
 
 def test_neural_generator_gradient_is_the_chain_rule_and_it_learns(tmp_path):
-    from jax.experimental import enable_x64
 
-    with enable_x64():
+    with jax.enable_x64(True):
         cfg = config_lib.resolve(
             "gantk.configs", "demo",
             ["dtype=float64", "generator.kind=mlp", "data.n_particles=32", "data.n_targets=32",

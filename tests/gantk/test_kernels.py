@@ -74,9 +74,8 @@ def test_kernel_matvec_blocks_equal_dense():
 @pytest.mark.parametrize("architecture", ["relu", "relu_nobias", "relu_highbias"])
 @pytest.mark.parametrize("kind", ["ntk", "nngp"])
 def test_closed_form_relu_kernel_equals_neural_tangents(architecture, kind):
-    from jax.experimental import enable_x64
 
-    with enable_x64():
+    with jax.enable_x64(True):
         nt = make_kernel(
             _cfg(architecture=architecture, kind=kind, implementation="neural_tangents")
         )
@@ -106,13 +105,12 @@ def test_closed_form_relu_kernel_equals_neural_tangents(architecture, kind):
 
 
 def test_closed_form_float32_is_accurate():
-    from jax.experimental import enable_x64
 
     x = jax.random.normal(jax.random.PRNGKey(0), (40, 2))
     y = jax.random.normal(jax.random.PRNGKey(1), (30, 2))
     ours = make_kernel(_cfg(implementation="closed_form"))(x, y)  # polynomial arccos
     assert ours.dtype == jnp.float32
-    with enable_x64():
+    with jax.enable_x64(True):
         exact = make_kernel(_cfg(implementation="neural_tangents"))(
             x.astype(jnp.float64), y.astype(jnp.float64)
         )

@@ -6,7 +6,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.experimental import enable_x64
 
 from gantk import dynamics
 from gantk.field import generator_field, pad_points
@@ -22,7 +21,7 @@ def _kernel(architecture):
 
 @pytest.mark.parametrize("architecture,loss", [("relu_nobias", "ipm"), ("rbf", "lsgan")])
 def test_field_equals_central_finite_differences_float64(architecture, loss):
-    with enable_x64():
+    with jax.enable_x64(True):
         k = _kernel(architecture)
         real = jnp.array([1.0, 0.0])
         xs = jnp.array([[-1.5, 0.5], [0.3, 1.7], [1.8, 0.2]])
@@ -43,7 +42,7 @@ def test_field_equals_central_finite_differences_float64(architecture, loss):
 
 
 def test_zero_padding_rescales_stax_fields_and_leaves_isotropic_kernels_unchanged_float64():
-    with enable_x64():
+    with jax.enable_x64(True):
         real = jnp.array([1.0, 0.0])
         xs = jnp.array([[-1.5, 0.5], [0.3, 1.7], [1.8, 0.2], [0.0, 1.0]])
         D = 6

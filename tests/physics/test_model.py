@@ -5,7 +5,6 @@ import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.experimental import enable_x64
 
 from physics import model as M
 from physics.losses import LossWeights, separation_loss
@@ -24,7 +23,7 @@ def _dynamics_loss(dyn):
 
 
 def test_dto_and_backsolve_gradients_agree_with_finite_differences():
-    with enable_x64():
+    with jax.enable_x64(True):
         field = M.MLPVectorField(hidden=8, gain=0.5, activation="tanh")
         t0 = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3)))
         params = _f64(field.init(jax.random.PRNGKey(0), t0))
@@ -213,7 +212,7 @@ def test_bad_options_raise_clear_errors():
 def test_conv_skip_decoder_shares_the_skips_over_each_sequence():
     """SST's decoder reads one set of content skips per sequence for all its frames: equal to
     the skips repeated per frame (the concatenation), in float64."""
-    with enable_x64():
+    with jax.enable_x64(True):
         enc = M.ConvSkipEncoder(out_channels=3, nf=4, num_down=2)
         dec = M.ConvSkipDecoder((16, 16, 1), nf=4, num_down=2)
         x = jax.random.normal(jax.random.PRNGKey(0), (2, 16, 16, 2), jnp.float64)
@@ -225,3 +224,37 @@ def test_conv_skip_decoder_shares_the_skips_over_each_sequence():
         repeated = dec.apply(p, z, [jnp.repeat(k, n, axis=0) for k in skips])
         assert shared.shape == (2 * n, 16, 16, 1)
         np.testing.assert_allclose(np.asarray(shared), np.asarray(repeated), atol=1e-12)
+
+
+def test_forward_mode_through_the_separation_model():
+    """jax.jvp and jax.hessian run through the convolutional separation model and its loss
+    (DCGAN encoders and decoder with GroupNorm, a residual MLP flow) on CPU and agree with
+    finite differences in float64."""
+    from jax.flatten_util import ravel_pytree
+
+    from physics.train import build_decoder, build_encoder
+
+    model = M.SeparationModel(
+        build_encoder("dcgan", 3, nf=4, channels=1),
+        build_encoder("dcgan", 3, nf=4, channels=1),
+        build_decoder("dcgan", (16, 16, 1), nf=4, channels=1),
+        M.TemporalDynamics(M.MLPVectorField(hidden=6), kind="residual", n_blocks=1),
+    )
+    with jax.enable_x64(True):
+        seq = jnp.asarray(np.random.default_rng(0).uniform(size=(2, 4, 16, 16, 1)))
+        params = _f64(model.init(jax.random.PRNGKey(0), seq[:, :2]))
+        flat, unravel = ravel_pytree(params)
+        rng = np.random.default_rng(1)
+        d1, d2 = (jnp.asarray(rng.normal(size=flat.shape)) * 0.1 for _ in range(2))
+        key = jax.random.PRNGKey(3)
+        f = jax.jit(lambda p: separation_loss(model, unravel(p), seq, key, 2)[0])
+        h = 1e-4
+        for d in (d1, d2):
+            jvp = jax.jvp(f, (flat,), (d,))[1]
+            fd = (f(flat + h * d) - f(flat - h * d)) / (2 * h)
+            np.testing.assert_allclose(float(jvp), float(fd), rtol=1e-6, atol=1e-9)
+        g = lambda a: f(flat + a[0] * d1 + a[1] * d2)  # noqa: E731
+        hess = jax.hessian(g)(jnp.zeros(2))
+        grad = jax.grad(g)
+        fd = jnp.stack([(grad(h * e) - grad(-h * e)) / (2 * h) for e in jnp.eye(2)], 1)
+        np.testing.assert_allclose(np.asarray(hess), np.asarray(fd), rtol=1e-5, atol=1e-8)

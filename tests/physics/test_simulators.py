@@ -4,7 +4,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.experimental import enable_x64
 from scipy.linalg import expm
 
 from physics import simulators as sim
@@ -12,7 +11,7 @@ from physics import simulators as sim
 
 @pytest.mark.parametrize("solver,order", [("euler", 1), ("heun", 2), ("rk4", 4)])
 def test_order_of_convergence_linear_system(solver, order):
-    with enable_x64():
+    with jax.enable_x64(True):
         a = np.array([[0.0, 1.0], [-4.0, -0.3]])
         y0 = np.array([1.0, 0.5])
         exact = expm(a * 2.0) @ y0
@@ -31,7 +30,7 @@ def test_order_of_convergence_linear_system(solver, order):
 
 
 def test_adaptive_solver_matches_expm():
-    with enable_x64():
+    with jax.enable_x64(True):
         a = np.array([[0.0, 1.0], [-4.0, -0.3]])
         ts = np.linspace(0, 3, 7)
         ys = sim.integrate(
@@ -90,7 +89,7 @@ def test_wave_matches_fine_step_numpy_integration():
     size, frames = 12, 31
     same_step = _numpy_wave(380.0, 20.0, size, frames, 1e-3, substeps=1)
     fine = _numpy_wave(380.0, 20.0, size, frames, 1e-3, substeps=8)
-    with enable_x64():
+    with jax.enable_x64(True):
         got = np.asarray(sim.simulate_wave(380.0, 20.0, size=size, num_frames=frames))
     assert got.shape == (frames, size, size)
     scale = np.abs(fine).max()
@@ -112,7 +111,7 @@ def test_wave_float32_vmapped_matches_single():
 
 
 def test_pendulum_energy_decays_as_friction_work():
-    with enable_x64():
+    with jax.enable_x64(True):
         omega0, alpha = 2 * np.pi / 12, 0.2
         ts = np.linspace(0, 20, 2001)
         ys = np.asarray(
@@ -126,7 +125,7 @@ def test_pendulum_energy_decays_as_friction_work():
     )
     np.testing.assert_allclose(energy, energy[0] - work, atol=1e-5)
     # frictionless: energy conserved
-    with enable_x64():
+    with jax.enable_x64(True):
         ys0 = sim.simulate_pendulum(jnp.array([1.0, 0.0]), ts, omega0=omega0, alpha=0.0, dt=0.01)
         e0 = np.asarray(sim.pendulum_energy(ys0, omega0))
     np.testing.assert_allclose(e0, e0[0], rtol=1e-9)
@@ -138,7 +137,7 @@ def test_heat_matches_separable_closed_form():
     u0 = mode + 0.5 * sim.heat_mode(1, 1, size, length)[0]
     r11 = sim.heat_mode(1, 1, size, length)
     ts = np.linspace(0, 0.2, 5)
-    with enable_x64():
+    with jax.enable_x64(True):
         us = np.asarray(
             sim.simulate_heat(
                 u0.astype(np.float64), ts, diffusivity=d, dx=length / (size + 1), dt=1e-3
@@ -178,7 +177,7 @@ def test_damped_wave_energy_decreases_and_burgers_conserves_mass():
     energy = [0.5 * (y[1] ** 2).sum() + 0.5 * grad(y[0]).sum() for y in ys]
     assert np.all(np.diff(energy) < 0)
     u0 = np.sin(np.linspace(0, 2 * np.pi, 64, endpoint=False)) + 0.1 * rng.normal(size=64)
-    with enable_x64():
+    with jax.enable_x64(True):
         us = np.asarray(sim.simulate_burgers(u0, np.linspace(0, 0.5, 6), nu=0.05, dt=1e-3))
     np.testing.assert_allclose(us.mean(-1), u0.mean(), atol=1e-12)
     assert np.all(np.diff((us**2).sum(-1)) < 0)

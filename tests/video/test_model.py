@@ -310,3 +310,37 @@ def test_skips_shared_per_video_equal_skips_repeated_per_frame(archi, video):
     gb = jax.grad(loss, argnums=(0, 1))(dv, skips, True)
     for a, c in zip(jax.tree.leaves(ga), jax.tree.leaves(gb)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(c), rtol=1e-4, atol=1e-5)
+
+
+def test_forward_mode_through_the_elbo(video):
+    """jax.jvp and jax.hessian run through the SRVP ELBO (encoder, posterior, latent ODE,
+    decoder; the layers' CPU forms have custom JVPs, no custom VJP). In float64, along two
+    unit directions in parameter space: the JVP equals central differences of the loss, the
+    Hessian (forward over reverse) equals reverse over reverse and is symmetric. (Central
+    differences of the gradient are no reference here: LeakyReLU's kinks make it jump.)"""
+    from jax.flatten_util import ravel_pytree
+
+    cfg = TINY
+    with jax.enable_x64(True):
+        v = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), random_variables(cfg))
+        x = jnp.asarray(video[:, :3], jnp.float64)
+        flat, unravel = ravel_pytree(v["params"])
+        rng = np.random.default_rng(0)
+        d1, d2 = (jnp.asarray(rng.normal(size=flat.shape)) for _ in range(2))
+        d1, d2 = d1 / jnp.linalg.norm(d1), d2 / jnp.linalg.norm(d2)
+        noise = M.sample_noise(cfg, jax.random.PRNGKey(2), 2, 3)
+
+        def g(a):
+            p = unravel(flat + a[0] * d1 + a[1] * d2)
+            return M.elbo(cfg, {**v, "params": p}, x, noise, train=True)[0].loss
+
+        g0, h = jax.jit(g), 1e-5
+        for e in jnp.eye(2):
+            jvp = jax.jit(lambda e: jax.jvp(g, (jnp.zeros(2),), (e,))[1])(e)
+            fd = (g0(h * e) - g0(-h * e)) / (2 * h)
+            np.testing.assert_allclose(float(jvp), float(fd), rtol=1e-6)
+        fwd_rev = jax.jit(jax.hessian(g))(jnp.zeros(2))
+        rev_rev = jax.jit(jax.jacrev(jax.jacrev(g)))(jnp.zeros(2))
+        np.testing.assert_allclose(np.asarray(fwd_rev), np.asarray(rev_rev), rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(np.asarray(fwd_rev), np.asarray(fwd_rev).T, rtol=1e-8)
+        assert np.abs(np.asarray(fwd_rev)).max() > 1e-3  # curvature along the directions

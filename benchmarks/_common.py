@@ -20,7 +20,21 @@ __all__ = [
     "torch_reference",
     "torch_glibc_default",
     "alternating",
+    "cpu_model",
 ]
+
+
+def cpu_model() -> str:
+    """The host's CPU model and core count, as every speed figure states them."""
+    name = "unknown CPU"
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name} ({os.cpu_count()} cores)"
 
 
 def alternating(fns, repeats: int, warmup: int = 1) -> list[list[float]]:

@@ -15,9 +15,9 @@ so that a slow phase of the host weighs on both sides alike. Writes
 PyTorch baseline: with `torch` installed (`.venv/bin/pip install torch==2.13.0`),
 ``benchmarks/torch_reference.py`` times the reference's model (BatchNorm DCGAN or MLPs, one
 residual block for Moving MNIST as its default, three for WaveEq) in this run, on the same
-shapes, and the ratio is against it; the figures recorded with the issue on another host are
-printed beside it for reference only (this machine kind's float32 throughput varies by 2.5×
-between hosts). Host allocator: as in ``video_train_step.py``, ours runs with
+shapes, and the ratio is against it. Each training step is also timed with
+``generative.layers.plain_xla()`` (flax's own modules, the GPU/TPU program) in the same run.
+Host allocator: as in ``video_train_step.py``, ours runs with
 ``configure_host_memory()``; PyTorch is timed both in this process (sharing it) and in a fresh
 process with glibc's defaults, and both ratios are printed.
 """
@@ -42,17 +42,11 @@ import numpy as np  # noqa: E402
 from _common import (  # noqa: E402
     alternating,
     configure_host_memory,
+    cpu_model,
     host_memory_state,
     torch_glibc_default,
     torch_reference,
 )
-
-# PyTorch reference (Donà et al. code base), recorded with the issue on another host, 2 threads.
-REFERENCE = {
-    ("mmnist", 16): {"s_per_step": 1.01, "params_m": 10.99},
-    ("mmnist", 128): {"s_per_step": 6.89, "params_m": 10.99},
-    ("waveeq", 128): {"s_per_step": 2.23, "params_m": 60.8},
-}
 
 
 def _peak_memory_mb() -> dict:
@@ -144,7 +138,7 @@ def _training_step(preset: str, batch_size: int):
 
     params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, config.cond_frames) + frame))
     state = TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), None)
-    step = jax.jit(loss_step(loss_fn, tx), donate_argnums=0)
+    step = lambda: jax.jit(loss_step(loss_fn, tx), donate_argnums=0)  # noqa: E731
     batch = jnp.asarray(
         np.random.default_rng(0).uniform(size=(batch_size, length) + frame), jnp.float32
     )
@@ -156,20 +150,24 @@ def bench_training(name: str, preset: str, batch_size: int, steps: int, tref=Non
     step, state, batch, n_params = _training_step(preset, batch_size)
     key = jax.random.PRNGKey(1)
     t = time.perf_counter()
-    compiled = step.lower(state, batch, key).compile()
+    compiled = step().lower(state, batch, key).compile()
     compile_s = time.perf_counter() - t
+    from generative import layers
+
+    with layers.plain_xla():  # flax's modules: the GPU/TPU program
+        plain = step().lower(state, batch, key).compile()
     holder = {"state": state}
 
-    def one():
-        holder["state"], m = compiled(holder["state"], batch, key)
-        return m["loss"]
+    def one(fn=compiled):
+        holder["state"], m = fn(holder["state"], batch, key)
+        return jax.block_until_ready(m["loss"])
 
-    ref = REFERENCE.get((name, batch_size))
+    fns = [one, lambda: one(plain)]
     torch_row = {}
     if tref is not None and name in ("mmnist", "waveeq"):
-        # ours and PyTorch's steps alternate, so that the host's slow phases hit both alike
+        # ours, plain XLA's and PyTorch's steps alternate: the host's slow phases hit all alike
         tmodel, tstep = tref.separation_train_step(name, batch_size)
-        ours_t, tt = alternating([lambda: jax.block_until_ready(one()), tstep], steps)
+        ours_t, plain_t, tt = alternating([*fns, tstep], steps)
         timing = _summary(ours_t)
         torch_row = {
             "torch_s_per_step": statistics.median(tt),
@@ -187,9 +185,11 @@ def bench_training(name: str, preset: str, batch_size: int, steps: int, tref=Non
                 torch_row["torch_glibc_default_s_per_step"] / timing["median_s"]
             )
     else:
-        jax.block_until_ready(one())  # warm-up
-        timing = _timed(one, steps)
+        ours_t, plain_t = alternating(fns, steps)
+        timing = _summary(ours_t)
     out = {
+        "plain_xla_s_per_step": statistics.median(plain_t),
+        "speedup_vs_plain_xla": statistics.median(plain_t) / timing["median_s"],
         "config": name,
         "preset": preset,
         "batch_size": batch_size,
@@ -199,15 +199,9 @@ def bench_training(name: str, preset: str, batch_size: int, steps: int, tref=Non
         "compile_s": compile_s,
         **_peak_memory_mb(),
     }
-    if ref:
-        out["recorded_other_host_s_per_step"] = ref["s_per_step"]
-        out["reference_params_m"] = ref["params_m"]
     out.update(torch_row)
-    base = torch_row.get("torch_s_per_step", ref["s_per_step"] if ref else None)
-    if base:
-        out["reference_s_per_step"] = base
-        out["reference_same_run"] = bool(torch_row)
-        out["speedup_vs_reference"] = base / timing["median_s"]
+    if "torch_s_per_step" in torch_row:
+        out["speedup_vs_torch"] = torch_row["torch_s_per_step"] / timing["median_s"]
     return out
 
 
@@ -226,6 +220,7 @@ def main(argv=None) -> int:
     configure_host_memory()  # before the first computation (generative/core/host_memory.py)
     results = {
         "host_allocator": host_memory_state(),
+        "cpu": cpu_model(),
         "device": str(jax.devices()[0]),
         "backend": jax.default_backend(),
         "jax": jax.__version__,
@@ -245,12 +240,7 @@ def main(argv=None) -> int:
         tref = None if args.no_torch else torch_reference(args.torch_threads)
         print(
             "PyTorch baseline: "
-            + (
-                "timed in this run"
-                if tref
-                else "not timed (--no-torch, or torch not installed): recorded figures "
-                "(another host)"
-            )
+            + ("timed in this run" if tref else "not timed (--no-torch, or torch not installed)")
         )
         bss = [int(b) for b in args.batch_sizes.split(",")]
         for name in args.configs.split(","):
@@ -262,32 +252,31 @@ def main(argv=None) -> int:
                 results["training"] = rows
                 pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
         results["training"] = rows
-        print(f"\nTraining step on {results['device']} ({results['backend']})")
+        print(f"\nTraining step on {results['device']} ({results['backend']}), {results['cpu']}")
         print(
             f"{'config':8s} {'batch':>5s} {'params M':>9s} {'s/step':>9s} {'spread':>15s} "
-            f"{'compile s':>9s} {'peak MB':>9s} {'torch s/step':>12s} {'ratio':>7s} "
-            f"{'torch dflt':>10s} {'ratio':>7s} {'recorded':>9s}"
+            f"{'compile s':>9s} {'peak MB':>9s} {'plain XLA':>9s} {'ratio':>7s} "
+            f"{'torch s/step':>12s} {'ratio':>7s} {'torch dflt':>10s} {'ratio':>7s}"
         )
+        nan = float("nan")
         for r in rows:
             peak = r.get("device_peak_mb", r["host_peak_rss_mb"])
-            ref = r.get("reference_s_per_step", float("nan"))
-            ratio = r.get("speedup_vs_reference", float("nan"))
             print(
                 f"{r['config']:8s} {r['batch_size']:5d} {r['params_m']:9.2f} {r['median_s']:9.3f} "
                 f"{r['min_s']:7.3f}–{r['max_s']:<7.3f} {r['compile_s']:9.1f} {peak:9.0f} "
-                f"{ref:12.2f} {ratio:7.3f} "
-                f"{r.get('torch_glibc_default_s_per_step', float('nan')):10.2f} "
-                f"{r.get('speedup_vs_torch_glibc_default', float('nan')):7.3f} "
-                f"{r.get('recorded_other_host_s_per_step', float('nan')):9.2f}"
+                f"{r['plain_xla_s_per_step']:9.3f} {r['speedup_vs_plain_xla']:7.3f} "
+                f"{r.get('torch_s_per_step', nan):12.3f} {r.get('speedup_vs_torch', nan):7.3f} "
+                f"{r.get('torch_glibc_default_s_per_step', nan):10.2f} "
+                f"{r.get('speedup_vs_torch_glibc_default', nan):7.3f}"
             )
         mem = host_memory_state()
         print(
-            "ratio = PyTorch s/step ÷ ours (>1: faster than PyTorch; timed in this run when "
-            "torch is installed, else the figure recorded on another host); torch: in this "
+            "ratio = the other's s/step ÷ ours (>1: ours faster), all timed in this run; "
+            "plain XLA: flax's modules (generative.layers.plain_xla()); torch: in this "
             "process, sharing our host allocator settings; torch dflt: a fresh process with "
             f"glibc's defaults (as the reference runs on its own); ours: "
             f"{'freed memory kept' if mem['configured'] else 'glibc defaults'} "
-            f"[{mem['reason']}]; recorded = the issue's figure from another host"
+            f"[{mem['reason']}]"
         )
     pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
     print(f"\nwrote {args.out}")

@@ -19,9 +19,11 @@ build), `benchmarks/torch_reference.py` times the same model in PyTorch (2 threa
 default layout and loops) in this run: one training step at each batch size, and the reference
 test protocol (a Python loop over the 100 samples, each re-running inference on the
 conditioning frames and decoding them, then the prior rollout, PSNR and SSIM) on the same
-number of videos. The ratios are against those same-run timings; the figures recorded with the
-issue on another host (1.65 s / 9.66 s per step) are printed beside them for reference only:
-this machine kind's float32 throughput has varied by 2.5× between hosts.
+number of videos. The ratios are against those same-run timings.
+
+Plain XLA: every workload is also timed with `generative.layers.plain_xla()` (flax's own
+modules, the program a GPU or TPU runs) in the same run, so that the CPU forms' gain is
+printed beside the comparison with PyTorch. The CPU model is printed with the figures.
 
 Host allocator: the script first calls `generative.core.host_memory.configure_host_memory()`
 (glibc keeps freed memory instead of unmapping it, so XLA's per-step buffers are not
@@ -52,17 +54,18 @@ import optax  # noqa: E402
 from _common import (  # noqa: E402
     alternating,
     configure_host_memory,
+    cpu_model,
     host_memory_state,
     torch_glibc_default,
     torch_reference,
 )
 
+from generative import layers  # noqa: E402
 from generative.core.train import TrainState, loss_step  # noqa: E402
 from video import evaluation  # noqa: E402
 from video import model as srvp  # noqa: E402
 from video.data.moving_mnist import moving_mnist_batch  # noqa: E402
 
-PYTORCH_REFERENCE = {"s_per_step": {16: 1.65, 64: 9.66}, "params": 10_680_000}  # another host
 SEQ_LEN, NT_COND, HORIZON, N_SAMPLES = 15, 5, 20, 100
 
 
@@ -111,21 +114,22 @@ def bench_train(cfg, batch: int, repeats: int, digits, tref=None) -> dict:
         terms, new = srvp.elbo(cfg, {"params": params, "batch_stats": bstats}, x, noise)
         return terms.loss, ({}, new)
 
-    step = jax.jit(loss_step(loss_fn, tx))
     x = moving_mnist_batch(jax.random.PRNGKey(1), digits, batch, SEQ_LEN, True)
     key = jax.random.PRNGKey(2)
     t0 = time.perf_counter()
-    compiled = step.lower(state, x, key).compile()
+    compiled = jax.jit(loss_step(loss_fn, tx)).lower(state, x, key).compile()
     compile_s = time.perf_counter() - t0
-    recorded = PYTORCH_REFERENCE["s_per_step"].get(batch)
+    with layers.plain_xla():  # flax's modules: the GPU/TPU program
+        plain = jax.jit(loss_step(loss_fn, tx)).lower(state, x, key).compile()
+    ours = lambda: jax.block_until_ready(compiled(state, x, key))  # noqa: E731
+    plain_xla = lambda: jax.block_until_ready(plain(state, x, key))  # noqa: E731
     torch_row = {}
+    # ours, plain XLA's and PyTorch's steps alternate: the host's slow phases hit all alike
     if tref is None:
-        times = _timed(compiled, state, x, key, repeats=repeats)
+        times, ptimes = alternating([ours, plain_xla], repeats, warmup=2)
     else:
-        # ours and PyTorch's steps alternate, so that the host's slow phases hit both alike
         tmodel, tstep = tref.srvp_train_step(batch, SEQ_LEN)
-        ours = lambda: jax.block_until_ready(compiled(state, x, key))  # noqa: E731
-        times, ttimes = alternating([ours, tstep], repeats, warmup=2)
+        times, ptimes, ttimes = alternating([ours, plain_xla, tstep], repeats, warmup=2)
         torch_row = {
             "torch_params": tref.num_params(tmodel),
             "torch_s_per_step": statistics.median(ttimes),
@@ -141,11 +145,13 @@ def bench_train(cfg, batch: int, repeats: int, digits, tref=None) -> dict:
         torch_row["speedup_vs_pytorch_glibc_default"] = (
             torch_row["torch_glibc_default_s_per_step"] / med
         )
-    ref = torch_row.get("torch_s_per_step", recorded)
+    ref = torch_row.get("torch_s_per_step")
     return {
         "batch": batch,
         "compile_s": compile_s,
         "s_per_step": med,
+        "plain_xla_s_per_step": statistics.median(ptimes),
+        "speedup_vs_plain_xla": statistics.median(ptimes) / med,
         "s_per_step_min": min(times),
         "s_per_step_max": max(times),
         "steps_per_s": 1 / med,
@@ -153,8 +159,6 @@ def bench_train(cfg, batch: int, repeats: int, digits, tref=None) -> dict:
         **_memory(compiled),
         **torch_row,
         "pytorch_s_per_step": ref,
-        "pytorch_same_run": bool(torch_row),
-        "pytorch_recorded_other_host_s_per_step": recorded,
         "speedup_vs_pytorch": ref / med if ref else None,
     }
 
@@ -167,7 +171,15 @@ def bench_eval(cfg, videos: int, repeats: int, digits, tref=None) -> dict:
     t0 = time.perf_counter()
     compiled = jax.jit(fn).lower(v, x, key).compile()
     compile_s = time.perf_counter() - t0
-    times = _timed(compiled, v, x, key, repeats=repeats)
+    with layers.plain_xla():
+        plain = jax.jit(fn).lower(v, x, key).compile()
+    times, ptimes = alternating(
+        [
+            lambda: jax.block_until_ready(compiled(v, x, key)),
+            lambda: jax.block_until_ready(plain(v, x, key)),
+        ],
+        repeats,
+    )
     med = statistics.median(times)
 
     # The reference protocol (a loop over samples, each one re-encoding the conditioning frames
@@ -205,6 +217,8 @@ def bench_eval(cfg, videos: int, repeats: int, digits, tref=None) -> dict:
     return {
         **torch_row,
         "videos_per_call": videos,
+        "plain_xla_s_per_call": statistics.median(ptimes),
+        "speedup_vs_plain_xla": statistics.median(ptimes) / med,
         "loop_s_per_call": loop_med,
         "loop_videos_per_s": videos / loop_med,
         "speedup_vs_loop": loop_med / med,
@@ -235,9 +249,9 @@ def main(argv=None):
     digits = jnp.asarray(np.random.default_rng(0).uniform(size=(100, 28, 28)), jnp.float32)
     device = jax.devices()[0]
     print(
-        f"device: {device.platform} ({device.device_kind}), {jax.device_count()} device(s), "
-        f"jax {jax.__version__}; parameters: {n_params / 1e6:.2f}M "
-        f"(PyTorch reference {PYTORCH_REFERENCE['params'] / 1e6:.2f}M)"
+        f"{cpu_model()}; device: {device.platform} ({device.device_kind}), "
+        f"{jax.device_count()} device(s), jax {jax.__version__}; parameters: "
+        f"{n_params / 1e6:.2f}M"
     )
     mem = host_memory_state()
     print(
@@ -252,30 +266,28 @@ def main(argv=None):
         + (
             f"timed in this run ({args.torch_threads} threads)"
             if tref
-            else "not timed (--no-torch, or torch not installed): ratios use the figures "
-            "recorded on another host"
+            else "not timed (--no-torch, or torch not installed)"
         )
     )
     train = [bench_train(cfg, b, args.repeats, digits, tref) for b in args.batches]
     ev = bench_eval(cfg, args.eval_videos, args.eval_repeats, digits, tref)
 
     print(
-        "\n| batch | compile (s) | s/step (median [min, max]) | steps/s | peak mem (MB) "
-        "| PyTorch s/step | speed-up | PyTorch, glibc defaults | speed-up "
-        "| PyTorch recorded on another host |"
+        "\n| batch | compile (s) | s/step (median [min, max]) | peak mem (MB) "
+        "| plain XLA s/step | speed-up | PyTorch s/step | speed-up | PyTorch, glibc defaults "
+        "| speed-up |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in train:
         mem = r.get("device_peak_bytes", r.get("xla_bytes", 0)) / 2**20
-        ref = f"{r['pytorch_s_per_step']:.2f}" if r["pytorch_s_per_step"] else "—"
-        ratio = f"{r['speedup_vs_pytorch']:.2f}×" if r["speedup_vs_pytorch"] else "—"
         print(
             f"| {r['batch']} | {r['compile_s']:.1f} | {r['s_per_step']:.3f} "
-            f"[{r['s_per_step_min']:.3f}, {r['s_per_step_max']:.3f}] | {r['steps_per_s']:.2f} "
-            f"| {mem:.0f} | {ref}{'' if r['pytorch_same_run'] else ' (recorded)'} | {ratio} "
+            f"[{r['s_per_step_min']:.3f}, {r['s_per_step_max']:.3f}] | {mem:.0f} "
+            f"| {r['plain_xla_s_per_step']:.3f} | {r['speedup_vs_plain_xla']:.2f}× "
+            f"| {_fmt(r['pytorch_s_per_step'], '.3f')} "
+            f"| {_fmt(r['speedup_vs_pytorch'], '.2f', '×')} "
             f"| {_fmt(r.get('torch_glibc_default_s_per_step'), '.2f')} "
-            f"| {_fmt(r.get('speedup_vs_pytorch_glibc_default'), '.2f', '×')} "
-            f"| {r['pytorch_recorded_other_host_s_per_step']} |"
+            f"| {_fmt(r.get('speedup_vs_pytorch_glibc_default'), '.2f', '×')} |"
         )
     mem = ev.get("device_peak_bytes", ev.get("xla_bytes", 0)) / 2**20
     print(
@@ -283,7 +295,8 @@ def main(argv=None):
         f"videos × {N_SAMPLES} samples per call): {ev['videos_per_s']:.3f} videos/s "
         f"({ev['s_per_call']:.2f} s/call, compile {ev['compile_s']:.1f} s, peak {mem:.0f} MB); "
         f"reference protocol (loop over samples): {ev['loop_videos_per_s']:.3f} videos/s "
-        f"({ev['loop_s_per_call']:.2f} s/call): {ev['speedup_vs_loop']:.2f}× faster"
+        f"({ev['loop_s_per_call']:.2f} s/call): {ev['speedup_vs_loop']:.2f}× faster; plain "
+        f"XLA {ev['plain_xla_s_per_call']:.2f} s/call: {ev['speedup_vs_plain_xla']:.2f}×"
     )
     if "torch_s_per_call" in ev:
         print(
@@ -303,6 +316,7 @@ def main(argv=None):
     out.write_text(
         json.dumps(
             {
+                "cpu": cpu_model(),
                 "device": f"{device.platform} ({device.device_kind})",
                 "jax": jax.__version__,
                 "machine": platform.machine(),
@@ -310,7 +324,6 @@ def main(argv=None):
                 "seq_len": SEQ_LEN,
                 "train": train,
                 "eval": ev,
-                "pytorch_reference": PYTORCH_REFERENCE,
                 "host_allocator": host_memory_state(),
             },
             indent=2,

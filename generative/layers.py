@@ -35,6 +35,8 @@ first and second derivatives). `Dense`, `BatchNorm` and `GroupNorm` are flax's m
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
 from collections.abc import Sequence
@@ -49,6 +51,7 @@ from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
 __all__ = [
+    "plain_xla",
     "Dense",
     "BatchNorm",
     "GroupNorm",
@@ -62,6 +65,21 @@ __all__ = [
 Dense = nn.Dense
 BatchNorm = nn.BatchNorm
 GroupNorm = nn.GroupNorm
+
+
+_PLAIN = contextvars.ContextVar("generative_layers_plain_xla", default=False)
+
+
+@contextlib.contextmanager
+def plain_xla(enabled: bool = True):
+    """Within this context, layers traced use flax's modules on CPU too (the programs plain
+    flax gives), e.g. to time the CPU forms against plain XLA in one process. It acts when a
+    function is traced: a function jitted and traced before keeps its program."""
+    token = _PLAIN.set(enabled)
+    try:
+        yield
+    finally:
+        _PLAIN.reset(token)
 
 
 def _nonzero(t) -> bool:
@@ -568,7 +586,10 @@ class _ConvLayer(nn.Module):
                 y = y + bias.reshape((1,) * (y.ndim - 1) + (-1,))
             return y
 
-        y = lax.platform_dependent(x, shared, params, cpu=cpu, default=plain)
+        if _PLAIN.get():
+            y = plain(x, shared, params)
+        else:
+            y = lax.platform_dependent(x, shared, params, cpu=cpu, default=plain)
         return y.reshape(batch + y.shape[1:])
 
 

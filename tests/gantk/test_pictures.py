@@ -38,7 +38,8 @@ def test_field_equals_central_finite_differences_float64(architecture, loss):
             for e in jnp.eye(2):
                 d1, d2 = [(C(x + s * e, X, u) - C(x - s * e, X, u)) / (2 * s) for s in (2 * h, h)]
                 fd.append(2 * d2 - d1)
-            np.testing.assert_allclose(-g, np.asarray(fd), rtol=1e-6, atol=1e-9)
+            # rounding: arccos near 1 keeps ~1e-12 of the kernel at angles ~h, divided by h
+            np.testing.assert_allclose(-g, np.asarray(fd), rtol=1e-6, atol=5e-8)
 
 
 def test_zero_padding_rescales_stax_fields_and_leaves_isotropic_kernels_unchanged_float64():

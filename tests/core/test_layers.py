@@ -88,6 +88,8 @@ def test_conv_equals_flax(stride):
 SECOND_ORDER_CASES = [
     (lambda m: m.Conv(4, (3, 3), 1, "SAME"), (2, 7, 6, 3)),
     (lambda m: m.Conv(4, (4, 4), 2, ((1, 2), (0, 1))), (2, 9, 8, 3)),
+    # >= STRIDED_PRODUCTS_MIN_POSITIONS output positions: the kernel gradient as products
+    (lambda m: m.Conv(4, (4, 4), 2, ((1, 1), (1, 1))), (2, 32, 34, 3)),
     (lambda m: m.Conv(16, (3, 3), 2, "SAME"), (2, 7, 6, 1)),  # im2col
     (lambda m: m.Conv(4, (4, 4), 1, "VALID"), (2, 4, 4, 5)),  # patches
     (lambda m: m.ConvTranspose(4, (4, 4), (2, 2)), (2, 5, 4, 3)),
@@ -167,22 +169,25 @@ def _cpu_convolutions(module, x):
 
 
 @pytest.mark.parametrize(
-    "make,shape,count",
+    "make,shape,count,xla_kernel_grads",
     [
-        (lambda: Conv(8, (3, 3)), (2, 8, 8, 4), 2),  # forward, input gradient
-        (lambda: Conv(8, (4, 4), 2, padding=1), (2, 8, 8, 4), 2),
-        (lambda: ConvTranspose(8, (4, 4), (2, 2)), (2, 6, 6, 4), 8),  # 4 phases each way
-        (lambda: ConvTranspose(8, (3, 3), (1, 1)), (2, 6, 6, 4), 2),
+        (lambda: Conv(8, (3, 3)), (2, 8, 8, 4), 2, 0),  # forward, input gradient
+        (lambda: Conv(8, (4, 4), 2, padding=1), (2, 32, 32, 4), 2, 0),
+        # few output positions (< STRIDED_PRODUCTS_MIN_POSITIONS): XLA's kernel gradient
+        (lambda: Conv(8, (4, 4), 2, padding=1), (2, 8, 8, 4), 3, 1),
+        (lambda: ConvTranspose(8, (4, 4), (2, 2)), (2, 6, 6, 4), 8, 0),  # 4 phases each way
+        (lambda: ConvTranspose(8, (3, 3), (1, 1)), (2, 6, 6, 4), 2, 0),
     ],
 )
-def test_cpu_gradients_hold_no_dilated_or_kernel_gradient_convolution(make, shape, count):
-    """On CPU a layer's gradient program holds only NHWC convolutions without input dilation
-    (forward and input gradient); kernel gradients are matrix products."""
+def test_cpu_gradients_hold_no_dilated_convolution(make, shape, count, xla_kernel_grads):
+    """On CPU a layer's gradient program holds no input-dilated convolution; its other
+    convolutions are NHWC ones (forward and input gradient), kernel gradients are matrix
+    products except where XLA's own is the faster."""
     convs = _cpu_convolutions(make(), jnp.ones(shape, jnp.float32))
     assert len(convs) == count
-    for line in convs:
-        assert "lhs_dilate" not in line
-        assert "dim_numbers = [b, 0, 1, f]x" in line, line
+    assert not any("lhs_dilate" in line for line in convs)
+    nhwc = [line for line in convs if "dim_numbers = [b, 0, 1, f]x" in line]
+    assert len(convs) - len(nhwc) == xla_kernel_grads
 
 
 def test_bad_inputs_are_clear_errors():

@@ -73,7 +73,7 @@ class MLPAugmentation(nn.Module):
 
 
 def _periodic_conv(x, features: int, name: str):
-    # F_a runs inside the RK4 loop: per-tap kernel gradients (see generative.layers.conv)
+    # F_a runs inside the RK4 loop (see generative.layers: kernel gradients as products on CPU)
     x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="wrap")
     return Conv(features, (3, 3), padding="VALID", name=name)(x)
 

@@ -338,8 +338,9 @@ class ConvVectorField(nn.Module):
 
     @nn.compact
     def __call__(self, t):  # [B, h, w, p] -> [B, h, w, p]
-        # Evaluated inside the rollout's scan or the ODE solver's loop: per-tap kernel
-        # gradients (XLA's own run ~70× slower inside loops on CPU; see generative.layers.conv).
+        # Evaluated inside the rollout's scan or the ODE solver's loop: on CPU the layers'
+        # kernel gradients are matrix products (XLA's own is ~4.6× slower there,
+        # `benchmarks/layers.py --tables loops`).
         conv = functools.partial(Conv, kernel_size=(3, 3))
         x = nn.relu(conv(self.hidden)(t))
         x = nn.relu(conv(self.hidden)(x))

@@ -105,7 +105,7 @@ def reference_vs_ours(n: int, repeats: int) -> dict:
     _, c_our, t_our, s_our = _time(our_train_step, state, repeats=repeats)
     u_our = jax.jit(flow.coefficients)(state.particles)
     # accuracy of u(t): against float64 eigendecomposition of neural-tangents' kernel
-    with jax.experimental.enable_x64():
+    with jax.enable_x64(True):
         x64 = jnp.asarray(state.particles, jnp.float64)
         X64 = jnp.concatenate([x64, jnp.asarray(flow.targets, jnp.float64)])
         u_exact = dynamics.lsgan_eigen(k_nt(X64, X64), N, M, t)

@@ -1,8 +1,9 @@
 # The two commands of the README: `make demo` and `make test`. Both build the pinned
 # environment in .venv on first use (Python >= 3.12 and pip are all a fresh machine needs).
 # The first Python >= 3.12 found among these runs the set-up (or name one: make PYTHON=...).
-CANDIDATES := python3.12 python3.13 python3 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3) \
-	$(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3)
+CANDIDATES := python3.12 python3.13 python3 \
+	$(sort $(wildcard $(HOME)/.pyenv/versions/3.1[23]*/bin/python3 \
+	/root/.pyenv/versions/3.1[23]*/bin/python3 /usr/local/bin/python3.1[23] /usr/bin/python3.1[23]))
 PYTHON ?= $(firstword $(foreach p,$(CANDIDATES),$(shell $(p) -c 'import sys; print(sys.executable if sys.version_info >= (3, 12) else "")' 2>/dev/null)))
 VENV := .venv
 BIN := $(VENV)/bin

@@ -86,6 +86,11 @@ def _nonzero(t) -> bool:
     return not isinstance(t, SymbolicZero)
 
 
+def _sum_tangents(parts, y):
+    """The sum of a JVP's tangent parts (zeros like y when every input tangent is zero)."""
+    return functools.reduce(jnp.add, parts) if parts else jnp.zeros_like(y)
+
+
 def _checkpointed(fn):
     """`fn` whose primal-only work (windows of the input) is redone when the tangent map is
     transposed, instead of being kept from the forward pass (k^d windows, each as large as
@@ -185,17 +190,17 @@ def _conv_transpose_jvp(strides, pads, precision, primals, tangents):
     dx, dk = tangents
     axes = _phase_axes(x, kernel, strides, pads)
     y = _conv_transpose(x, kernel, strides, pads, precision)
-    dy = jnp.zeros_like(y)
+    parts = []
     if _nonzero(dx):  # the phases of dx: transposed, stride-1 convolutions
-        dy = dy + _conv_transpose_phases(dx, kernel, strides, axes, precision)
+        parts.append(_conv_transpose_phases(dx, kernel, strides, axes, precision))
     if _nonzero(dk):  # per-tap products: transposed, the kernel gradient's products
 
         def kernel_tangent(x, dk):
             op = functools.partial(_tap_products, precision=precision)
             return _conv_transpose_phases(x, dk, strides, axes, precision, op=op)
 
-        dy = dy + _checkpointed(kernel_tangent)(x, dk)
-    return y, dy
+        parts.append(_checkpointed(kernel_tangent)(x, dk))
+    return y, _sum_tangents(parts, y)
 
 
 def _conv_transpose_blocks(x, kernel, strides, pads, precision):
@@ -402,7 +407,7 @@ def _conv_jvp(strides, pads, precision, primals, tangents):
     dx, dk = tangents
     nd = x.ndim - 2
     y = _conv(x, kernel, strides, pads, precision)
-    dy = jnp.zeros_like(y)
+    parts = []
     q = y.shape[1:-1]
     stride_1 = all(s == 1 for s in strides)
     if not stride_1:
@@ -412,32 +417,14 @@ def _conv_jvp(strides, pads, precision, primals, tangents):
             kp, _ = _s2d_kernel(k, strides, flip_phase=False)  # [*A, *s, C_in, C_out]
             return kp.reshape(*big, -1, k.shape[-1])
 
-    if _nonzero(dx):
-        if stride_1:  # transposed: a stride-1 convolution
-            dy = dy + lax.conv_general_dilated(
-                dx,
-                kernel,
-                strides,
-                pads,
-                dimension_numbers=_dimension_numbers(dx, kernel),
-                precision=precision,
-            )
-        else:  # transposed: a stride-1 convolution on the space-to-depth form
-            xs = _s2d_input(dx, strides, pads, q, big)
-            ks = s2d_kernel(kernel)
-            dy = dy + lax.conv_general_dilated(
-                xs,
-                ks,
-                (1,) * nd,
-                "VALID",
-                dimension_numbers=_dimension_numbers(xs, ks),
-                precision=precision,
-            )
+    if _nonzero(dx) and stride_1:  # transposed: a stride-1 convolution
+        parts.append(_conv.fun(dx, kernel, strides, pads, precision))
+    elif _nonzero(dx):  # transposed: a stride-1 convolution on the space-to-depth form
+        xs, ks = _s2d_input(dx, strides, pads, q, big), s2d_kernel(kernel)
+        parts.append(_conv.fun(xs, ks, (1,) * nd, ((0, 0),) * nd, precision))
     if _nonzero(dk) and not stride_1 and math.prod(q) < STRIDED_PRODUCTS_MIN_POSITIONS:
         # few output positions: XLA's own kernel gradient is the faster (see the constant)
-        dy = dy + lax.conv_general_dilated(
-            x, dk, strides, pads, dimension_numbers=_dimension_numbers(x, dk), precision=precision
-        )
+        parts.append(_conv.fun(x, dk, strides, pads, precision))
     elif _nonzero(dk):  # products per tap / block shift: transposed, the kernel gradient
 
         def kernel_tangent(x, dk):
@@ -446,8 +433,8 @@ def _conv_jvp(strides, pads, precision, primals, tangents):
                 return _tap_products(lax.pad(x, jnp.zeros((), x.dtype), config), dk, precision)
             return _tap_products(_s2d_input(x, strides, pads, q, big), s2d_kernel(dk), precision)
 
-        dy = dy + _checkpointed(kernel_tangent)(x, dk)
-    return y, dy
+        parts.append(_checkpointed(kernel_tangent)(x, dk))
+    return y, _sum_tangents(parts, y)
 
 
 def _conv_patches(x, kernel, strides, pads, q, precision):
@@ -478,16 +465,10 @@ def _conv_im2col(x, kernel, strides, pads, q, precision):
     so every move is of contiguous s·C_in vectors. Differentiated by JAX: the kernel gradient
     is patchesᵀ · g, one product."""
     kp, big = _s2d_kernel(kernel, strides, flip_phase=False)  # [*A, *s, C_in, C_out]
-    config = [(0, 0, 0)]
-    for n, s, (lo, _), qi, a in zip(x.shape[1:-1], strides, pads, q, big):
-        config.append((lo, s * (qi + a - 1) - n - lo, 0))
-    config.append((0, 0, 0))
-    xs = _to_phases(lax.pad(x, jnp.zeros((), x.dtype), config), strides)  # [N, *U, *s, C]
+    xs = _s2d_input(x, strides, pads, q, big)  # [N, *(Q + A − 1), s^d · C]
     patches = jnp.concatenate(
         [
-            xs[(slice(None), *(slice(ai, ai + qi) for ai, qi in zip(a, q)))].reshape(
-                x.shape[0], *q, -1
-            )
+            xs[(slice(None), *(slice(ai, ai + qi) for ai, qi in zip(a, q)))]
             for a in np.ndindex(*big)
         ],
         axis=-1,

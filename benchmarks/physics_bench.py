@@ -122,7 +122,7 @@ def _training_step(preset: str, batch_size: int):
 
     from generative.core.train import TrainState, loss_step, make_optimizer
     from physics.losses import LossWeights, separation_loss
-    from physics.model import num_params
+    from physics.separation import num_params
     from physics.train import build_model
 
     config = importlib.import_module(f"physics.configs.{preset}").get_config()

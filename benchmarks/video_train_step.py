@@ -62,9 +62,8 @@ from _common import (  # noqa: E402
 
 from generative import layers  # noqa: E402
 from generative.core.train import TrainState, loss_step  # noqa: E402
-from video import evaluation  # noqa: E402
-from video import model as srvp  # noqa: E402
-from video.data.moving_mnist import moving_mnist_batch  # noqa: E402
+from generative.data.moving_mnist import moving_mnist_batch  # noqa: E402
+from video import evaluation, srvp  # noqa: E402
 
 SEQ_LEN, NT_COND, HORIZON, N_SAMPLES = 15, 5, 20, 100
 

@@ -16,19 +16,16 @@ from physics.data import (
     load_waveeq100,
 )
 from physics.losses import LossWeights, separation_loss
-from physics.model import (
+from physics.separation import (
     ConvSkipDecoder,
     ConvSkipEncoder,
-    DCGANDecoder,
-    DCGANEncoder,
+    ConvVectorField,
     MLPDecoder,
     MLPEncoder,
     MLPVectorField,
     ResNetEncoder,
     SeparationModel,
     TemporalDynamics,
-    VGGDecoder,
-    VGGEncoder,
 )
 from physics.simulators import (
     RK4,

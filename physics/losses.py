@@ -20,7 +20,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from physics.model import SeparationModel
+from physics.separation import SeparationModel
 
 __all__ = ["LossWeights", "separation_loss", "windows_at"]
 

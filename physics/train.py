@@ -21,8 +21,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from generative import nets
+from generative.core.train import TrainState, loss_step
+from generative.data.digits import load_digits
+from generative.data.moving_mnist import MovingMNIST, render, trajectories
+from generative.metrics import psnr, ssim
 from physics import data as data_lib
-from physics import model as M
+from physics import separation as M
 from physics.losses import LossWeights, separation_loss
 
 __all__ = [
@@ -31,6 +36,9 @@ __all__ = [
     "build_model",
     "make_data",
     "make_experiment",
+    "init_state",
+    "train_step",
+    "predict",
     "forecast_metrics",
     "train_and_evaluate",
     "evaluate",
@@ -54,9 +62,9 @@ def build_encoder(
     if name == "mlp":
         return M.MLPEncoder(out_dim, hidden=hidden, num_layers=num_layers, gain=gain)
     if name == "dcgan":
-        return M.DCGANEncoder(out_dim, nf=nf)
+        return nets.DCGANEncoder(out_dim, nf, norm="group")
     if name == "vgg":
-        return M.VGGEncoder(out_dim, nf=nf)
+        return nets.VGGEncoder(out_dim, nf, norm="group")
     if name == "resnet":
         return M.ResNetEncoder(out_dim, nf=nf)
     if name == "conv_skip":
@@ -85,9 +93,13 @@ def build_decoder(
             output_activation=output_activation or "none",
         )
     if name == "dcgan":
-        return M.DCGANDecoder(frame_shape, nf=nf, output_activation=output_activation or "sigmoid")
+        return nets.DCGANDecoder(
+            frame_shape, nf, norm="group", output_activation=output_activation or "sigmoid"
+        )
     if name == "vgg":
-        return M.VGGDecoder(frame_shape, nf=nf, output_activation=output_activation or "sigmoid")
+        return nets.VGGDecoder(
+            frame_shape, nf, norm="group", output_activation=output_activation or "sigmoid"
+        )
     if name == "conv_skip":
         return M.ConvSkipDecoder(frame_shape, nf=nf, output_activation=output_activation or "none")
     raise ValueError(f"unknown decoder {name!r}; valid choices: {list(M.DECODERS)}")
@@ -134,32 +146,15 @@ def build_model(config: ml_collections.ConfigDict, frame_shape) -> M.SeparationM
 # ----------------------------------------------------------------------------- data
 
 
-def _digits(config, split: str) -> np.ndarray:
-    """Digit images [N, 28, 28] from ``video.data.digits`` (MNIST if prepared, else fonts)."""
-    from video.data.digits import load_digits
-
-    d = load_digits(
-        split,
-        source=config.digits_source,
-        data_dir=config.data_dir or None,
-        num_font_digits=config.num_font_digits or None,
+def _moving_mnist(config) -> MovingMNIST:
+    """Deterministic 2-digit Moving MNIST (`generative.data.moving_mnist`)."""
+    return MovingMNIST(
+        False,
+        jax.random.PRNGKey(config.seed + 1),
+        config.digits_source,
+        config.data_dir or None,
+        config.num_font_digits or None,
     )
-    return np.asarray(d.images, np.float32)
-
-
-class _MovingMNIST:
-    """Deterministic 2-digit Moving MNIST streamed from ``video.data`` (generated in JAX)."""
-
-    def __init__(self, config):
-        self.train_digits = jnp.asarray(_digits(config, "train"))
-        self.test_digits = _digits(config, "test")
-        self.seed = int(config.seed)
-
-    def batch(self, step: int, batch_size: int, length: int) -> np.ndarray:
-        from video.data.moving_mnist import moving_mnist_batch
-
-        key = jax.random.fold_in(jax.random.PRNGKey(self.seed + 1), step)
-        return np.asarray(moving_mnist_batch(key, self.train_digits, batch_size, length, False))
 
 
 def make_data(config: ml_collections.ConfigDict):
@@ -168,15 +163,8 @@ def make_data(config: ml_collections.ConfigDict):
     eval_length = config.cond_frames + config.eval_pred_frames
     name = config.dataset
     if name == "mmnist":
-        mm = _MovingMNIST(config)
-        from video.data.moving_mnist import moving_mnist_test_set
-
-        test = (
-            moving_mnist_test_set(
-                mm.test_digits, False, num_videos=config.eval_windows, num_frames=eval_length
-            ).astype(np.float32)
-            / 255.0
-        )
+        mm = _moving_mnist(config)
+        test = mm.test_videos(config.eval_windows, eval_length)
         return (lambda step: mm.batch(step, config.batch_size, length)), test, (64, 64, 1)
     kwargs = {}
     if name in ("waveeq", "waveeq100"):
@@ -203,8 +191,6 @@ def forecast_metrics(pred, target, images: bool) -> dict[str, np.ndarray]:
     axes = tuple(range(2, pred.ndim))
     out = {"mse": np.asarray(jnp.mean((pred - target) ** 2, axis=axes).mean(0))}
     if images:
-        from video.metrics import psnr, ssim
-
         clipped = jnp.clip(pred, 0.0, 1.0)
         out["psnr"] = np.asarray(psnr(clipped, target).mean(0))
         out["ssim"] = np.asarray(ssim(clipped, target).mean(0))
@@ -228,11 +214,11 @@ def _predict_windows(model, params, windows, cond: int, batch: int):
 def _swap_scores(model, params, config, batch: int) -> dict[str, float]:
     """Moving MNIST content swap: digits of video a, motion of video b; the ground truth renders
     a's digits on b's trajectories; best over the two digit permutations."""
-    from video.data.moving_mnist import render, trajectories
-    from video.metrics import psnr, ssim
-
     n, length, cond = batch, config.cond_frames + config.eval_pred_frames, config.cond_frames
-    digits = jnp.asarray(_digits(config, "test"))
+    test = load_digits(
+        "test", config.digits_source, config.data_dir or None, config.num_font_digits or None
+    )
+    digits = jnp.asarray(test.images)
     key = jax.random.PRNGKey(1234)
     k1, k2 = jax.random.split(key)
     idx = jax.random.randint(k1, (2, n, 2), 0, digits.shape[0])  # [video a/b, N, 2 digits]
@@ -262,25 +248,50 @@ def _weights(config) -> LossWeights:
     return LossWeights(pred=config.loss.pred, ae=config.loss.ae, s=config.loss.s, t=config.loss.t)
 
 
+def init_state(model: M.SeparationModel, optimizer, example, key) -> TrainState:
+    """A fresh training state: `model.init(key, example)` (example: a window [B, τ, ...]) and
+    the optimizer's state."""
+    params = model.init(key, example)
+    return TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params), None)
+
+
+def train_step(
+    model: M.SeparationModel,
+    optimizer,
+    cond_frames: int,
+    weights: LossWeights | None = None,
+):
+    """`step(state, batch, key) -> (state, metrics)`: one optimizer step on
+    `separation_loss` of sequences `batch` [B, L, ...] (the first `cond_frames` condition);
+    jit it (the run loop does)."""
+
+    weights = LossWeights() if weights is None else weights
+
+    def loss_fn(params, model_state, batch, key):
+        loss, terms = separation_loss(model, params, batch, key, cond_frames, weights)
+        return loss, (terms, model_state)
+
+    return loss_step(loss_fn, optimizer)
+
+
+def predict(model: M.SeparationModel, params, windows, cond_frames: int, batch_size: int = 16):
+    """Forecasts of frames cond_frames..L-1 of each window [N, L, ...] -> [N, L - cond_frames,
+    ...] (host arrays, in batches of `batch_size`, one compiled shape)."""
+    return _predict_windows(model, params, np.asarray(windows), cond_frames, batch_size)
+
+
 def make_experiment(config: ml_collections.ConfigDict):
     """-> (Experiment, model, test windows)."""
-    from generative.core.train import Experiment, TrainState, loss_step, make_optimizer
+    from generative.core.train import Experiment, make_optimizer
 
     batch_fn, test, frame_shape = make_data(config)
     model = build_model(config, frame_shape)
     tx = make_optimizer(config.optimizer, config.num_steps)
-    length = config.cond_frames + config.pred_frames
     example = jnp.zeros((1, config.cond_frames) + tuple(frame_shape), jnp.float32)
     weights = _weights(config)
     images = len(frame_shape) == 3 and config.dataset != "waveeq"
 
-    def init(key):
-        params = model.init(key, example)
-        return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), None)
-
-    def loss_fn(params, model_state, batch, key):
-        loss, terms = separation_loss(model, params, batch, key, config.cond_frames, weights)
-        return loss, (terms, model_state)
+    init = functools.partial(init_state, model, tx, example)
 
     small_eval = test[: config.log_eval_windows]
 
@@ -300,10 +311,9 @@ def make_experiment(config: ml_collections.ConfigDict):
     def finalize(state, workdir):
         return write_results(config, model, state.params, test, workdir, images)
 
-    del length
     exp = Experiment(
         init=init,
-        step=loss_step(loss_fn, tx),
+        step=train_step(model, tx, config.cond_frames, weights),
         batch_fn=batch_fn,
         evaluate=evaluate_,
         finalize=finalize,

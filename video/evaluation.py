@@ -16,8 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from video import metrics
-from video import model as srvp
+from video import metrics, srvp
 
 __all__ = [
     "EvalResult",

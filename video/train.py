@@ -8,6 +8,7 @@ protocol on the latest checkpoint, `explore(config, workdir)` writes the latent-
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import pathlib
 import time
@@ -17,14 +18,18 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 
 from generative.core import train as core
 from generative.core.checkpoint import Checkpointer
-from video import evaluation
-from video import model as srvp
+from generative.data.moving_mnist import MovingMNIST
+from video import evaluation, srvp
 
 __all__ = [
     "DATASETS",
+    "srvp_loss",
+    "init_state",
+    "train_step",
     "model_config",
     "make_data",
     "make_experiment",
@@ -44,48 +49,24 @@ def model_config(config: ml_collections.ConfigDict) -> srvp.SRVPConfig:
 
 
 class _MovingMNIST:
-    def __init__(self, config, stochastic: bool):
-        from video.data import digits as digits_lib
+    """The shared Moving MNIST source at this config's batch size and sequence length."""
 
-        data_dir = config.data_dir or None
-        n = config.num_font_digits or None
-        self.train_digits = digits_lib.load_digits("train", config.digits, data_dir, n)
-        self._test_digits = None
-        self._cfg, self.stochastic = config, stochastic
-        self._dev_digits = jnp.asarray(self.train_digits.images)
-        self.source = (
-            f"Moving MNIST ({'stochastic' if stochastic else 'deterministic'}), "
-            f"digits: {self.train_digits.source}"
+    def __init__(self, config, stochastic: bool):
+        self._cfg = config
+        self._mm = MovingMNIST(
+            stochastic,
+            jax.random.PRNGKey(config.seed + _DATA_STREAM),
+            config.digits,
+            config.data_dir or None,
+            config.num_font_digits or None,
         )
+        self.source = self._mm.source
 
     def batch(self, step: int) -> np.ndarray:
-        from video.data.moving_mnist import moving_mnist_batch
-
-        key = jax.random.fold_in(jax.random.PRNGKey(self._cfg.seed + _DATA_STREAM), step)
-        return np.asarray(
-            moving_mnist_batch(
-                key, self._dev_digits, self._cfg.batch_size, self._cfg.seq_len, self.stochastic
-            )
-        )
+        return self._mm.batch(step, self._cfg.batch_size, self._cfg.seq_len)
 
     def test_videos(self, num_videos: int, num_frames: int, seed: int) -> np.ndarray:
-        from video.data import digits as digits_lib
-        from video.data.moving_mnist import moving_mnist_test_set
-
-        if self._test_digits is None:
-            c = self._cfg
-            self._test_digits = digits_lib.load_digits(
-                "test", c.digits, c.data_dir or None, c.num_font_digits or None
-            )
-        v = moving_mnist_test_set(
-            self._test_digits.images,
-            self.stochastic,
-            num_videos,
-            num_frames,
-            seed,
-            chunk=min(500, num_videos),
-        )
-        return v.astype(np.float32) / 255.0
+        return self._mm.test_videos(num_videos, num_frames, seed)
 
 
 class _OnDisk:
@@ -129,22 +110,12 @@ def _check(config):
         )
 
 
-def make_experiment(config, data=None) -> tuple[core.Experiment, Any]:
-    """The SRVP Experiment for the core loop, and its data source."""
-    _check(config)
-    cfg = model_config(config)
-    data = make_data(config) if data is None else data
-    tx = core.make_optimizer(config.optimizer, int(config.num_steps))
-    seq_len = int(config.seq_len)
+def srvp_loss(cfg: srvp.SRVPConfig):
+    """The training objective as `loss(params, batch_stats, batch, key) -> (loss, (terms,
+    new_batch_stats))`: the negative ELBO of videos `batch` [B, T, 64, 64, nc] with fresh
+    noise from `key`, the terms (nll, kl_y, kl_z, residual_norm, mse) as a dict."""
 
-    def init(key):
-        v = srvp.init_variables(cfg, key, seq_len)
-        return core.TrainState(
-            jnp.zeros((), jnp.int32), v["params"], tx.init(v["params"]), v["batch_stats"]
-        )
-
-    def loss_fn(params, batch_stats, batch, key):
-        # batch: [B, T, 64, 64, nc]
+    def loss(params, batch_stats, batch, key):
         noise = srvp.sample_noise(cfg, key, batch.shape[0], batch.shape[1])
         terms, new_stats = srvp.elbo(
             cfg, {"params": params, "batch_stats": batch_stats}, batch, noise, train=True
@@ -157,6 +128,35 @@ def make_experiment(config, data=None) -> tuple[core.Experiment, Any]:
             "mse": terms.mse,
         }
         return terms.loss, (aux, new_stats)
+
+    return loss
+
+
+def init_state(
+    cfg: srvp.SRVPConfig, optimizer: optax.GradientTransformation, key, seq_len: int = 2
+) -> core.TrainState:
+    """A fresh training state: SRVP's variables (`init_variables`) and the optimizer's state."""
+    v = srvp.init_variables(cfg, key, seq_len)
+    return core.TrainState(
+        jnp.zeros((), jnp.int32), v["params"], optimizer.init(v["params"]), v["batch_stats"]
+    )
+
+
+def train_step(cfg: srvp.SRVPConfig, optimizer: optax.GradientTransformation):
+    """`step(state, batch, key) -> (state, metrics)`: one optimizer step on the negative ELBO
+    (`srvp_loss`), batch statistics updated; jit it (the run loop does)."""
+    return core.loss_step(srvp_loss(cfg), optimizer)
+
+
+def make_experiment(config, data=None) -> tuple[core.Experiment, Any]:
+    """The SRVP Experiment for the core loop, and its data source."""
+    _check(config)
+    cfg = model_config(config)
+    data = make_data(config) if data is None else data
+    tx = core.make_optimizer(config.optimizer, int(config.num_steps))
+    seq_len = int(config.seq_len)
+
+    init = functools.partial(init_state, cfg, tx, seq_len=seq_len)
 
     evaluate_fn = None
     ec = config.eval
@@ -186,7 +186,7 @@ def make_experiment(config, data=None) -> tuple[core.Experiment, Any]:
 
     return core.Experiment(
         init=init,
-        step=core.loss_step(loss_fn, tx),
+        step=train_step(cfg, tx),
         batch_fn=data.batch,
         evaluate=evaluate_fn,
         finalize=finalize,

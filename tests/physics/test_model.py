@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from physics import model as M
+from physics import separation as M
 from physics.losses import LossWeights, separation_loss
 
 

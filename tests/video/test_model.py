@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from video import model as M
+from video import srvp as M
 
 TINY = M.SRVPConfig(
     nc=1,

@@ -1,5 +1,14 @@
-"""Video data: Moving MNIST generated on the fly, KTH / Human3.6M / BAIR loaders."""
+"""Video data: KTH / Human3.6M / BAIR loaders; Moving MNIST and digits from `generative.data`."""
 
+from generative.data.digits import DIGIT_SOURCES, DigitSet, font_digits, load_digits, mnist_digits
+from generative.data.moving_mnist import (
+    MovingMNIST,
+    Trajectory,
+    moving_mnist_batch,
+    moving_mnist_test_set,
+    render,
+    trajectories,
+)
 from video.data.datasets import (
     DATASET_LAYOUTS,
     MissingDatasetError,
@@ -8,11 +17,23 @@ from video.data.datasets import (
     human36m,
     kth,
 )
-from video.data.digits import DIGIT_SOURCES, DigitSet, font_digits, load_digits, mnist_digits
-from video.data.moving_mnist import (
-    Trajectory,
-    moving_mnist_batch,
-    moving_mnist_test_set,
-    render,
-    trajectories,
-)
+
+__all__ = [
+    "DATASET_LAYOUTS",
+    "DIGIT_SOURCES",
+    "DigitSet",
+    "MissingDatasetError",
+    "MovingMNIST",
+    "Trajectory",
+    "VideoFolder",
+    "bair",
+    "font_digits",
+    "human36m",
+    "kth",
+    "load_digits",
+    "mnist_digits",
+    "moving_mnist_batch",
+    "moving_mnist_test_set",
+    "render",
+    "trajectories",
+]

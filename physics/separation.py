@@ -25,17 +25,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from generative.layers import Conv, ConvTranspose, Dense, GroupNorm
+from generative.layers import Conv, ConvTranspose
+from generative.nets import MLP, final_activation, normalize
 from physics.simulators import ADAPTIVE, get_solver
 
 __all__ = [
-    "MLP",
     "MLPEncoder",
     "MLPDecoder",
-    "DCGANEncoder",
-    "DCGANDecoder",
-    "VGGEncoder",
-    "VGGDecoder",
     "ResNetEncoder",
     "ConvSkipEncoder",
     "ConvSkipDecoder",
@@ -57,17 +53,7 @@ def _init(gain: float):
 
 def _norm(x):
     """Group norm (stateless stand-in for the reference's BatchNorm, keeps apply pure)."""
-    return GroupNorm(num_groups=min(16, x.shape[-1]))(x)
-
-
-def _out(x, activation: str):
-    if activation == "sigmoid":
-        return nn.sigmoid(x)
-    if activation == "none":
-        return x
-    raise ValueError(
-        f"unknown output activation {activation!r}; valid choices: ['sigmoid', 'none']"
-    )
+    return normalize(x, "group", train=False)
 
 
 def stack_frames(x):
@@ -85,29 +71,6 @@ def stack_frames(x):
 
 # ----------------------------------------------------------------------------- MLP
 
-ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh, "softplus": nn.softplus, "elu": nn.elu}
-
-
-class MLP(nn.Module):
-    """Dense layers with ReLU between them (none after the last). x: [..., D] -> [..., features[-1]]."""
-
-    features: Sequence[int]
-    gain: float = 1.0
-    activation: str = "relu"
-
-    @nn.compact
-    def __call__(self, x):
-        act = ACTIVATIONS.get(self.activation)
-        if act is None:
-            raise ValueError(
-                f"unknown activation {self.activation!r}; valid choices: {sorted(ACTIVATIONS)}"
-            )
-        for i, f in enumerate(self.features):
-            x = Dense(f, kernel_init=_init(self.gain))(x)
-            if i < len(self.features) - 1:
-                x = act(x)
-        return x
-
 
 class MLPEncoder(nn.Module):
     """Flattened stacked frames -> code; ``num_layers`` linear layers of width ``hidden``."""
@@ -120,7 +83,9 @@ class MLPEncoder(nn.Module):
     @nn.compact
     def __call__(self, x):  # [B, ...] -> [B, out_dim]
         x = x.reshape(x.shape[0], -1)
-        return MLP([self.hidden] * (self.num_layers - 1) + [self.out_dim], self.gain)(x)
+        return MLP(
+            [self.hidden] * (self.num_layers - 1) + [self.out_dim], kernel_init=_init(self.gain)
+        )(x)
 
 
 class MLPDecoder(nn.Module):
@@ -136,102 +101,10 @@ class MLPDecoder(nn.Module):
     def __call__(self, z, skips=None):  # [B, D] -> [B, *out_shape]
         del skips
         n = math.prod(self.out_shape)
-        x = MLP([self.hidden] * (self.num_layers - 1) + [n], self.gain)(z)
-        return _out(x, self.output_activation).reshape((z.shape[0],) + tuple(self.out_shape))
-
-
-# ----------------------------------------------------------------------------- DCGAN
-
-
-class DCGANEncoder(nn.Module):
-    """4×4 stride-2 convolutions down to 4×4, then a 4×4 valid convolution to the code."""
-
-    out_dim: int
-    nf: int = 64
-
-    @nn.compact
-    def __call__(self, x):  # [B, H, W, C] -> [B, out_dim]
-        size, ch, i = x.shape[1], self.nf, 0
-        while size > 4:
-            # No bias: the reference's DCGAN (SRVP's, as in `video`) has none before its
-            # normalisations, nor on the first layer.
-            x = Conv(ch, (4, 4), strides=2, padding=1, use_bias=False)(x)
-            x = nn.leaky_relu(_norm(x) if i else x, 0.2)
-            size, ch, i = size // 2, ch * 2, i + 1
-        x = Conv(self.out_dim, (4, 4), padding="VALID")(x)  # [B, 1, 1, out]
-        return jnp.tanh(x.reshape(x.shape[0], -1))
-
-
-class DCGANDecoder(nn.Module):
-    """Code -> 4×4 map by a 4×4 transposed convolution, then 4×4 stride-2 upsamplings."""
-
-    out_shape: tuple[int, int, int]  # (H, W, C)
-    nf: int = 64
-    output_activation: str = "sigmoid"
-
-    @nn.compact
-    def __call__(self, z, skips=None):  # [B, D] -> [B, H, W, C]
-        del skips
-        h, _, c = self.out_shape
-        n_up = int(math.log2(h // 4))
-        ch = self.nf * 2 ** (n_up - 1)
-        # Biases only on the last layer (the others feed a normalisation), as the reference.
-        x = ConvTranspose(ch, (4, 4), padding="VALID", use_bias=False)(z[:, None, None, :])
-        x = nn.leaky_relu(_norm(x), 0.2)  # [B, 4, 4, ch]
-        for i in range(n_up):
-            last = i == n_up - 1
-            x = ConvTranspose(
-                c if last else ch // 2, (4, 4), strides=(2, 2), padding="SAME", use_bias=last
-            )(x)
-            if not last:
-                ch //= 2
-                x = nn.leaky_relu(_norm(x), 0.2)
-        return _out(x, self.output_activation)
-
-
-# ----------------------------------------------------------------------------- VGG
-
-
-class VGGEncoder(nn.Module):
-    """VGG-style: two 3×3 convolutions per stage, 2×2 max-pool, down to 4×4, then a code."""
-
-    out_dim: int
-    nf: int = 64
-
-    @nn.compact
-    def __call__(self, x):  # [B, H, W, C] -> [B, out_dim]
-        size, ch = x.shape[1], self.nf
-        while size > 4:
-            for _ in range(2):
-                x = nn.leaky_relu(_norm(Conv(ch, (3, 3))(x)), 0.2)
-            x = nn.max_pool(x, (2, 2), (2, 2))
-            size, ch = size // 2, min(ch * 2, 8 * self.nf)
-        x = Conv(self.out_dim, (4, 4), padding="VALID")(x)
-        return jnp.tanh(x.reshape(x.shape[0], -1))
-
-
-class VGGDecoder(nn.Module):
-    """Mirror of :class:`VGGEncoder`: 4×4 map, then (upsample ×2, two 3×3 convolutions)."""
-
-    out_shape: tuple[int, int, int]
-    nf: int = 64
-    output_activation: str = "sigmoid"
-
-    @nn.compact
-    def __call__(self, z, skips=None):  # [B, D] -> [B, H, W, C]
-        del skips
-        h, _, c = self.out_shape
-        n_up = int(math.log2(h // 4))
-        ch = min(self.nf * 2 ** (n_up - 1), 8 * self.nf)
-        x = ConvTranspose(ch, (4, 4), padding="VALID")(z[:, None, None, :])
-        x = nn.leaky_relu(_norm(x), 0.2)
-        for _ in range(n_up):
-            b, hh, ww, _ = x.shape
-            x = jax.image.resize(x, (b, 2 * hh, 2 * ww, x.shape[-1]), "nearest")
-            ch = max(ch // 2, self.nf)
-            for _ in range(2):
-                x = nn.leaky_relu(_norm(Conv(ch, (3, 3))(x)), 0.2)
-        return _out(Conv(c, (3, 3))(x), self.output_activation)
+        x = MLP([self.hidden] * (self.num_layers - 1) + [n], kernel_init=_init(self.gain))(z)
+        return final_activation(x, self.output_activation).reshape(
+            (z.shape[0],) + tuple(self.out_shape)
+        )
 
 
 # ----------------------------------------------------------------------------- ResNet
@@ -309,7 +182,7 @@ class ConvSkipDecoder(nn.Module):
             x = nn.leaky_relu(_norm(ConvTranspose(ch, (4, 4), strides=(2, 2))(x)), 0.2)
             shared = None if skips is None else skips[i]
             x = nn.leaky_relu(_norm(Conv(ch, (3, 3))(x, shared)), 0.2)
-        return _out(Conv(self.out_shape[-1], (3, 3))(x), self.output_activation)
+        return final_activation(Conv(self.out_shape[-1], (3, 3))(x), self.output_activation)
 
 
 # ----------------------------------------------------------------------------- dynamics
@@ -328,7 +201,9 @@ class MLPVectorField(nn.Module):
 
     @nn.compact
     def __call__(self, t):  # [B, p] -> [B, p]
-        return MLP([self.hidden, self.hidden, t.shape[-1]], self.gain, self.activation)(t)
+        return MLP(
+            [self.hidden, self.hidden, t.shape[-1]], self.activation, kernel_init=_init(self.gain)
+        )(t)
 
 
 class ConvVectorField(nn.Module):

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from generative.layers import BatchNorm, Conv, ConvTranspose
+from generative.nets import MLP, DCGANDecoder, DCGANEncoder, VGGDecoder, VGGEncoder
 
 __all__ = [
     "SRVPConfig",
@@ -52,6 +52,40 @@ _linear_init = nn.initializers.normal(0.02)
 
 def _bn_scale_init(key, shape, dtype=jnp.float32):
     return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
+
+
+def _mlp(hidden: int, out: int, num_layers: int, kernel_init=_linear_init) -> MLP:
+    """`num_layers` linear layers with ReLU between them, named dense0, dense1, ..."""
+    features = [hidden] * (num_layers - 1) + [out]
+    return MLP(features, kernel_init=kernel_init, layer_names="dense{}")
+
+
+# The reference's 64×64 frame networks: batch norm (scale ~ N(1, 0.02)), no bias before a
+# normalisation, the code normalised before its tanh; VGG with (2, 2, 3, 3) blocks per stage.
+_VGG_BLOCKS = (2, 2, 3, 3)
+_VGG_DECODER_STAGES = ((8, 8, 4), (4, 4, 2), (2, 1), (1,))
+
+
+def _encoder(c: SRVPConfig) -> nn.Module:
+    common = dict(norm="batch", norm_code=True, skips=True, kernel_init=_conv_init)
+    common["scale_init"] = _bn_scale_init
+    if c.archi == "dcgan":
+        return DCGANEncoder(c.nhx, c.nf, **common)
+    return VGGEncoder(c.nhx, c.nf, blocks=_VGG_BLOCKS, use_bias=False, **common)
+
+
+def _decoder(c: SRVPConfig) -> nn.Module:
+    common = dict(norm="batch", kernel_init=_conv_init, scale_init=_bn_scale_init)
+    if c.archi == "dcgan":
+        return DCGANDecoder((64, 64, c.nc), c.nf, **common)
+    return VGGDecoder(
+        (64, 64, c.nc),
+        c.nf,
+        stages=_VGG_DECODER_STAGES,
+        use_bias=False,
+        out_transpose=True,
+        **common,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,138 +134,6 @@ class SRVPConfig:
         return 1.0 / self.n_euler_steps
 
 
-class MLP(nn.Module):
-    """`num_layers` linear layers with ReLU between them."""
-
-    hidden: int
-    out: int
-    num_layers: int
-    kernel_init: Any = _linear_init
-
-    @nn.compact
-    def __call__(self, x):
-        for i in range(self.num_layers):
-            x = nn.Dense(
-                self.hidden if i < self.num_layers - 1 else self.out,
-                kernel_init=self.kernel_init,
-                bias_init=nn.initializers.zeros,
-                name=f"dense{i}",
-            )(x)
-            if i < self.num_layers - 1:
-                x = nn.relu(x)
-        return x
-
-
-def _bn(train: bool, name=None):
-    return BatchNorm(
-        use_running_average=not train,
-        momentum=0.9,
-        epsilon=1e-5,
-        scale_init=_bn_scale_init,
-        name=name,
-    )
-
-
-def _lrelu(x):
-    return nn.leaky_relu(x, 0.2)
-
-
-def _vgg_block(h, features: int, train: bool, shared=None):
-    """conv3×3 (no bias) → BatchNorm → LeakyReLU(0.2); called inside a compact method.
-    `shared`: input channels appended to h's, one row per group of h's rows (`Conv`)."""
-    h = Conv(features, (3, 3), padding=((1, 1), (1, 1)), use_bias=False, kernel_init=_conv_init)(
-        h, shared
-    )
-    return _lrelu(_bn(train)(h))
-
-
-class Encoder(nn.Module):
-    """64×64 frames -> encodings [N, nhx] (tanh) and skip features (finest first)."""
-
-    archi: str
-    nf: int
-    nhx: int
-
-    @nn.compact
-    def __call__(self, x, train: bool):
-        # x: [N, 64, 64, nc]
-        if x.shape[1:3] != (64, 64):
-            raise ValueError(f"frames must be 64×64, got {x.shape[1:3]}")
-        nf, skips = self.nf, []
-        if self.archi == "dcgan":
-            h = x
-            for i, mult in enumerate((1, 2, 4, 8)):
-                h = Conv(
-                    nf * mult,
-                    (4, 4),
-                    (2, 2),
-                    padding=((1, 1), (1, 1)),
-                    use_bias=False,
-                    kernel_init=_conv_init,
-                )(h)
-                h = _lrelu(h if i == 0 else _bn(train)(h))
-                skips.append(h)  # 32, 16, 8, 4
-        else:
-            h = x
-            for i, (mult, n) in enumerate(((1, 2), (2, 2), (4, 3), (8, 3))):
-                if i > 0:
-                    h = nn.max_pool(h, (2, 2), strides=(2, 2))
-                for _ in range(n):
-                    h = _vgg_block(h, nf * mult, train)
-                skips.append(h)  # 64, 32, 16, 8
-            h = nn.max_pool(h, (2, 2), strides=(2, 2))
-        h = Conv(self.nhx, (4, 4), padding="VALID", use_bias=False, kernel_init=_conv_init)(h)
-        h = jnp.tanh(_bn(train)(h))
-        return h.reshape(h.shape[0], self.nhx), skips
-
-
-class Decoder(nn.Module):
-    """[N, nw + ny] -> frames [N, 64, 64, nc] in (0, 1); mirrors the encoder.
-
-    With `skipco`, `skips` (finest first) hold one row per group of N/G consecutive rows
-    (a video's frames, or its samples' frames): each layer reading them is the layer on the
-    concatenation [h, skip], with the skip channels' part computed once per group
-    (`generative.layers.Conv`'s `shared`)."""
-
-    archi: str
-    nf: int
-    nc: int
-    skipco: bool
-
-    @nn.compact
-    def __call__(self, v, skips, train: bool):
-        nf = self.nf
-        skips = list(skips) if self.skipco else [None] * 4
-        h = v[:, None, None, :]
-        h = ConvTranspose(nf * 8, (4, 4), padding="VALID", use_bias=False, kernel_init=_conv_init)(
-            h
-        )
-        h = _lrelu(_bn(train)(h))  # 4×4
-        if self.archi == "dcgan":
-            for mult, s in zip((4, 2, 1), skips[::-1][:3]):
-                h = ConvTranspose(
-                    nf * mult,
-                    (4, 4),
-                    (2, 2),
-                    padding="SAME",
-                    use_bias=False,
-                    kernel_init=_conv_init,
-                )(h, s)
-                h = _lrelu(_bn(train)(h))  # 8, 16, 32
-            h = ConvTranspose(self.nc, (4, 4), (2, 2), padding="SAME", kernel_init=_conv_init)(
-                h, skips[0]
-            )
-        else:
-            up = lambda a: jnp.repeat(jnp.repeat(a, 2, axis=1), 2, axis=2)
-            stages = ((8, 8, 4), (4, 4, 2), (2, 1), (1,))
-            for widths, s in zip(stages, skips[::-1]):
-                h = up(h)  # 8, 16, 32, 64; the stage's first block also reads the skip
-                for i, w in enumerate(widths):
-                    h = _vgg_block(h, nf * w, train, s if i == 0 else None)
-            h = ConvTranspose(self.nc, (3, 3), padding="SAME", kernel_init=_conv_init)(h)
-        return nn.sigmoid(h)
-
-
 def _gaussian_params(raw):
     mu, s = jnp.split(raw, 2, axis=-1)
     return mu, nn.softplus(s) + 1e-8
@@ -244,25 +146,25 @@ class SRVP(nn.Module):
 
     def setup(self):
         c = self.cfg
-        self.encoder = Encoder(c.archi, c.nf, c.nhx)
-        self.decoder = Decoder(c.archi, c.nf, c.nc, c.skipco)
+        self.encoder = _encoder(c)
+        self.decoder = _decoder(c)
         self.w_in = nn.Dense(c.nw, kernel_init=_linear_init)
         self.w_out = nn.Dense(c.nw, kernel_init=_linear_init)
-        self.q_y = MLP(c.nh_inf, 2 * c.ny, c.nlayers_inf)
+        self.q_y = _mlp(c.nh_inf, 2 * c.ny, c.nlayers_inf)
         if c.stochastic:
             self.q_z_lstm = nn.RNN(nn.OptimizedLSTMCell(c.nh_inf))
             self.q_z_out = nn.Dense(2 * c.nz, kernel_init=_linear_init)
-            self.p_z = MLP(c.nh_res, 2 * c.nz, c.nlayers_res)
+            self.p_z = _mlp(c.nh_res, 2 * c.nz, c.nlayers_res)
         if c.dynamics == "gru":
             self.gru = nn.GRUCell(c.ny)
         else:
-            self.f = MLP(
-                c.nh_res, c.ny, c.nlayers_res, kernel_init=nn.initializers.orthogonal(c.res_gain)
-            )
+            self.f = _mlp(c.nh_res, c.ny, c.nlayers_res, nn.initializers.orthogonal(c.res_gain))
 
     def encode(self, x, train: bool):
         """x [B, T, 64, 64, nc] -> encodings [B, T, nhx], skips (list of [B, T, h, w, c])."""
         b, t = x.shape[:2]
+        if x.shape[2:4] != (64, 64):
+            raise ValueError(f"frames must be 64×64, got {x.shape[2:4]}")
         h, skips = self.encoder(x.reshape((b * t,) + x.shape[2:]), train)
         return h.reshape(b, t, -1), [s.reshape((b, t) + s.shape[1:]) for s in skips]
 
@@ -298,7 +200,7 @@ class SRVP(nn.Module):
         The skips' share of the decoder is computed once per video, not per frame."""
         b, t = y.shape[:2]
         v = jnp.concatenate([jnp.broadcast_to(w[:, None], (b, t, w.shape[-1])), y], -1)
-        out = self.decoder(v.reshape(b * t, -1), list(skips), train)
+        out = self.decoder(v.reshape(b * t, -1), list(skips) if self.cfg.skipco else None, train)
         return out.reshape((b, t) + out.shape[1:])
 
     def init_all(self, x):

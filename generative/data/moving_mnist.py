@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
+    "MovingMNIST",
     "CANVAS",
     "DIGIT",
     "MAX_POS",
@@ -156,3 +157,61 @@ def moving_mnist_test_set(
         )[:b]
         out.append(np.asarray(jnp.round(v * 255)).astype(np.uint8))
     return np.concatenate(out)
+
+
+class MovingMNIST:
+    """A Moving MNIST source: training batches keyed by step, the fixed test set.
+
+    `digits`, `data_dir`, `num_font_digits` choose the digit images
+    (`generative.data.digits.load_digits`: MNIST when prepared on disk, else font digits).
+    The training batch of step s is drawn from `fold_in(key, s)`, so a resumed run sees the
+    batches it would have seen. Test digits are loaded on first use.
+    """
+
+    def __init__(
+        self,
+        stochastic: bool,
+        key: jax.Array,
+        digits: str = "auto",
+        data_dir: str | None = None,
+        num_font_digits: int | None = None,
+    ):
+        from generative.data.digits import load_digits
+
+        self.stochastic = bool(stochastic)
+        self._key = key
+        self._load = functools.partial(
+            load_digits, source=digits, data_dir=data_dir, num_font_digits=num_font_digits
+        )
+        self.train_digits = self._load("train")
+        self._train_images = jnp.asarray(self.train_digits.images)
+        self._test_digits = None
+        kind = "stochastic" if self.stochastic else "deterministic"
+        self.source = f"Moving MNIST ({kind}), digits: {self.train_digits.source}"
+
+    @property
+    def test_digits(self):
+        """The test split's `DigitSet` (disjoint from the training digits)."""
+        if self._test_digits is None:
+            self._test_digits = self._load("test")
+        return self._test_digits
+
+    def batch(self, step: int, batch_size: int, num_frames: int) -> np.ndarray:
+        """Training videos [B, T, 64, 64, 1] float32 in [0, 1] of step `step`."""
+        key = jax.random.fold_in(self._key, step)
+        return np.asarray(
+            moving_mnist_batch(key, self._train_images, batch_size, num_frames, self.stochastic)
+        )
+
+    def test_videos(self, num_videos: int, num_frames: int, seed: int | None = None) -> np.ndarray:
+        """The first `num_videos` test videos [N, T, 64, 64, 1] float32 in [0, 1] (the same
+        for the same seed; default seed 42, the reference test sets')."""
+        videos = moving_mnist_test_set(
+            self.test_digits.images,
+            self.stochastic,
+            num_videos,
+            num_frames,
+            seed,
+            chunk=min(500, num_videos),
+        )
+        return videos.astype(np.float32) / 255.0

@@ -1,0 +1,323 @@
+"""Networks shared by the packages: an MLP and the DCGAN / VGG image encoders and decoders.
+
+The DCGAN and VGG families are those of the SRVP reference (`video`), which the
+spatiotemporal-disentanglement model (`physics`) reuses at any power-of-two frame size with
+group normalisation. Every option below exists because one of the two models needs it; the
+parameter trees (module names and shapes) are those the models have always had, so saved
+checkpoints keep restoring.
+
+All convolutions are `generative.layers.Conv` / `ConvTranspose`: flax's modules off CPU, the
+CPU forms of `generative.layers` on CPU. Encoders return `(code, skips)` when `skips=True`
+(skip features finest first, for decoders with skip connections), else the code alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from generative.layers import BatchNorm, Conv, ConvTranspose, Dense, GroupNorm
+
+__all__ = [
+    "ACTIVATIONS",
+    "NORMS",
+    "OUTPUT_ACTIVATIONS",
+    "MLP",
+    "DCGANEncoder",
+    "DCGANDecoder",
+    "VGGEncoder",
+    "VGGDecoder",
+    "normalize",
+    "final_activation",
+]
+
+Initializer = Callable[..., jax.Array]
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": nn.relu,
+    "tanh": jnp.tanh,
+    "softplus": nn.softplus,
+    "elu": nn.elu,
+}
+NORMS = ("batch", "group")
+OUTPUT_ACTIVATIONS = ("sigmoid", "tanh", "none")
+
+
+def _choice(what: str, value: str, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; valid choices: {sorted(choices)}")
+
+
+class MLP(nn.Module):
+    """Dense layers with `activation` between them (none after the last).
+
+    x: [..., D] -> [..., features[-1]]. `layer_names`, a format such as "dense{}", names the
+    layers "dense0", "dense1", ...; by default they are flax's "Dense_0", "Dense_1", ...
+    """
+
+    features: Sequence[int]
+    activation: str = "relu"
+    kernel_init: Initializer = nn.initializers.lecun_normal()
+    bias_init: Initializer = nn.initializers.zeros
+    layer_names: str | None = None
+
+    @nn.compact
+    def __call__(self, x):
+        _choice("activation", self.activation, ACTIVATIONS)
+        if not self.features:
+            raise ValueError("MLP needs at least one layer (features is empty)")
+        act = ACTIVATIONS[self.activation]
+        last = len(self.features) - 1
+        for i, width in enumerate(self.features):
+            name = None if self.layer_names is None else self.layer_names.format(i)
+            x = Dense(width, kernel_init=self.kernel_init, bias_init=self.bias_init, name=name)(x)
+            if i < last:
+                x = act(x)
+        return x
+
+
+def normalize(x, norm: str, train: bool, scale_init: Initializer = nn.initializers.ones):
+    """Batch norm (momentum 0.9, ε 1e-5, batch statistics when `train`) or group norm
+    (min(16, C) groups, stateless); called inside a compact method, it adds the module there."""
+    if norm == "batch":
+        return BatchNorm(
+            use_running_average=not train, momentum=0.9, epsilon=1e-5, scale_init=scale_init
+        )(x)
+    if norm == "group":
+        return GroupNorm(num_groups=min(16, x.shape[-1]))(x)
+    raise ValueError(f"unknown norm {norm!r}; valid choices: {list(NORMS)}")
+
+
+def _lrelu(x):
+    return nn.leaky_relu(x, 0.2)
+
+
+def final_activation(x, activation: str):
+    """`activation` in OUTPUT_ACTIVATIONS applied to a network's output."""
+    if activation == "sigmoid":
+        return nn.sigmoid(x)
+    if activation == "tanh":
+        return jnp.tanh(x)
+    if activation == "none":
+        return x
+    raise ValueError(
+        f"unknown output activation {activation!r}; valid choices: {list(OUTPUT_ACTIVATIONS)}"
+    )
+
+
+def _levels(size: int, what: str) -> int:
+    """Number of ×2 steps between a square `size` and 4×4."""
+    n = int(round(math.log2(size / 4))) if size >= 8 else 0
+    if size < 8 or 4 * 2**n != size:
+        raise ValueError(f"{what} must be square with a power-of-two side >= 8, got {size}")
+    return n
+
+
+def _check_frames(x, what: str) -> int:
+    if x.ndim != 4 or x.shape[1] != x.shape[2]:
+        raise ValueError(f"{what} expects square frames [N, H, H, C], got shape {x.shape}")
+    return _levels(x.shape[1], f"{what} frames")
+
+
+class DCGANEncoder(nn.Module):
+    """4×4 stride-2 convolutions (no bias, LeakyReLU 0.2, normalised after all but the first)
+    halve [H, H] down to 4×4; a 4×4 valid convolution then gives the code, tanh.
+
+    x [N, H, H, C] -> code [N, out_dim] (+ skips: the feature maps after each halving).
+    `norm_code`: normalise the code before the tanh (and no bias), as SRVP does.
+    """
+
+    out_dim: int
+    nf: int = 64
+    norm: str = "batch"
+    norm_code: bool = False
+    skips: bool = False
+    kernel_init: Initializer = nn.initializers.lecun_normal()
+    scale_init: Initializer = nn.initializers.ones
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        n = _check_frames(x, "DCGANEncoder")
+        h, skips = x, []
+        for i in range(n):
+            h = Conv(
+                self.nf * 2**i,
+                (4, 4),
+                (2, 2),
+                padding=((1, 1), (1, 1)),
+                use_bias=False,
+                kernel_init=self.kernel_init,
+            )(h)
+            h = _lrelu(h if i == 0 else normalize(h, self.norm, train, self.scale_init))
+            skips.append(h)
+        h = Conv(
+            self.out_dim,
+            (4, 4),
+            padding="VALID",
+            use_bias=not self.norm_code,
+            kernel_init=self.kernel_init,
+        )(h)
+        if self.norm_code:
+            h = normalize(h, self.norm, train, self.scale_init)
+        code = jnp.tanh(h.reshape(h.shape[0], self.out_dim))
+        return (code, skips) if self.skips else code
+
+
+class DCGANDecoder(nn.Module):
+    """Mirror of `DCGANEncoder`: a 4×4 transposed convolution of the code to a 4×4 map, then
+    4×4 stride-2 transposed convolutions up to `out_shape` (bias on the last one only).
+
+    z [N, D] -> frames [N, H, H, C]. `skips` (finest first, as the encoder returns them) feed
+    each upsampling layer at its input's resolution; they may hold one row per group of
+    consecutive rows of z (a video's frames): the skip channels' share of the layer is then
+    computed once per group (`generative.layers.Conv`'s `shared`).
+    """
+
+    out_shape: tuple[int, int, int]
+    nf: int = 64
+    norm: str = "batch"
+    output_activation: str = "sigmoid"
+    kernel_init: Initializer = nn.initializers.lecun_normal()
+    scale_init: Initializer = nn.initializers.ones
+
+    @nn.compact
+    def __call__(self, z, skips: Sequence[Any] | None = None, train: bool = False):
+        n = _levels(self.out_shape[0], "DCGANDecoder out_shape")
+        skips = [None] * n if skips is None else list(skips)[::-1]
+        ch = self.nf * 2 ** (n - 1)
+        h = ConvTranspose(
+            ch, (4, 4), padding="VALID", use_bias=False, kernel_init=self.kernel_init
+        )(z[:, None, None, :])
+        h = _lrelu(normalize(h, self.norm, train, self.scale_init))  # 4×4
+        for i in range(n):
+            last = i == n - 1
+            h = ConvTranspose(
+                self.out_shape[-1] if last else ch // 2 ** (i + 1),
+                (4, 4),
+                (2, 2),
+                padding="SAME",
+                use_bias=last,
+                kernel_init=self.kernel_init,
+            )(h, skips[i])
+            if not last:
+                h = _lrelu(normalize(h, self.norm, train, self.scale_init))
+        return final_activation(h, self.output_activation)
+
+
+def _vgg_block(h, features, module, train, shared=None):
+    """3×3 convolution -> normalisation -> LeakyReLU(0.2), inside `module`'s compact method."""
+    h = Conv(
+        features,
+        (3, 3),
+        padding=((1, 1), (1, 1)),
+        use_bias=module.use_bias,
+        kernel_init=module.kernel_init,
+    )(h, shared)
+    return _lrelu(normalize(h, module.norm, train, module.scale_init))
+
+
+class VGGEncoder(nn.Module):
+    """VGG stages of 3×3 convolution blocks (`_vgg_block`) with 2×2 max-pools between them and
+    after the last, down to 4×4; a 4×4 valid convolution then gives the code, tanh.
+
+    Stage s has `blocks[s]` blocks of width nf·min(2^s, 8) (default: two per stage).
+    x [N, H, H, C] -> code [N, out_dim] (+ skips: each stage's output).
+    """
+
+    out_dim: int
+    nf: int = 64
+    norm: str = "batch"
+    blocks: Sequence[int] | None = None
+    use_bias: bool = True
+    norm_code: bool = False
+    skips: bool = False
+    kernel_init: Initializer = nn.initializers.lecun_normal()
+    scale_init: Initializer = nn.initializers.ones
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        n = _check_frames(x, "VGGEncoder")
+        blocks = (2,) * n if self.blocks is None else tuple(self.blocks)
+        if len(blocks) != n:
+            raise ValueError(
+                f"VGGEncoder with {len(blocks)} stages needs {4 * 2 ** len(blocks)}×"
+                f"{4 * 2 ** len(blocks)} frames, got {x.shape[1]}×{x.shape[2]}"
+            )
+        h, skips = x, []
+        for s, count in enumerate(blocks):
+            if s > 0:
+                h = nn.max_pool(h, (2, 2), strides=(2, 2))
+            for _ in range(count):
+                h = _vgg_block(h, self.nf * min(2**s, 8), self, train)
+            skips.append(h)
+        h = nn.max_pool(h, (2, 2), strides=(2, 2))
+        h = Conv(
+            self.out_dim,
+            (4, 4),
+            padding="VALID",
+            use_bias=not self.norm_code,
+            kernel_init=self.kernel_init,
+        )(h)
+        if self.norm_code:
+            h = normalize(h, self.norm, train, self.scale_init)
+        code = jnp.tanh(h.reshape(h.shape[0], self.out_dim))
+        return (code, skips) if self.skips else code
+
+
+class VGGDecoder(nn.Module):
+    """Mirror of `VGGEncoder`: a 4×4 transposed convolution of the code to a 4×4 map, then
+    stages of (nearest ×2 upsampling, 3×3 blocks), then a 3×3 output layer.
+
+    `stages[s]` lists the widths of stage s's blocks in multiples of nf (default: two blocks
+    per stage, halving from nf·2^(n-2) with a floor of nf). `skips` (finest first) feed each
+    stage's first block at its resolution, shared per group of rows as in `DCGANDecoder`.
+    `out_transpose`: the output layer is a transposed convolution (SRVP's reference).
+    """
+
+    out_shape: tuple[int, int, int]
+    nf: int = 64
+    norm: str = "batch"
+    stages: Sequence[Sequence[int]] | None = None
+    use_bias: bool = True
+    out_transpose: bool = False
+    output_activation: str = "sigmoid"
+    kernel_init: Initializer = nn.initializers.lecun_normal()
+    scale_init: Initializer = nn.initializers.ones
+
+    @nn.compact
+    def __call__(self, z, skips: Sequence[Any] | None = None, train: bool = False):
+        n = _levels(self.out_shape[0], "VGGDecoder out_shape")
+        top = min(2 ** (n - 1), 8)
+        if self.stages is None:
+            widths, stages = top, []
+            for _ in range(n):
+                widths = max(widths // 2, 1)
+                stages.append((widths, widths))
+        else:
+            stages = [tuple(s) for s in self.stages]
+        if len(stages) != n:
+            raise ValueError(
+                f"VGGDecoder with {len(stages)} stages makes {4 * 2 ** len(stages)}×"
+                f"{4 * 2 ** len(stages)} frames, not {self.out_shape[0]}×{self.out_shape[1]}"
+            )
+        skips = [None] * n if skips is None else list(skips)[::-1]
+        h = ConvTranspose(
+            self.nf * top,
+            (4, 4),
+            padding="VALID",
+            use_bias=self.use_bias,
+            kernel_init=self.kernel_init,
+        )(z[:, None, None, :])
+        h = _lrelu(normalize(h, self.norm, train, self.scale_init))  # 4×4
+        for widths, skip in zip(stages, skips):
+            h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)  # nearest ×2
+            for i, w in enumerate(widths):
+                h = _vgg_block(h, self.nf * w, self, train, skip if i == 0 else None)
+        layer = ConvTranspose if self.out_transpose else Conv
+        h = layer(self.out_shape[-1], (3, 3), padding="SAME", kernel_init=self.kernel_init)(h)
+        return final_activation(h, self.output_activation)

@@ -1,0 +1,15 @@
+"""generative: the shared core of gantk, video and physics.
+
+- `generative.core`: configs, the run loop (resume, checkpoints, NaN stop, metrics), sharding,
+  the command-line front end, host memory settings;
+- `generative.layers`: Conv / ConvTranspose / Dense / BatchNorm / GroupNorm (flax's modules off
+  CPU, faster CPU forms on CPU);
+- `generative.nets`: networks shared by the packages (MLP, DCGAN and VGG encoders/decoders);
+- `generative.data`: toy densities, digits (MNIST or fonts), Moving MNIST, image data sets;
+- `generative.metrics`: PSNR, SSIM, Fréchet distance, Sinkhorn divergence, energy distance,
+  MMD, mode coverage.
+
+Submodules are imported on use (`from generative import nets`).
+"""
+
+__all__ = ["core", "data", "layers", "metrics", "nets"]

@@ -124,6 +124,22 @@ def _check_frames(x, what: str) -> int:
     return _levels(x.shape[1], f"{what} frames")
 
 
+def _code_head(module, h, skips, train):
+    """The encoders' last layer, inside `module`'s compact method: a 4×4 valid convolution of
+    the 4×4 map to the code (normalised before the tanh when `norm_code`, then without bias)."""
+    h = Conv(
+        module.out_dim,
+        (4, 4),
+        padding="VALID",
+        use_bias=not module.norm_code,
+        kernel_init=module.kernel_init,
+    )(h)
+    if module.norm_code:
+        h = normalize(h, module.norm, train, module.scale_init)
+    code = jnp.tanh(h.reshape(h.shape[0], module.out_dim))
+    return (code, skips) if module.skips else code
+
+
 class DCGANEncoder(nn.Module):
     """4×4 stride-2 convolutions (no bias, LeakyReLU 0.2, normalised after all but the first)
     halve [H, H] down to 4×4; a 4×4 valid convolution then gives the code, tanh.
@@ -155,17 +171,7 @@ class DCGANEncoder(nn.Module):
             )(h)
             h = _lrelu(h if i == 0 else normalize(h, self.norm, train, self.scale_init))
             skips.append(h)
-        h = Conv(
-            self.out_dim,
-            (4, 4),
-            padding="VALID",
-            use_bias=not self.norm_code,
-            kernel_init=self.kernel_init,
-        )(h)
-        if self.norm_code:
-            h = normalize(h, self.norm, train, self.scale_init)
-        code = jnp.tanh(h.reshape(h.shape[0], self.out_dim))
-        return (code, skips) if self.skips else code
+        return _code_head(self, h, skips, train)
 
 
 class DCGANDecoder(nn.Module):
@@ -256,17 +262,7 @@ class VGGEncoder(nn.Module):
                 h = _vgg_block(h, self.nf * min(2**s, 8), self, train)
             skips.append(h)
         h = nn.max_pool(h, (2, 2), strides=(2, 2))
-        h = Conv(
-            self.out_dim,
-            (4, 4),
-            padding="VALID",
-            use_bias=not self.norm_code,
-            kernel_init=self.kernel_init,
-        )(h)
-        if self.norm_code:
-            h = normalize(h, self.norm, train, self.scale_init)
-        code = jnp.tanh(h.reshape(h.shape[0], self.out_dim))
-        return (code, skips) if self.skips else code
+        return _code_head(self, h, skips, train)
 
 
 class VGGDecoder(nn.Module):

@@ -1,5 +1,19 @@
 """physics: PDE-driven spatiotemporal disentanglement, physical simulators, APHYNITY.
 
+    import jax, jax.numpy as jnp, optax, physics
+    from generative import nets
+    model = physics.SeparationModel(                         # physics/separation.py
+        content_encoder=nets.DCGANEncoder(8, nf=16, norm="group"),
+        dynamic_encoder=nets.DCGANEncoder(8, nf=16, norm="group"),
+        decoder=nets.DCGANDecoder((32, 32, 1), nf=16, norm="group"),
+        dynamics=physics.TemporalDynamics(physics.MLPVectorField(hidden=32), dt=0.5),
+    )
+    tx = optax.adam(1e-3)
+    state = physics.init_state(model, tx, seqs[:, :2], jax.random.key(0))
+    step = jax.jit(physics.train_step(model, tx, cond_frames=2))
+    state, metrics = step(state, seqs, key)                  # seqs [B, L, 32, 32, 1]
+    forecast = physics.predict(model, state.params, windows, cond_frames=2)
+
 No TensorFlow / tensorflow-datasets / neural-tangents import happens here.
 """
 
@@ -38,3 +52,43 @@ from physics.simulators import (
     simulate_pendulum,
     simulate_wave,
 )
+from physics.train import build_model, init_state, predict, train_step
+
+__all__ = [
+    "aphynity_loss",
+    "build_model",
+    "ConvSkipDecoder",
+    "ConvSkipEncoder",
+    "ConvVectorField",
+    "generate_waveeq",
+    "get_solver",
+    "HybridModel",
+    "init_state",
+    "integrate",
+    "load_chairs",
+    "load_dataset",
+    "load_sst",
+    "load_taxibj",
+    "load_waveeq",
+    "load_waveeq100",
+    "LossWeights",
+    "make_problem",
+    "MLPDecoder",
+    "MLPEncoder",
+    "MLPVectorField",
+    "predict",
+    "ResNetEncoder",
+    "RK4",
+    "run_aphynity_benchmark",
+    "separation_loss",
+    "SeparationModel",
+    "simulate_burgers",
+    "simulate_damped_wave",
+    "simulate_fitzhugh_nagumo",
+    "simulate_heat",
+    "simulate_pendulum",
+    "simulate_wave",
+    "TemporalDynamics",
+    "train_step",
+    "WindowSampler",
+]

@@ -25,6 +25,8 @@ from generative.nets import MLP, DCGANDecoder, DCGANEncoder, VGGDecoder, VGGEnco
 __all__ = [
     "SRVPConfig",
     "SRVP",
+    "frame_encoder",
+    "frame_decoder",
     "Noise",
     "ELBOTerms",
     "gaussian_kl",
@@ -66,7 +68,8 @@ _VGG_BLOCKS = (2, 2, 3, 3)
 _VGG_DECODER_STAGES = ((8, 8, 4), (4, 4, 2), (2, 1), (1,))
 
 
-def _encoder(c: SRVPConfig) -> nn.Module:
+def frame_encoder(c: SRVPConfig) -> nn.Module:
+    """SRVP's frame encoder: `apply(v, x [N, 64, 64, nc], train)` -> (code [N, nhx], skips)."""
     common = dict(norm="batch", norm_code=True, skips=True, kernel_init=_conv_init)
     common["scale_init"] = _bn_scale_init
     if c.archi == "dcgan":
@@ -74,7 +77,8 @@ def _encoder(c: SRVPConfig) -> nn.Module:
     return VGGEncoder(c.nhx, c.nf, blocks=_VGG_BLOCKS, use_bias=False, **common)
 
 
-def _decoder(c: SRVPConfig) -> nn.Module:
+def frame_decoder(c: SRVPConfig) -> nn.Module:
+    """SRVP's frame decoder: `apply(v, [N, nw + ny], skips or None, train)` -> frames."""
     common = dict(norm="batch", kernel_init=_conv_init, scale_init=_bn_scale_init)
     if c.archi == "dcgan":
         return DCGANDecoder((64, 64, c.nc), c.nf, **common)
@@ -146,8 +150,8 @@ class SRVP(nn.Module):
 
     def setup(self):
         c = self.cfg
-        self.encoder = _encoder(c)
-        self.decoder = _decoder(c)
+        self.encoder = frame_encoder(c)
+        self.decoder = frame_decoder(c)
         self.w_in = nn.Dense(c.nw, kernel_init=_linear_init)
         self.w_out = nn.Dense(c.nw, kernel_init=_linear_init)
         self.q_y = _mlp(c.nh_inf, 2 * c.ny, c.nlayers_inf)

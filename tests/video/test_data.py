@@ -3,8 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from generative.data import moving_mnist as mm
 from video import data
-from video.data import moving_mnist as mm
 
 
 def _fold(u):

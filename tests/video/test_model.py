@@ -294,7 +294,7 @@ def test_skips_shared_per_video_equal_skips_repeated_per_frame(archi, video):
     y = jax.random.normal(jax.random.PRNGKey(3), (b, t, cfg.ny))
     w = jax.random.normal(jax.random.PRNGKey(4), (b, cfg.nw))
     vin = jnp.concatenate([jnp.broadcast_to(w[:, None], (b, t, cfg.nw)), y], -1).reshape(b * t, -1)
-    dec = M.Decoder(cfg.archi, cfg.nf, cfg.nc, True)
+    dec = M.frame_decoder(cfg)
     dv = {k: v[k]["decoder"] for k in v}
 
     def frames(dv, skips, per_frame):

@@ -12,6 +12,7 @@ import jax
 import ml_collections
 
 from generative.core.cli import make_main
+from generative.core.config import package_checks
 from generative.core.train import run
 
 
@@ -58,6 +59,15 @@ def table(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
 
 COMMANDS = {"flow": flow, "adequacy": adequacy, "field": field, "table": table}
 
+# Keys each command reads: a preset of another command is refused in one line.
+_CHECKS, _ = package_checks("gantk.configs")
+_COMMAND_KEYS = {
+    "flow": ("dtype", "num_steps", "data.name", "loss.name", "kernel.architecture", "eta"),
+    "adequacy": ("dtype", "widths", "n_seeds", "loss.names", "data.dim", "plot.grid_size"),
+    "field": ("dtype", "pad_dim", "loss.name", "field.nx", "field.ny", "field.real"),
+    "table": ("steps", "seeds", "workers", "log_every", "datasets", "losses", "kernels"),
+}
+
 main = make_main(
     "gantk",
     COMMANDS,
@@ -70,4 +80,7 @@ main = make_main(
         "table": "table",
     },
     description="GAN training dynamics through the infinite-width discriminator's NTK.",
+    command_checks={
+        command: {k: _CHECKS[k] for k in keys} for command, keys in _COMMAND_KEYS.items()
+    },
 )

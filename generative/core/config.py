@@ -181,9 +181,22 @@ COMMON_CHECKS: dict[str, Check] = {
     "*optimizer.warmup_steps": NON_NEGATIVE_INT,
     "*optimizer.grad_clip": NON_NEGATIVE,
 }
+
+
+def _weight_decay_needs_adamw(c) -> str | None:
+    o = c.optimizer
+    if o.weight_decay and o.name != "adamw":
+        return (
+            f"optimizer.weight_decay ({o.weight_decay}) applies to optimizer.name=adamw only, "
+            f"got optimizer.name={o.name}"
+        )
+    return None
+
+
 COMMON_CROSS_CHECKS: tuple[CrossCheck, ...] = (
     _checkpoint_every_multiple_of_log_every,
     _warmup_shorter_than_run,
+    _weight_decay_needs_adamw,
 )
 
 

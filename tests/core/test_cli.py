@@ -1,11 +1,16 @@
 """Console scripts: --help, --list-presets, one-line errors with exit status 2."""
 
+import importlib
+import logging
+import pathlib
 import subprocess
 import sys
+import tomllib
 
 import pytest
 
 from gantk.main import main as gantk_main
+from generative.core.cli import make_main
 
 
 def _run(module, *args):
@@ -73,3 +78,116 @@ def test_every_command_resolves_to_a_function(module):
     assert commands
     for name, command in commands.items():
         assert callable(_resolve(command)), (module, name)
+
+
+# (console script, argv, what the one line must say): invalid values of every package, each
+# refused before the command starts (no import of the command, no file written).
+BAD_VALUES = [
+    ("gantk", ["table", "--steps", "-5"], "config key 'steps' must be a positive integer, got -5"),
+    ("gantk", ["table", "--seeds", "0"], "config key 'seeds' must be a positive integer, got 0"),
+    ("gantk", ["table", "workers=0"], "config key 'workers' must be a positive integer, got 0"),
+    ("gantk", ["table", "losses=('ipm','gan')"], "'losses' must be a non-empty list, each one of"),
+    ("gantk", ["flow", "--seed", "-1"], "config key 'seed' must be an integer >= 0, got -1"),
+    ("gantk", ["flow", "data.n_particles=0"], "'data.n_particles' must be a positive integer"),
+    ("gantk", ["flow", "optimizer.lr=0"], "'optimizer.lr' must be a finite number > 0, got 0.0"),
+    ("gantk", ["flow", "loss.t=-1"], "'loss.t' must be a finite number > 0, got -1.0"),
+    ("gantk", ["flow", "num_steps=-3"], "'num_steps' must be an integer >= 0, got -3"),
+    ("gantk", ["flow", "log_every=0"], "'log_every' must be a positive integer, got 0"),
+    ("gantk", ["flow", "dtype=float16"], "'dtype' must be one of: float32, float64, got 'float16'"),
+    ("gantk", ["flow", "generator.optimizer.b2=1.5"], "'generator.optimizer.b2' must be a number in [0, 1), got 1.5"),
+    ("gantk", ["adequacy", "n_seeds=0"], "config key 'n_seeds' must be a positive integer, got 0"),
+    ("gantk", ["adequacy", "widths=(64,0)"], "'widths' must be a non-empty list, each a positive integer, got (64, 0)"),
+    ("gantk", ["adequacy", "optimizer.name=adam"], "'optimizer.name' must be one of: sgd, got 'adam'"),
+    ("gantk", ["field", "field.nx=1"], "'field.nx' must be an integer >= 2, got 1"),
+    ("gantk", ["field", "pad_dim=1"], "'pad_dim' must be 0 (the plane itself) or an integer >= 2, got 1"),
+    ("gantk", ["field", "field.x_range=(2,-2)"], "field.x_range must be two numbers (low, high) with low < high"),
+    ("gantk", ["table", "--config", "demo"], "command 'table' reads config key(s) steps, seeds, workers"),
+    ("video", ["train", "batch_size=0"], "config key 'batch_size' must be a positive integer, got 0"),
+    ("video", ["train", "num_steps=-1"], "config key 'num_steps' must be an integer >= 0, got -1"),
+    ("video", ["train", "optimizer.lr=-0.001"], "'optimizer.lr' must be a finite number > 0, got -0.001"),
+    ("video", ["train", "optimizer.schedule=step"], "'optimizer.schedule' must be one of: constant, constant_then_linear_decay, cosine, warmup_cosine"),
+    ("video", ["train", "nt_cond=1"], "nt_cond (1) must be at least model.nt_inf (5)"),
+    ("video", ["eval", "eval.n_samples=0"], "'eval.n_samples' must be a positive integer, got 0"),
+    ("video", ["explore", "eval.horizon=-2"], "'eval.horizon' must be a positive integer, got -2"),
+    ("video", ["train", "model.dynamics=lstm"], "'model.dynamics' must be one of: residual, mlp, gru, got 'lstm'"),
+    ("physics", ["train", "batch_size=0"], "config key 'batch_size' must be a positive integer, got 0"),
+    ("physics", ["train", "optimizer.b1=1.0"], "'optimizer.b1' must be a number in [0, 1), got 1.0"),
+    ("physics", ["train", "model.content_dim=3"], "model.mixing=mul needs model.content_dim (3) equal to model.dynamic_dim (32)"),
+    ("physics", ["train", "num_train=300"], "num_train (300) must be smaller than num_sequences (300)"),
+    ("physics", ["eval", "eval_batch=0"], "config key 'eval_batch' must be a positive integer, got 0"),
+    ("physics", ["eval", "dynamics.solver=rk5"], "'dynamics.solver' must be one of: euler, heun"),
+    ("physics", ["aphynity", "aphynity.pendulum.steps=0"], "'aphynity.pendulum.steps' must be a positive integer, got 0"),
+    ("physics", ["aphynity", "aphynity.methods=physics,gan"], "'aphynity.methods' must be a comma-separated list of: physics, data"),
+    ("physics", ["aphynity", "--seed", "-4"], "config key 'seed' must be an integer >= 0, got -4"),
+    ("physics", ["train", "--config", "aphynity"], "command 'train' reads config key(s) dataset, batch_size"),
+    ("generative", ["metrics", "n=0"], "config key 'n' must be a positive integer, got 0"),
+    ("generative", ["metrics", "sinkhorn_epsilon=0"], "'sinkhorn_epsilon' must be a finite number > 0, got 0.0"),
+    ("generative", ["metrics", "source=cube"], "'source' must be one of: eight_gaussians"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("script, argv, match", BAD_VALUES)
+def test_invalid_values_one_line_status_2_nothing_written(
+    tmp_path, monkeypatch, capsys, script, argv, match
+):
+    monkeypatch.chdir(tmp_path)  # the default workdir, runs/..., would appear here
+    main = importlib.import_module(f"{script}.main").main
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith(f"{script}: error: "), err
+    assert match in err and "Traceback" not in err, err
+    assert out == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_console_script_has_invalid_value_cases():
+    pyproject = pathlib.Path(__file__).parents[2] / "pyproject.toml"
+    scripts = tomllib.loads(pyproject.read_text())["project"]["scripts"]
+    assert {v.split(".")[0] for v in scripts.values()} == {s for s, _, _ in BAD_VALUES}
+    for name, target in scripts.items():
+        assert target == f"{name}.main:main"
+        commands = importlib.import_module(f"{name}.main").COMMANDS
+        tested = {argv[0] for s, argv, _ in BAD_VALUES if s == name}
+        assert tested == set(commands), (name, set(commands) - tested)
+
+
+def _toy_main(command, **kw):
+    return make_main(
+        "toy",
+        {"go": command},
+        configs_package="generative.configs",
+        default_command="go",
+        default_presets={"go": "toy_metrics"},
+        **kw,
+    )
+
+
+def test_library_log_messages_are_printed_one_line_each(tmp_path, capsys):
+    def command(config, workdir):
+        logging.getLogger("generative.core.checkpoint").warning("step %d set aside", 20)
+        logging.getLogger("generative.core.train").info("resumed from %s", "ckpt/10")
+        logging.getLogger("generative.core.train").debug("not shown")
+
+    assert _toy_main(command)(["--workdir", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert err == "toy: step 20 set aside\n"
+    assert out == f"toy: resumed from ckpt/10\nresults in {tmp_path.absolute()}\n"
+    assert logging.getLogger("generative").handlers == []  # removed after the command
+
+
+def test_command_checks_require_and_check_keys(tmp_path, capsys):
+    from generative.core.config import POSITIVE_INT
+
+    ran = []
+    main = _toy_main(lambda c, w: ran.append(c.n), command_checks={"go": {"n": POSITIVE_INT}})
+    assert main(["--workdir", str(tmp_path), "n=3"]) == 0 and ran == [3]
+    capsys.readouterr()
+    strict = _toy_main(lambda c, w: ran.append(c), command_checks={"go": {"width": POSITIVE_INT}})
+    assert strict(["--workdir", str(tmp_path)]) == 2 and ran == [3]
+    assert capsys.readouterr().err == (
+        "toy: error: command 'go' reads config key(s) width, which preset 'toy_metrics' lacks; "
+        "its default preset is 'toy_metrics' (see --help)\n"
+    )
+    with pytest.raises(ValueError, match="command_checks for unknown commands: stop"):
+        _toy_main(lambda c, w: None, command_checks={"stop": {}})

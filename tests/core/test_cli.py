@@ -1,12 +1,15 @@
 """Console scripts: --help, --list-presets, one-line errors with exit status 2."""
 
+import csv
 import importlib
+import json
 import logging
 import pathlib
 import subprocess
 import sys
 import tomllib
 
+import numpy as np
 import pytest
 
 from gantk.main import main as gantk_main
@@ -49,22 +52,38 @@ def test_wrong_arguments_one_line(tmp_path, capsys, args, match):
     assert len(err.splitlines()) == 1 and match in err and "Traceback" not in err
 
 
-def test_gantk_flow_one_step_smoke(tmp_path, capsys):
-    code = gantk_main(
-        ["flow", "--workdir", str(tmp_path), "num_steps=1", "log_every=1", "checkpoint_every=1",
-         "progress=false", "eval.figures=false", "data.n_particles=16", "data.n_targets=16"]
-    )  # fmt: skip
-    assert code == 0
-    assert (tmp_path / "metrics.csv").exists() and (tmp_path / "config.json").exists()
-    assert "results in" in capsys.readouterr().out
+def test_gantk_flow_one_step_then_resume(tmp_path, capsys):
+    argv = ["flow", "--workdir", str(tmp_path), "num_steps=1", "log_every=1", "checkpoint_every=1",
+            "progress=false", "eval.figures=false", "data.n_particles=16", "data.n_targets=16"]  # fmt: skip
+    assert gantk_main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.endswith(f"results in {tmp_path.absolute()}\n") and "resumed" not in out
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert [int(r["step"]) for r in rows] == [0, 1] and float(rows[1]["sinkhorn"]) > 0
+    assert json.loads((tmp_path / "config.json").read_text())["data"]["n_particles"] == 16
+    # the same command again: resumes from the step-1 checkpoint (printed), trains nothing
+    assert gantk_main(argv) == 0
+    out, err = capsys.readouterr()
+    assert f"gantk: resumed from {tmp_path.absolute() / 'checkpoints' / '1'}\n" in out, out + err
+    assert [int(r["step"]) for r in csv.DictReader((tmp_path / "metrics.csv").open())] == [0, 1]
 
 
-def test_generative_metrics_smoke(capsys):
+def test_generative_metrics_prints_the_library_values(tmp_path, capsys):
+    import jax
+
+    from generative import metrics as m
+    from generative.data.toy import sample_toy
     from generative.main import main
 
-    assert main(["metrics", "n=64"]) == 0
-    out = capsys.readouterr().out
-    assert "sinkhorn" in out and "exact_ot" in out
+    assert main(["metrics", "n=64", "--seed", "3", "--workdir", str(tmp_path)]) == 0
+    printed = dict(line.split() for line in capsys.readouterr().out.splitlines()[:3])
+    assert set(printed) == {"sinkhorn", "exact_ot", "energy"}
+    key = jax.random.PRNGKey(3)
+    x = sample_toy("standard_normal", jax.random.fold_in(key, 1), 64)
+    y = sample_toy("eight_gaussians", jax.random.fold_in(key, 2), 64)
+    np.testing.assert_allclose(float(printed["exact_ot"]), m.exact_ot_cost(x, y), rtol=1e-5)
+    np.testing.assert_allclose(float(printed["energy"]), m.energy_distance(x, y), rtol=1e-5)
+    assert float(printed["sinkhorn"]) > 0
 
 
 @pytest.mark.parametrize("module", ["gantk.main", "video.main", "physics.main", "generative.main"])

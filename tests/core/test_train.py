@@ -90,6 +90,7 @@ def test_nonfinite_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert last is not None and last < bad_step
     abstract = jax.eval_shape(_experiment(cfg).init, jax.random.PRNGKey(0))
     restored = ckpt.restore(abstract)
+    assert int(restored.step) == last
     assert all(np.isfinite(x).all() for x in _leaves(restored))
     ckpt.close()
 

@@ -93,19 +93,42 @@ def _print_logs(prog: str, names: Sequence[str]):
     for h in (out, err):
         h.setFormatter(fmt)
     loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
+    saved = [(lg.level, lg.propagate) for lg in loggers]
     for lg in loggers:
         lg.addHandler(out)
         lg.addHandler(err)
+        lg.propagate = False  # printed once, not again by a root handler another library set
         if lg.getEffectiveLevel() > logging.INFO:
             lg.setLevel(logging.INFO)
     try:
         yield
     finally:
-        for lg, level in zip(loggers, levels):
+        for lg, (level, propagate) in zip(loggers, saved):
             lg.removeHandler(out)
             lg.removeHandler(err)
             lg.setLevel(level)
+            lg.propagate = propagate
+
+
+@contextlib.contextmanager
+def _ignore_closed_loop_callbacks():
+    """When orbax fails to read one array of a checkpoint, it closes its event loop while
+    TensorStore still completes the reads of the others; their callbacks then raise
+    "Event loop is closed" where nobody can catch it (an unraisable exception, printed as a
+    traceback). Nothing is lost: the failure itself is reported. Silence only those."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        e = unraisable.exc_value
+        if isinstance(e, RuntimeError) and str(e) == "Event loop is closed":
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
 
 
 def _missing_keys(config, keys: Sequence[str]) -> list[str]:
@@ -210,7 +233,7 @@ def make_main(
         from generative.core.train import NonFiniteError
 
         try:
-            with _print_logs(prog, log_names):
+            with _print_logs(prog, log_names), _ignore_closed_loop_callbacks():
                 _resolve(commands[args.command])(config, workdir)
         except (config_lib.ConfigError, CheckpointError, FileNotFoundError, ValueError) as e:
             sys.stderr.write(f"{prog}: error: {_one_line(e)}\n")

@@ -4,6 +4,7 @@ import csv
 import importlib
 import json
 import logging
+import os
 import pathlib
 import subprocess
 import sys
@@ -210,3 +211,68 @@ def test_command_checks_require_and_check_keys(tmp_path, capsys):
     )
     with pytest.raises(ValueError, match="command_checks for unknown commands: stop"):
         _toy_main(lambda c, w: None, command_checks={"stop": {}})
+
+
+def test_importing_changes_no_global_state():
+    """Importing the library (and the console-script modules) prints nothing and leaves
+    os.environ, JAX's configuration and glibc's allocator alone: only `main()` and the test
+    suite's conftest call `configure_host_memory`."""
+    code = """
+import os, sys
+env = dict(os.environ)
+import jax
+flags = {k: getattr(jax.config, k) for k in ("jax_enable_x64", "jax_numpy_rank_promotion")}
+import generative.core, generative.core.checkpoint, generative.core.cli, generative.core.config
+import generative.core.host_memory, generative.core.metric_writers, generative.core.sharding
+import generative.core.train, gantk.main, video.main, physics.main, generative.main
+assert dict(os.environ) == env
+assert {k: getattr(jax.config, k) for k in flags} == flags
+assert generative.core.host_memory.host_memory_state()["reason"] == "not called"
+sys.stderr.write("ok")
+"""
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert r.returncode == 0 and r.stderr.endswith("ok"), r.stderr[-2000:]
+    assert r.stdout == ""
+
+
+def test_corrupt_checkpoints_through_the_command_line(tmp_path, capfd):
+    import jax
+    import jax.numpy as jnp
+
+    from generative.core.checkpoint import Checkpointer
+
+    state = {"w": jnp.arange(4.0), "m": jnp.ones((8, 8)), "n": jnp.zeros(3, jnp.int32)}
+    ckpt = Checkpointer(tmp_path / "checkpoints")
+    for step in (1, 2):
+        ckpt.save(step, {k: a + step for k, a in state.items()})
+    ckpt.close()
+
+    def corrupt(step):
+        for f in (tmp_path / "checkpoints" / str(step)).rglob("*"):
+            if f.is_file() and f.parent.name == "d":
+                f.write_bytes(b"garbage" * 9)
+
+    def restore(config, workdir):
+        c = Checkpointer(workdir / "checkpoints")
+        got = c.restore(jax.eval_shape(lambda: state), set_aside=True)
+        c.close()
+        np.testing.assert_array_equal(got["m"], np.full((8, 8), 2.0))  # step 1's values
+
+    main = _toy_main(restore)
+    corrupt(2)
+    capfd.readouterr()
+    assert main(["--workdir", str(tmp_path)]) == 0
+    out, err = capfd.readouterr()
+    where = tmp_path / "checkpoints"
+    assert err.count("\n") == 1 and err.startswith(f"toy: checkpoint {where / '2'} cannot be"), err
+    assert err.endswith(f", moved to {where / 'unrestorable-2'}; restored step 1 instead\n")
+    assert out == f"results in {tmp_path.absolute()}\n"
+    corrupt(1)
+    assert main(["--workdir", str(tmp_path)]) == 2
+    out, err = capfd.readouterr()
+    assert err.count("\n") == 1 and err.startswith(
+        f"toy: error: none of the 1 checkpoints in {where} can be restored (newest, step 1: "
+    ), err

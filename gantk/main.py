@@ -11,8 +11,9 @@ import pathlib
 import jax
 import ml_collections
 
+from gantk import configs
 from generative.core.cli import make_main
-from generative.core.config import package_checks
+from generative.core.config import each, one_of, package_checks
 from generative.core.train import run
 
 
@@ -60,7 +61,12 @@ def table(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
 COMMANDS = {"flow": flow, "adequacy": adequacy, "field": field, "table": table}
 
 # Keys each command reads: a preset of another command is refused in one line.
-_CHECKS, _ = package_checks("gantk.configs")
+_CHECKS = {
+    **package_checks("gantk.configs")[0],
+    "datasets": each(one_of(*configs.TABLE_DATASETS)),
+    "losses": each(one_of(*configs.TABLE_LOSSES)),
+    "kernels": each(one_of(*configs.TABLE_KERNELS)),
+}
 _COMMAND_KEYS = {
     "flow": ("dtype", "num_steps", "data.name", "loss.name", "kernel.architecture", "eta"),
     "adequacy": ("dtype", "widths", "n_seeds", "loss.names", "data.dim", "plot.grid_size"),

@@ -17,7 +17,6 @@ DATASETS = ("waveeq", "waveeq100", "sst", "taxibj", "chairs", "mmnist")  # physi
 ENCODERS = ("mlp", "dcgan", "vgg", "resnet", "conv_skip")  # physics.model.ENCODERS
 DECODERS = ("mlp", "dcgan", "vgg", "conv_skip")  # physics.model.DECODERS
 ACTIVATIONS = ("relu", "tanh", "softplus", "elu")  # physics.model.ACTIVATIONS
-SOLVERS = ("euler", "heun", "midpoint", "rk4", "bosh3", "dopri5", "tsit5")  # simulators
 ADJOINTS = ("recursive", "backsolve")  # physics.model.ADJOINTS
 APHYNITY_DATASETS = ("pendulum", "fhn", "wave")  # physics.aphynity.DATASETS
 APHYNITY_METHODS = ("physics", "data", "physics+data", "aphynity")  # physics.aphynity.METHODS
@@ -59,7 +58,6 @@ CHECKS = {
     "dynamics.n_blocks": POSITIVE_INT,
     "dynamics.hidden": POSITIVE_INT,
     "dynamics.activation": one_of(*ACTIVATIONS),
-    "dynamics.solver": one_of(*SOLVERS),
     "dynamics.dt": POSITIVE,
     "dynamics.adjoint": one_of(*ADJOINTS),
     "dynamics.rtol": POSITIVE,

@@ -120,9 +120,10 @@ def test_check_choices_equal_the_library_lists():
     import physics.configs as p
     import video.configs as v
     from gantk import dynamics, flow, kernels
+    from gantk.configs import paper
     from generative.configs import TOY_DATASETS
     from generative.data import toy
-    from physics import aphynity, data, model, simulators
+    from physics import aphynity, data, model
     from video import model as video_model
     from video import train as video_train
 
@@ -132,6 +133,11 @@ def test_check_choices_equal_the_library_lists():
     assert v.DYNAMICS == video_model.DYNAMICS
     assert p.DATASETS == data.DATASETS and p.ENCODERS == model.ENCODERS
     assert p.DECODERS == model.DECODERS and p.ADJOINTS == model.ADJOINTS
-    assert p.ACTIVATIONS == tuple(model.ACTIVATIONS) and p.SOLVERS == tuple(simulators.SOLVERS)
+    assert p.ACTIVATIONS == tuple(model.ACTIVATIONS)
     assert p.APHYNITY_DATASETS == aphynity.DATASETS and p.APHYNITY_METHODS == aphynity.METHODS
     assert TOY_DATASETS == tuple(toy.TOY_DATASETS)
+    assert (g.TABLE_DATASETS, g.TABLE_LOSSES, g.TABLE_KERNELS) == (
+        paper.DATASETS,
+        paper.LOSSES,
+        paper.KERNELS,
+    )

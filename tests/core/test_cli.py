@@ -14,22 +14,21 @@ import numpy as np
 import pytest
 
 from gantk.main import main as gantk_main
+from generative.core import config as config_lib
 from generative.core.cli import make_main
 
 
-def _run(module, *args):
-    code = f"from {module}.main import main; raise SystemExit(main())"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
-    )
-
-
-@pytest.mark.parametrize("module", ["gantk", "generative"])
-def test_help_and_presets(module):
-    r = _run(module, "--help")
-    assert r.returncode == 0 and "--workdir" in r.stdout and "--seed" in r.stdout
-    r = _run(module, "--list-presets")
-    assert r.returncode == 0 and r.stdout.strip()
+@pytest.mark.parametrize("module", ["gantk", "video", "physics", "generative"])
+def test_help_and_presets(module, capsys):
+    main = importlib.import_module(f"{module}.main").main
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--workdir" in out and "--seed" in out and "key=value" in out
+    assert main(["--list-presets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    presets = [line.split()[0] for line in lines]  # name, then the first docstring line
+    assert presets == list(config_lib.list_presets(f"{module}.configs"))
+    assert all(line.split(maxsplit=1)[1:] for line in lines)
 
 
 @pytest.mark.parametrize(

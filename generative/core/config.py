@@ -115,7 +115,9 @@ def interval(low: float, high: float, *, low_open: bool = False, high_open: bool
 
 def one_of(*choices: Any) -> Check:
     """One of `choices` (compared with ==)."""
-    return Check(lambda v: v in choices, "one of the valid choices: " + ", ".join(map(str, choices)))
+    return Check(
+        lambda v: v in choices, "one of the valid choices: " + ", ".join(map(str, choices))
+    )
 
 
 def each(check: Check, *, min_len: int = 1) -> Check:

@@ -95,7 +95,7 @@ def test_nonfinite_stops_and_keeps_last_good_checkpoint(tmp_path):
     ckpt.close()
 
 
-# orbax closes its event loop when one array fails to read, while TensorStore completes the
+# orbax closes its event loop when an array fails to read, while TensorStore completes the
 # others: their callbacks raise where nothing can catch them (the command line silences them)
 _ORBAX_CLOSED_LOOP = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
@@ -177,6 +177,7 @@ def test_no_restorable_checkpoint_is_one_line_and_keeps_files(tmp_path):
     assert _files(tmp_path / "checkpoints") == before
 
 
+@_ORBAX_CLOSED_LOOP
 def test_incompatible_checkpoint_is_refused_in_one_line(tmp_path):
     cfg = _config(num_steps=20)
     _two_checkpoints(tmp_path / "checkpoints", cfg, width=4)

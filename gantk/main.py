@@ -11,7 +11,9 @@ import pathlib
 import jax
 import ml_collections
 
+from gantk import configs
 from generative.core.cli import make_main
+from generative.core.config import each, one_of, package_checks
 from generative.core.train import run
 
 
@@ -58,6 +60,20 @@ def table(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
 
 COMMANDS = {"flow": flow, "adequacy": adequacy, "field": field, "table": table}
 
+# Keys each command reads: a preset of another command is refused in one line.
+_CHECKS = {
+    **package_checks("gantk.configs")[0],
+    "datasets": each(one_of(*configs.TABLE_DATASETS)),
+    "losses": each(one_of(*configs.TABLE_LOSSES)),
+    "kernels": each(one_of(*configs.TABLE_KERNELS)),
+}
+_COMMAND_KEYS = {
+    "flow": ("dtype", "num_steps", "data.name", "loss.name", "kernel.architecture", "eta"),
+    "adequacy": ("dtype", "widths", "n_seeds", "loss.names", "data.dim", "plot.grid_size"),
+    "field": ("dtype", "pad_dim", "loss.name", "field.nx", "field.ny", "field.real"),
+    "table": ("steps", "seeds", "workers", "log_every", "datasets", "losses", "kernels"),
+}
+
 main = make_main(
     "gantk",
     COMMANDS,
@@ -70,4 +86,7 @@ main = make_main(
         "table": "table",
     },
     description="GAN training dynamics through the infinite-width discriminator's NTK.",
+    command_checks={
+        command: {k: _CHECKS[k] for k in keys} for command, keys in _COMMAND_KEYS.items()
+    },
 )

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from generative.core.cli import make_main
+from generative.core.config import package_checks
 
 COMMANDS = {
     "train": "physics.train:train_and_evaluate",
     "eval": "physics.train:evaluate",
     "aphynity": "physics.aphynity:run_benchmark",
+}
+
+# Keys each command reads: a preset of another command is refused in one line.
+_CHECKS, _ = package_checks("physics.configs")
+_SEPARATION_KEYS = ("dataset", "batch_size", "cond_frames", "pred_frames", "model.encoder")
+_COMMAND_KEYS = {
+    "train": _SEPARATION_KEYS,
+    "eval": _SEPARATION_KEYS,
+    "aphynity": ("aphynity.datasets", "aphynity.methods", "aphynity.num_train"),
 }
 
 main = make_main(
@@ -17,6 +27,7 @@ main = make_main(
     default_command="train",
     default_presets={"train": "waveeq", "eval": "waveeq", "aphynity": "aphynity"},
     description="PDE-driven spatiotemporal disentanglement and APHYNITY",
+    command_checks={c: {k: _CHECKS[k] for k in keys} for c, keys in _COMMAND_KEYS.items()},
 )
 
 if __name__ == "__main__":

@@ -2,14 +2,20 @@
 
 Common options: `--config PRESET` (a module of `<pkg>/configs/`), `--workdir DIR`,
 `--seed N`, `--list-presets`, and any number of `key.sub=value` overrides (also written
-`--key.sub value`), which always win over the preset. Wrong arguments exit with status 2 and
-one line, never a traceback.
+`--key.sub value`), which always win over the preset. Wrong arguments, and config values that
+the checks of `generative.core.config` (`COMMON_CHECKS`, the package's and the preset's
+`CHECKS` / `CROSS_CHECKS`, and `command_checks` here) refuse, exit with status 2 and one line
+before the command starts, never a traceback. Messages the library logs (`logging`, loggers
+`generative.*` and the package's) are printed one line each: information on stdout, warnings
+on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
 import os
 import pathlib
 import sys
@@ -66,6 +72,77 @@ def _options_as_overrides(parser: argparse.ArgumentParser, argv: list[str]) -> l
     return out
 
 
+class _Below(logging.Filter):
+    def __init__(self, level: int):
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < self.level
+
+
+@contextlib.contextmanager
+def _print_logs(prog: str, names: Sequence[str]):
+    """While a command runs, records of the loggers `names` (INFO and above) are printed as
+    `PROG: message` (first line only): below WARNING on stdout, from WARNING on stderr."""
+    fmt = logging.Formatter(f"{prog}: %(message)s")
+    out = logging.StreamHandler(sys.stdout)
+    out.addFilter(_Below(logging.WARNING))
+    err = logging.StreamHandler(sys.stderr)
+    err.setLevel(logging.WARNING)
+    for h in (out, err):
+        h.setFormatter(fmt)
+    loggers = [logging.getLogger(n) for n in names]
+    saved = [(lg.level, lg.propagate) for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(out)
+        lg.addHandler(err)
+        lg.propagate = False  # printed once, not again by a root handler another library set
+        if lg.getEffectiveLevel() > logging.INFO:
+            lg.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        for lg, (level, propagate) in zip(loggers, saved):
+            lg.removeHandler(out)
+            lg.removeHandler(err)
+            lg.setLevel(level)
+            lg.propagate = propagate
+
+
+@contextlib.contextmanager
+def _ignore_closed_loop_callbacks():
+    """When orbax fails to read one array of a checkpoint, it closes its event loop while
+    TensorStore still completes the reads of the others; their callbacks then raise
+    "Event loop is closed" where nobody can catch it (an unraisable exception, printed as a
+    traceback). Nothing is lost: the failure itself is reported. Silence only those."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        e = unraisable.exc_value
+        if isinstance(e, RuntimeError) and str(e) == "Event loop is closed":
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+
+
+def _missing_keys(config, keys: Sequence[str]) -> list[str]:
+    out = []
+    for key in keys:
+        node = config
+        for part in key.split("."):
+            if not hasattr(node, "keys") or part not in node:
+                out.append(key)
+                break
+            node = node[part]
+    return out
+
+
 def make_main(
     prog: str,
     commands: Mapping[str, Command | str],
@@ -74,13 +151,21 @@ def make_main(
     default_command: str,
     default_presets: Mapping[str, str],
     description: str = "",
+    command_checks: Mapping[str, Mapping[str, config_lib.Check]] | None = None,
 ) -> Callable[[Sequence[str] | None], int]:
     """Build `main(argv) -> exit code` for a console script.
 
     `commands` maps each command name to `fn(config, workdir)` or to "module:fn", imported
     only when that command runs. `default_presets` maps each command to the preset it runs
-    when `--config` is absent.
+    when `--config` is absent. `command_checks` maps a command to {key: Check}: keys it
+    reads, which the preset must have and the check accept (on top of the checks that
+    `config.resolve` applies to every command).
     """
+    command_checks = dict(command_checks or {})
+    unknown = sorted(set(command_checks) - set(commands))
+    if unknown:
+        raise ValueError(f"command_checks for unknown commands: {', '.join(unknown)}")
+    log_names = ("generative", configs_package.split(".")[0])
 
     def main(argv: Sequence[str] | None = None) -> int:
         try:
@@ -130,6 +215,17 @@ def make_main(
             config = config_lib.resolve(configs_package, preset, args.overrides, seed=args.seed)
         except config_lib.ConfigError as e:
             parser.error(_one_line(e))
+        checks = command_checks.get(args.command, {})
+        missing = _missing_keys(config, list(checks))
+        if missing:
+            parser.error(
+                f"command '{args.command}' reads config key(s) {', '.join(missing)}, which "
+                f"preset '{preset}' lacks; its default preset is '{default_presets[args.command]}'"
+            )
+        try:
+            config_lib.check_config(config, checks)
+        except config_lib.ConfigError as e:
+            parser.error(_one_line(e))
         workdir = pathlib.Path(
             args.workdir or os.path.join("runs", f"{prog}-{args.command}-{preset}")
         )
@@ -137,7 +233,8 @@ def make_main(
         from generative.core.train import NonFiniteError
 
         try:
-            _resolve(commands[args.command])(config, workdir)
+            with _print_logs(prog, log_names), _ignore_closed_loop_callbacks():
+                _resolve(commands[args.command])(config, workdir)
         except (config_lib.ConfigError, CheckpointError, FileNotFoundError, ValueError) as e:
             sys.stderr.write(f"{prog}: error: {_one_line(e)}\n")
             return 2

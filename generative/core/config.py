@@ -9,17 +9,38 @@ unknown key or a wrong type stops the run with one line naming the valid choices
 from __future__ import annotations
 
 import ast
+import fnmatch
 import importlib
 import json
+import math
+import numbers
 import pathlib
 import pkgutil
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import ml_collections
 
 __all__ = [
     "ConfigError",
+    "Check",
+    "COMMON_CHECKS",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "POSITIVE_INT",
+    "NON_NEGATIVE_INT",
+    "POSITIVE",
+    "NON_NEGATIVE",
+    "FINITE",
+    "PROBABILITY",
+    "NON_EMPTY",
+    "at_least",
+    "interval",
+    "one_of",
+    "each",
+    "comma_list",
+    "check_config",
+    "package_checks",
     "base_config",
     "list_presets",
     "load_preset",
@@ -33,9 +54,203 @@ __all__ = [
 # Keys that may differ between a run and its resumption (they do not change the result).
 RESUMABLE_KEYS = ("num_steps", "progress")
 
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULES = ("constant", "constant_then_linear_decay", "cosine", "warmup_cosine")
+
 
 class ConfigError(ValueError):
     """A user-facing configuration problem; its message is one line."""
+
+
+# ----------------------------------------------------------------------------- value checks
+
+
+class Check(NamedTuple):
+    """A declarative constraint on one config value.
+
+    accepts: value -> bool.  valid: what is accepted, in words ("a positive integer"); the
+    error reads "config key 'KEY' must be VALID, got VALUE".
+    """
+
+    accepts: Callable[[Any], bool]
+    valid: str
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+FINITE = Check(_is_real, "a finite number")
+POSITIVE_INT = Check(lambda v: _is_int(v) and v > 0, "a positive integer")
+NON_NEGATIVE_INT = Check(lambda v: _is_int(v) and v >= 0, "an integer >= 0")
+POSITIVE = Check(lambda v: _is_real(v) and v > 0, "a finite number > 0")
+NON_NEGATIVE = Check(lambda v: _is_real(v) and v >= 0, "a finite number >= 0")
+PROBABILITY = Check(lambda v: _is_real(v) and 0 <= v <= 1, "a number in [0, 1]")
+NON_EMPTY = Check(lambda v: isinstance(v, str) and bool(v.strip()), "a non-empty string")
+
+
+def at_least(low: float, *, integer: bool = False) -> Check:
+    """An integer (or finite number) >= `low`."""
+    kind = _is_int if integer else _is_real
+    return Check(
+        lambda v: kind(v) and v >= low, f"{'an integer' if integer else 'a number'} >= {low:g}"
+    )
+
+
+def interval(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Check:
+    """A finite number in the interval [low, high], either end open on request."""
+
+    def accepts(v):
+        if not _is_real(v):
+            return False
+        return (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+
+    brackets = ("(" if low_open else "[", ")" if high_open else "]")
+    return Check(accepts, f"a number in {brackets[0]}{low:g}, {high:g}{brackets[1]}")
+
+
+def one_of(*choices: Any) -> Check:
+    """One of `choices` (compared with ==)."""
+    return Check(
+        lambda v: v in choices, "one of the valid choices: " + ", ".join(map(str, choices))
+    )
+
+
+def each(check: Check, *, min_len: int = 1) -> Check:
+    """A list/tuple of at least `min_len` items, each accepted by `check`."""
+
+    def accepts(v):
+        return (
+            isinstance(v, (list, tuple)) and len(v) >= min_len and all(check.accepts(x) for x in v)
+        )
+
+    size = f"at least {min_len} " if min_len > 1 else "non-empty " if min_len == 1 else ""
+    return Check(accepts, f"a {size}list, each {check.valid}")
+
+
+def comma_list(*choices: str) -> Check:
+    """A string "a,b,..." of at least one name, each one of `choices`."""
+
+    def accepts(v):
+        names = [x.strip() for x in v.split(",")] if isinstance(v, str) else []
+        return bool(names) and all(x in choices for x in names)
+
+    return Check(accepts, "a comma-separated list of: " + ", ".join(choices))
+
+
+CrossCheck = Callable[[Any], "str | None"]
+
+
+def _checkpoint_every_multiple_of_log_every(c) -> str | None:
+    if c.checkpoint_every % c.log_every:
+        return (
+            f"checkpoint_every ({c.checkpoint_every}) must be a positive multiple "
+            f"of log_every ({c.log_every})"
+        )
+    return None
+
+
+def _warmup_shorter_than_run(c) -> str | None:
+    o = c.optimizer
+    if o.schedule == "warmup_cosine" and c.num_steps > 0 and o.warmup_steps >= c.num_steps:
+        return (
+            f"optimizer.warmup_steps ({o.warmup_steps}) must be smaller than num_steps "
+            f"({c.num_steps}) with the warmup_cosine schedule"
+        )
+    return None
+
+
+# Checks of the keys of `base_config()`, wherever a preset has them. A pattern is matched
+# against the dotted path of every leaf ("*optimizer.lr" also covers "generator.optimizer.lr").
+COMMON_CHECKS: dict[str, Check] = {
+    "seed": NON_NEGATIVE_INT,
+    "num_steps": NON_NEGATIVE_INT,
+    "log_every": POSITIVE_INT,
+    "checkpoint_every": POSITIVE_INT,
+    "keep_checkpoints": POSITIVE_INT,
+    "*optimizer.name": one_of(*OPTIMIZERS),
+    "*optimizer.lr": POSITIVE,
+    "*optimizer.b1": interval(0, 1, high_open=True),
+    "*optimizer.b2": interval(0, 1, high_open=True),
+    "*optimizer.momentum": interval(0, 1, high_open=True),
+    "*optimizer.weight_decay": NON_NEGATIVE,
+    "*optimizer.schedule": one_of(*SCHEDULES),
+    "*optimizer.decay_steps": NON_NEGATIVE_INT,
+    "*optimizer.warmup_steps": NON_NEGATIVE_INT,
+    "*optimizer.grad_clip": NON_NEGATIVE,
+}
+
+
+def _weight_decay_needs_adamw(c) -> str | None:
+    o = c.optimizer
+    if o.weight_decay and o.name != "adamw":
+        return (
+            f"optimizer.weight_decay ({o.weight_decay}) applies to optimizer.name=adamw only, "
+            f"got optimizer.name={o.name}"
+        )
+    return None
+
+
+COMMON_CROSS_CHECKS: tuple[CrossCheck, ...] = (
+    _checkpoint_every_multiple_of_log_every,
+    _warmup_shorter_than_run,
+    _weight_decay_needs_adamw,
+)
+
+
+def _leaves(config: ml_collections.ConfigDict, prefix: str = "") -> Iterable[tuple[str, Any]]:
+    for key in config.keys():
+        value = config[key]
+        if isinstance(value, ml_collections.ConfigDict):
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def check_config(
+    config: ml_collections.ConfigDict,
+    checks: Mapping[str, Check],
+    cross_checks: Sequence[CrossCheck] = (),
+) -> None:
+    """Raise a one-line ConfigError for the first value a check refuses.
+
+    checks: pattern -> Check; a pattern (`fnmatch` syntax) is matched against the dotted path
+    of every leaf of `config`; patterns that match no key are ignored (presets differ).
+    cross_checks: functions `config -> message or None` relating several keys; one that
+    reads a key the config lacks (AttributeError/KeyError) does not apply to it.
+    """
+    for key, value in _leaves(config):
+        for pattern, check in checks.items():
+            if fnmatch.fnmatchcase(key, pattern) and not check.accepts(value):
+                raise ConfigError(f"config key '{key}' must be {check.valid}, got {value!r}")
+    for cross in cross_checks:
+        try:
+            message = cross(config)
+        except (AttributeError, KeyError):
+            continue
+        if message:
+            raise ConfigError(" ".join(str(message).split()))
+
+
+def package_checks(
+    configs_package: str, preset: str | None = None
+) -> tuple[dict[str, Check], tuple[CrossCheck, ...]]:
+    """`COMMON_CHECKS` updated by the `CHECKS` dict of `<configs_package>/__init__.py`, then by
+    the `CHECKS` of the preset's module (a later entry with the same pattern replaces an
+    earlier one); the cross checks of all three (`CROSS_CHECKS` sequences) after each other."""
+    modules = [importlib.import_module(configs_package)]
+    if preset:
+        module = preset.partition(":")[0]
+        modules.append(importlib.import_module(f"{configs_package}.{module}"))
+    checks, cross = dict(COMMON_CHECKS), list(COMMON_CROSS_CHECKS)
+    for mod in modules:
+        checks.update(getattr(mod, "CHECKS", {}))
+        cross.extend(getattr(mod, "CROSS_CHECKS", ()))
+    return checks, tuple(cross)
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -175,33 +390,22 @@ def apply_overrides(
     return config
 
 
-def validate_common(config: ml_collections.ConfigDict) -> None:
-    if "log_every" in config and "checkpoint_every" in config:
-        if config.log_every <= 0:
-            raise ConfigError(f"log_every must be positive, got {config.log_every}")
-        if config.checkpoint_every <= 0 or config.checkpoint_every % config.log_every:
-            raise ConfigError(
-                f"checkpoint_every ({config.checkpoint_every}) must be a positive multiple "
-                f"of log_every ({config.log_every})"
-            )
-    if "num_steps" in config and config.num_steps < 0:
-        raise ConfigError(f"num_steps must be >= 0, got {config.num_steps}")
-
-
 def resolve(
     configs_package: str,
     preset: str,
     overrides: Sequence[str] = (),
     seed: int | None = None,
 ) -> ml_collections.ConfigDict:
-    """Preset, then overrides (which win), then `seed` if given; locked against new keys."""
+    """Preset, then overrides (which win), then `seed` if given; every value checked (see
+    `package_checks`); locked against new keys."""
     config = load_preset(configs_package, preset)
     apply_overrides(config, overrides)
     if seed is not None:
         if "seed" not in config:
             raise ConfigError(f"preset '{preset}' has no 'seed' key")
         config.seed = int(seed)
-    validate_common(config)
+    checks, cross_checks = package_checks(configs_package, preset)
+    check_config(config, checks, cross_checks)
     config.lock()
     return config
 

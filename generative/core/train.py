@@ -6,13 +6,16 @@ steps with donated state, `lax.scan` between logging points when data are made i
 step, explicit keys `fold_in(PRNGKey(seed), step)`, metrics fetched once per logging step
 into CSV and TensorBoard, a progress bar, orbax checkpoints, and a stop on the first
 non-finite loss or state that names the step and the quantity and keeps the last good
-checkpoint. Because every step depends only on (state, step index, seed), a run killed at any
-point and restarted with the same command ends bit-identical to an uninterrupted one.
+checkpoint. A run resumes from the newest checkpoint that restores (see
+`Checkpointer.restore`); messages go to `logging` (the command line prints them). Because every
+step depends only on (state, step index, seed), a run killed at any point and restarted with
+the same command ends bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import pathlib
 import time
 from collections.abc import Callable
@@ -39,6 +42,8 @@ __all__ = [
     "tree_is_finite",
     "run",
 ]
+
+logger = logging.getLogger(__name__)
 
 PRNGKey = jax.Array
 Metrics = dict[str, jax.Array]
@@ -99,7 +104,7 @@ def make_schedule(opt: ml_collections.ConfigDict, num_steps: int) -> optax.Sched
         return optax.warmup_cosine_decay_schedule(
             0.0, lr, max(1, int(opt.warmup_steps)), max(2, num_steps)
         )
-    valid = "constant, constant_then_linear_decay, cosine, warmup_cosine"
+    valid = ", ".join(config_lib.SCHEDULES)
     raise config_lib.ConfigError(f"unknown optimizer.schedule '{name}'; valid: {valid}")
 
 
@@ -116,9 +121,8 @@ def make_optimizer(opt: ml_collections.ConfigDict, num_steps: int) -> optax.Grad
     elif name == "rmsprop":
         tx = optax.rmsprop(lr, momentum=opt.momentum)
     else:
-        raise config_lib.ConfigError(
-            f"unknown optimizer.name '{name}'; valid: adam, adamw, sgd, rmsprop"
-        )
+        valid = ", ".join(config_lib.OPTIMIZERS)
+        raise config_lib.ConfigError(f"unknown optimizer.name '{name}'; valid: {valid}")
     if opt.grad_clip and opt.grad_clip > 0:
         tx = optax.chain(optax.clip_by_global_norm(float(opt.grad_clip)), tx)
     return tx
@@ -212,13 +216,13 @@ def run(
     abstract = jax.eval_shape(experiment.init, root_key)
     shardings = _state_shardings(experiment, abstract, mesh)
     ckpt = Checkpointer(workdir / "checkpoints", keep=int(config.get("keep_checkpoints", 3)))
-    latest = ckpt.latest_step()
-    if latest is not None:
+    if ckpt.all_steps():
         target = jax.tree_util.tree_map(
             lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
         )
-        state = ckpt.restore(target, latest)
-        print(f"resumed from {ckpt.directory / str(latest)}", flush=True)
+        # the newest checkpoint that restores; newer unrestorable ones are moved aside (kept)
+        state = ckpt.restore(target, set_aside=True)
+        logger.info("resumed from %s", ckpt.directory / str(int(jax.device_get(state.step))))
     else:
         state = jax.jit(experiment.init, out_shardings=shardings)(root_key)
     start = int(jax.device_get(state.step))

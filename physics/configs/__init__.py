@@ -1,0 +1,102 @@
+"""physics presets, and the checks of their values (applied by `generative.core.config.resolve`
+before any command runs; a check whose keys a preset lacks does not apply to it). The choice
+lists equal those of the modules that use them (tests/core/test_config.py).
+"""
+
+from generative.core.config import (
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    Check,
+    comma_list,
+    one_of,
+)
+
+DATASETS = ("waveeq", "waveeq100", "sst", "taxibj", "chairs", "mmnist")  # physics.data
+ENCODERS = ("mlp", "dcgan", "vgg", "resnet", "conv_skip")  # physics.model.ENCODERS
+DECODERS = ("mlp", "dcgan", "vgg", "conv_skip")  # physics.model.DECODERS
+ACTIVATIONS = ("relu", "tanh", "softplus", "elu")  # physics.model.ACTIVATIONS
+ADJOINTS = ("recursive", "backsolve")  # physics.model.ADJOINTS
+APHYNITY_DATASETS = ("pendulum", "fhn", "wave")  # physics.aphynity.DATASETS
+APHYNITY_METHODS = ("physics", "data", "physics+data", "aphynity")  # physics.aphynity.METHODS
+
+_ZERO_OR_AT_LEAST_2 = Check(
+    lambda v: isinstance(v, int) and not isinstance(v, bool) and (v == 0 or v >= 2),
+    "0 (whole trajectories) or an integer >= 2",
+)
+
+CHECKS = {
+    "dataset": one_of(*DATASETS),
+    "num_sequences": POSITIVE_INT,
+    "num_train": POSITIVE_INT,
+    "grid_size": POSITIVE_INT,
+    "sim_frames": POSITIVE_INT,
+    "cond_frames": POSITIVE_INT,
+    "pred_frames": POSITIVE_INT,
+    "eval_pred_frames": POSITIVE_INT,
+    "eval_stride": POSITIVE_INT,
+    "eval_windows": POSITIVE_INT,
+    "eval_batch": POSITIVE_INT,
+    "log_eval_windows": NON_NEGATIVE_INT,
+    "batch_size": POSITIVE_INT,
+    "digits_source": one_of("auto", "mnist", "font"),
+    "num_font_digits": NON_NEGATIVE_INT,
+    "model.encoder": one_of(*ENCODERS),
+    "model.decoder": one_of(*DECODERS),
+    "model.content_dim": POSITIVE_INT,
+    "model.dynamic_dim": POSITIVE_INT,
+    "model.mixing": one_of("concat", "mul"),
+    "model.enc_hidden": POSITIVE_INT,
+    "model.enc_layers": POSITIVE_INT,
+    "model.dec_hidden": POSITIVE_INT,
+    "model.dec_layers": POSITIVE_INT,
+    "model.gain": POSITIVE,
+    "model.nf": POSITIVE_INT,
+    "model.output_activation": one_of("", "sigmoid", "none"),
+    "dynamics.kind": one_of("residual", "ode"),
+    "dynamics.n_blocks": POSITIVE_INT,
+    "dynamics.hidden": POSITIVE_INT,
+    "dynamics.activation": one_of(*ACTIVATIONS),
+    "dynamics.dt": POSITIVE,
+    "dynamics.adjoint": one_of(*ADJOINTS),
+    "dynamics.rtol": POSITIVE,
+    "dynamics.atol": POSITIVE,
+    "loss.pred": NON_NEGATIVE,
+    "loss.ae": NON_NEGATIVE,
+    "loss.s": NON_NEGATIVE,
+    "loss.t": NON_NEGATIVE,
+    "aphynity.datasets": comma_list(*APHYNITY_DATASETS),
+    "aphynity.methods": comma_list(*APHYNITY_METHODS),
+    "aphynity.num_train": POSITIVE_INT,
+    "aphynity.num_test": POSITIVE_INT,
+    "aphynity.lambda0": NON_NEGATIVE,
+    "aphynity.lambda_every": POSITIVE_INT,
+    "aphynity.*.steps": POSITIVE_INT,
+    "aphynity.*.lr": POSITIVE,
+    "aphynity.*.tau": NON_NEGATIVE,
+    "aphynity.*.window": _ZERO_OR_AT_LEAST_2,
+    "aphynity.*.batch_size": NON_NEGATIVE_INT,  # 0: every training sequence
+}
+
+
+def _waveeq_split(c):
+    if c.dataset in ("waveeq", "waveeq100") and not c.num_train < c.num_sequences:
+        return (
+            f"num_train ({c.num_train}) must be smaller than num_sequences ({c.num_sequences}); "
+            "the rest are the test sequences"
+        )
+    return None
+
+
+def _mul_mixing(c):
+    m = c.model
+    if m.use_content and m.mixing == "mul" and m.content_dim != m.dynamic_dim:
+        return (
+            f"model.mixing=mul needs model.content_dim ({m.content_dim}) equal to "
+            f"model.dynamic_dim ({m.dynamic_dim}); use mixing=concat for different sizes"
+        )
+    return None
+
+
+CROSS_CHECKS = (_waveeq_split, _mul_mixing)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import logging
 import pathlib
 import time
 
@@ -29,6 +30,8 @@ from generative.metrics import psnr, ssim
 from physics import data as data_lib
 from physics import separation as M
 from physics.losses import LossWeights, separation_loss
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "build_encoder",
@@ -346,7 +349,7 @@ def write_results(config, model, params, test, workdir, images: bool) -> dict:
         w.writerow(["horizon"] + list(curves))
         for h in range(horizon):
             w.writerow([h + 1] + [f"{curves[k][h]:.6g}" for k in curves])
-    print(json.dumps(summary), flush=True)
+    logger.info("%s", json.dumps(summary))
     return summary
 
 

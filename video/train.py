@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import pathlib
 import time
 from typing import Any
@@ -24,6 +25,8 @@ from generative.core import train as core
 from generative.core.checkpoint import Checkpointer
 from generative.data.moving_mnist import MovingMNIST
 from video import evaluation, srvp
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "DATASETS",
@@ -200,10 +203,10 @@ def _variables(state) -> dict:
 def train_and_evaluate(config, workdir):
     """Train (resuming from `workdir` by default); evaluate at the end if `eval.at_end`."""
     experiment, data = make_experiment(config)
-    print(f"data: {data.source}", flush=True)
+    logger.info("data: %s", data.source)
     t0 = time.perf_counter()
     state = core.run(experiment, config, workdir)
-    print(f"trained {int(state.step)} steps in {time.perf_counter() - t0:.1f} s", flush=True)
+    logger.info("trained %d steps in %.1f s", int(state.step), time.perf_counter() - t0)
     return state
 
 
@@ -268,11 +271,11 @@ def _run_evaluation(config, variables, workdir: pathlib.Path, data) -> dict:
     summary["eval_seconds"] = seconds
     summary["data"] = data.source
     (workdir / "eval" / "summary.json").write_text(json.dumps(summary, indent=2))
-    print((workdir / "eval" / "results.md").read_text(), flush=True)
+    for line in (workdir / "eval" / "results.md").read_text().splitlines():
+        logger.info("%s", line)
     if lpips_params is None or i3d is None:
-        print(
-            "LPIPS/FVD skipped: set eval.lpips_weights / eval.i3d_weights to converted weights",
-            flush=True,
+        logger.info(
+            "LPIPS/FVD skipped: set eval.lpips_weights / eval.i3d_weights to converted weights"
         )
     return summary
 
@@ -282,7 +285,7 @@ def evaluate(config, workdir):
     workdir = pathlib.Path(workdir)
     variables = restore_variables(config, workdir)
     data = make_data(config)
-    print(f"data: {data.source}", flush=True)
+    logger.info("data: %s", data.source)
     return _run_evaluation(config, variables, workdir, data)
 
 
@@ -333,5 +336,5 @@ def explore(config, workdir):
     files["interpolation"] = interp
     for name, vids in files.items():
         evaluation.write_gif(out / f"{name}.gif", np.asarray(vids))
-    print(f"explore GIFs in {out}: " + ", ".join(f"{n}.gif" for n in files), flush=True)
+    logger.info("explore GIFs in %s: %s", out, ", ".join(f"{n}.gif" for n in files))
     return {n: str(out / f"{n}.gif") for n in files}

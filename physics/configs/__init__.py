@@ -14,10 +14,10 @@ from generative.core.config import (
 )
 
 DATASETS = ("waveeq", "waveeq100", "sst", "taxibj", "chairs", "mmnist")  # physics.data
-ENCODERS = ("mlp", "dcgan", "vgg", "resnet", "conv_skip")  # physics.model.ENCODERS
-DECODERS = ("mlp", "dcgan", "vgg", "conv_skip")  # physics.model.DECODERS
-ACTIVATIONS = ("relu", "tanh", "softplus", "elu")  # physics.model.ACTIVATIONS
-ADJOINTS = ("recursive", "backsolve")  # physics.model.ADJOINTS
+ENCODERS = ("mlp", "dcgan", "vgg", "resnet", "conv_skip")  # physics.separation.ENCODERS
+DECODERS = ("mlp", "dcgan", "vgg", "conv_skip")  # physics.separation.DECODERS
+ACTIVATIONS = ("relu", "tanh", "softplus", "elu")  # generative.nets.ACTIVATIONS
+ADJOINTS = ("recursive", "backsolve")  # physics.separation.ADJOINTS
 APHYNITY_DATASETS = ("pendulum", "fhn", "wave")  # physics.aphynity.DATASETS
 APHYNITY_METHODS = ("physics", "data", "physics+data", "aphynity")  # physics.aphynity.METHODS
 

@@ -121,10 +121,12 @@ def test_check_choices_equal_the_library_lists():
     import video.configs as v
     from gantk import dynamics, flow, kernels
     from gantk.configs import paper
+    from generative import nets
     from generative.configs import TOY_DATASETS
     from generative.data import toy
-    from physics import aphynity, data, model
-    from video import model as video_model
+    from physics import aphynity, data
+    from physics import separation as model
+    from video import srvp as video_model
     from video import train as video_train
 
     assert g.FLOW_DATASETS == flow.DATASETS and g.LOSSES == dynamics.LOSSES
@@ -133,7 +135,7 @@ def test_check_choices_equal_the_library_lists():
     assert v.DYNAMICS == video_model.DYNAMICS
     assert p.DATASETS == data.DATASETS and p.ENCODERS == model.ENCODERS
     assert p.DECODERS == model.DECODERS and p.ADJOINTS == model.ADJOINTS
-    assert p.ACTIVATIONS == tuple(model.ACTIVATIONS)
+    assert p.ACTIVATIONS == tuple(nets.ACTIVATIONS)
     assert p.APHYNITY_DATASETS == aphynity.DATASETS and p.APHYNITY_METHODS == aphynity.METHODS
     assert TOY_DATASETS == tuple(toy.TOY_DATASETS)
     assert (g.TABLE_DATASETS, g.TABLE_LOSSES, g.TABLE_KERNELS) == (

@@ -14,8 +14,8 @@ from generative.core.config import (
 )
 
 DATASETS = ("smmnist", "dmmnist", "kth", "human", "bair")  # video.train.DATASETS
-ARCHITECTURES = ("dcgan", "vgg")  # video.model.ARCHITECTURES
-DYNAMICS = ("residual", "mlp", "gru")  # video.model.DYNAMICS
+ARCHITECTURES = ("dcgan", "vgg")  # video.srvp.ARCHITECTURES
+DYNAMICS = ("residual", "mlp", "gru")  # video.srvp.DYNAMICS
 
 CHECKS = {
     "dataset": one_of(*DATASETS),

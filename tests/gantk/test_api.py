@@ -9,7 +9,6 @@ import pytest
 import scipy.linalg
 
 import gantk
-from generative.core import config as config_lib
 
 N, M, D = 7, 5, 2
 GAMMA = 0.3
@@ -136,18 +135,23 @@ def _central_gradient(disc, loss, x, h):
 
 
 @pytest.mark.parametrize("loss", ["ipm", "lsgan"])
-def test_one_flow_step_is_a_finite_difference_gradient_step(loss):
-    """x1 = x0 − η ∇C(x0), C(z) = mean c(f_t(z)) with f_t trained on (x0, target) and held
-    fixed: the gradient by central differences of the returned discriminator."""
-    x, y, _ = _clouds(3)
+def test_flow_steps_are_finite_difference_gradient_steps(loss):
+    """x_{k+1} = x_k − η ∇C(x_k), C(z) = mean c(f_t(z)) with f_t trained on (x_k, target) and
+    held fixed: the gradient by central differences of the returned discriminator."""
+    x0, y, _ = _clouds(3)
     eta, t, h = 0.7, 1.2, 1e-5
     with jax.enable_x64(True):
-        traj = gantk.particle_flow(gauss, x, y, loss, eta, t, 2)
+        traj = gantk.particle_flow(gauss, x0, y, loss, eta, t, 2)
         assert traj.particles.shape == (3, N, D) and traj.gen_loss.shape == (2,)
-        disc = gantk.discriminator(gauss, x, y, loss, t)
-        grad = _central_gradient(disc, loss, x, h)
-        np.testing.assert_allclose(traj.particles[1], x - eta * grad, rtol=1e-8, atol=1e-9)
-        np.testing.assert_allclose(traj.gen_loss[0], _C[loss](np.asarray(disc(x))).mean())
+        x = x0
+        for k in range(2):  # the discriminator is retrained on the moved particles
+            disc = gantk.discriminator(gauss, x, y, loss, t)
+            np.testing.assert_allclose(traj.gen_loss[k], _C[loss](np.asarray(disc(x))).mean())
+            x = x - eta * _central_gradient(disc, loss, x, h)
+            np.testing.assert_allclose(traj.particles[k + 1], x, rtol=1e-8, atol=1e-9)
+        if loss == "ipm":  # only every second state kept
+            chunked = gantk.particle_flow(gauss, x0, y, loss, eta, t, 2, save_every=2)
+            np.testing.assert_allclose(chunked.particles, traj.particles[::2], rtol=1e-12)
 
 
 def test_relu_flow_step_uses_the_symmetric_subgradient_at_the_cusp():
@@ -164,36 +168,6 @@ def test_relu_flow_step_uses_the_symmetric_subgradient_at_the_cusp():
                 disc, loss, x, 1e-4
             )
             np.testing.assert_allclose(x1, x - eta * grad, rtol=1e-6, atol=1e-8, err_msg=loss)
-
-
-def test_particle_flow_class_wraps_the_function():
-    """The command line's ParticleFlow steps follow `particle_flow` (save_every chunks)."""
-    from gantk.flow import make_flow
-
-    loss = "lsgan"
-    with jax.enable_x64(True):
-        cfg = config_lib.resolve(
-            "gantk.configs", "demo",
-            ["progress=false", "dtype=float64", f"loss.name={loss}", "data.n_particles=16",
-             "data.n_targets=12", "kernel.depth=2", "eta=20"],
-        )  # fmt: skip
-        flow = make_flow(cfg)
-        state = flow.init(None)
-        traj = gantk.particle_flow(
-            flow.kernel, state.particles, flow.targets, loss, cfg.eta, cfg.loss.t, 4,
-            save_every=2, lanczos_iters=cfg.loss.lanczos_iters,
-        )  # fmt: skip
-        assert traj.particles.shape == (3, 16, 2)
-        step = jax.jit(flow.step)
-        # the class caches k(targets, targets) computed eagerly, the function computes it
-        # compiled: round-off differences, grown by the Lanczos solve and the flow
-        for i in range(4):
-            state, logs = step(state, None, None)
-            np.testing.assert_allclose(logs["gen_loss"], traj.gen_loss[i], rtol=1e-8)
-            if i % 2:
-                np.testing.assert_allclose(
-                    state.particles, traj.particles[(i + 1) // 2], rtol=1e-7, atol=1e-10
-                )
 
 
 def test_bad_input_gives_one_line_errors():

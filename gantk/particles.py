@@ -21,11 +21,12 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gantk import dynamics
 from gantk.kernels import KernelFn
 
-__all__ = ["FlowTrajectory", "generator_loss_and_grad", "particle_flow"]
+__all__ = ["FlowTrajectory", "dense_loss_and_grad", "generator_loss_and_grad", "particle_flow"]
 
 
 class FlowTrajectory(NamedTuple):
@@ -181,14 +182,14 @@ def particle_flow(
     if method not in dynamics.METHODS:
         raise ValueError(f"unknown dual solver '{method}'; valid: {', '.join(dynamics.METHODS)}")
     for name, v in (("steps", steps), ("save_every", save_every)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
     if steps % save_every:
         raise ValueError(f"steps ({steps}) must be a multiple of save_every ({save_every})")
     dynamics._check_time(t)
     return _flow(
         kernel, x0, target.astype(x0.dtype), jnp.asarray(eta, x0.dtype), jnp.asarray(t, x0.dtype),
-        loss=loss, steps=steps, save_every=save_every, method=method,
+        loss=loss, steps=int(steps), save_every=int(save_every), method=method,
         generator_target=generator_target, block_size=int(block_size),
         lanczos_iters=int(lanczos_iters), rtol=float(rtol), atol=float(atol),
         fixed_steps=int(fixed_steps),

@@ -161,13 +161,11 @@ def test_relu_flow_step_uses_the_symmetric_subgradient_at_the_cusp():
     eta, t = 0.5, 1.0
     with jax.enable_x64(True):
         k = gantk.stax_kernel("relu", depth=2)
-        for loss in ("ipm", "lsgan"):
-            x1 = gantk.particle_flow(k, x, y, loss, eta, t, 1).particles[1]
-            disc = gantk.discriminator(k, x, y, loss, t)
-            grad = 2 * _central_gradient(disc, loss, x, 5e-5) - _central_gradient(
-                disc, loss, x, 1e-4
-            )
-            np.testing.assert_allclose(x1, x - eta * grad, rtol=1e-6, atol=1e-8, err_msg=loss)
+        loss = "lsgan"  # the fused k(x, X) pass; the blocked IPM pass equals it (test_flow)
+        x1 = gantk.particle_flow(k, x, y, loss, eta, t, 1, method="eigen").particles[1]
+        disc = gantk.discriminator(k, x, y, loss, t, method="eigen")
+        coarse, fine = (_central_gradient(disc, loss, x, h) for h in (1e-4, 5e-5))
+        np.testing.assert_allclose(x1, x - eta * (2 * fine - coarse), rtol=1e-6, atol=1e-8)
 
 
 def test_bad_input_gives_one_line_errors():

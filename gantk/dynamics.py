@@ -13,11 +13,15 @@ reference toolkit compensated by evaluating NT at 4t).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from gantk.kernels import KernelFn, kernel_matvec
 
 __all__ = [
     "METHODS",
@@ -33,6 +37,11 @@ __all__ = [
     "labels",
     "ipm_coefficients",
     "discriminator_objective",
+    "Discriminator",
+    "discriminator",
+    "gram_matrix",
+    "gram_from_rows",
+    "ntk_mmd",
 ]
 
 
@@ -228,9 +237,20 @@ def solve_dual_ode(
     return jnp.where(ok, sol.ys[-1], jnp.nan)
 
 
+def _check_counts(n_fake, n_real) -> None:
+    for name, v in (("n_fake", n_fake), ("n_real", n_real)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+
+
+def _check_time(t) -> None:
+    if isinstance(t, int | float | np.number) and not t >= 0:
+        raise ValueError(f"training time t must be >= 0, got {t}")
+
+
 def dual_coefficients(
-    loss_name: str,
-    K: jax.Array | MatVec,
+    loss: str,
+    K: jax.Array | MatVec | None,
     n_fake: int,
     n_real: int,
     t: float,
@@ -243,30 +263,54 @@ def dual_coefficients(
     fixed_steps: int = 0,
     dtype=jnp.float32,
 ) -> jax.Array:
-    """u(t) [n] of the infinite-width discriminator for any loss; one code path for all.
+    """Dual coefficients u(t) [n] of the infinite-width discriminator, n = n_fake + n_real.
 
+    The discriminator, initialised at f_0 = 0 and trained for time t by the function-space
+    gradient flow of L(f) = mean_fake a(f(x)) − mean_real b(f(y)), is f_t(z) = k(z, X) u(t)
+    with X = [fakes; reals] and
+
+        du/dt = g(K u),  u(0) = 0,  g_i = a'(f_i)/N on fakes, −b'(f_j)/M on reals,
+
+    K = k(X, X) [n, n] (fakes first). Closed forms: IPM (a = b = id) u(t) = t·[1/N…, −1/M…];
+    LSGAN (a = −(f+1)², b = (f−1)²) K u(t) = (I − exp(−2t K W)) y, W = diag(1/N…, 1/M…),
+    y = [−1…, +1…]. t is the time of this flow with the objective a plain mean.
+
+    loss: one of `LOSSES` (ipm, lsgan, vanilla, hinge). K: the [n, n] kernel matrix, or a
+    function v -> K v (Lanczos, ODE), or None for the IPM closed form (which needs no kernel).
     method: auto (closed form for IPM, Lanczos for LSGAN, adaptive ODE otherwise),
-    closed_form, eigen (LSGAN), lanczos (LSGAN), ode (any loss), fixed_step (any loss).
-    `K` is the [n, n] kernel matrix of X = [fakes; reals], or a function u -> K u.
+    closed_form (IPM; LSGAN by eigendecomposition), eigen (LSGAN), lanczos (LSGAN, with
+    `lanczos_iters` Krylov steps), ode (any loss, adaptive Tsit5 at `rtol`/`atol`),
+    fixed_step (any loss, `fixed_steps` constant Tsit5 steps, 1000 if 0). `dtype` applies
+    when K is not an array. `generator_target` is accepted for symmetry with `gan_loss` (it
+    does not change u). Unknown names, a K of the wrong shape and a method that does not
+    solve the loss raise ValueError.
     """
     if method not in METHODS:
         raise ValueError(f"unknown dual solver '{method}'; valid: {', '.join(METHODS)}")
-    loss = gan_loss(loss_name, generator_target)
-    if not callable(K):
+    gan = gan_loss(loss, generator_target)
+    _check_counts(n_fake, n_real)
+    _check_time(t)
+    n = n_fake + n_real
+    if K is not None and not callable(K):
+        if getattr(K, "shape", None) != (n, n):
+            raise ValueError(
+                f"kernel matrix K has shape {getattr(K, 'shape', None)}; expected "
+                f"(n_fake + n_real, n_fake + n_real) = ({n}, {n})"
+            )
         dtype = K.dtype
     if method == "auto":
-        method = {"ipm": "closed_form", "lsgan": "lanczos"}.get(loss_name, "ode")
+        method = {"ipm": "closed_form", "lsgan": "lanczos"}.get(loss, "ode")
     if method == "closed_form":
-        if loss_name == "ipm":
+        if loss == "ipm":
             return ipm_coefficients(t, n_fake, n_real, dtype)
-        if loss_name == "lsgan":
+        if loss == "lsgan":
             method = "eigen"
         else:
-            raise ValueError(
-                f"loss '{loss_name}' has no closed form; valid methods: ode, fixed_step"
-            )
-    if method in ("eigen", "lanczos") and loss_name != "lsgan":
-        raise ValueError(f"method '{method}' solves the LSGAN loss only, not '{loss_name}'")
+            raise ValueError(f"loss '{loss}' has no closed form; valid methods: ode, fixed_step")
+    if method in ("eigen", "lanczos") and loss != "lsgan":
+        raise ValueError(f"method '{method}' solves the LSGAN loss only, not '{loss}'")
+    if K is None:
+        raise ValueError(f"method '{method}' needs the kernel matrix K (or a matvec), got None")
     if method == "eigen":
         if callable(K):
             raise ValueError("method 'eigen' needs the kernel matrix, not a matvec")
@@ -277,5 +321,161 @@ def dual_coefficients(
     if method == "fixed_step" and steps <= 0:
         steps = 1000
     return solve_dual_ode(
-        loss, K, n_fake, n_real, t, rtol=rtol, atol=atol, fixed_steps=steps, dtype=dtype
+        gan, K, n_fake, n_real, t, rtol=rtol, atol=atol, fixed_steps=steps, dtype=dtype
     )
+
+
+# ----------------------------------------------------------------------------- discriminator
+
+
+def _points(name: str, x) -> jax.Array:
+    x = jnp.asarray(x)
+    if x.ndim < 2 or x.shape[0] < 1:
+        raise ValueError(f"{name} must be a non-empty [n, ...] batch of points, got {x.shape}")
+    return x
+
+
+def _same_point_shape(**arrays) -> None:
+    shapes = {name: a.shape[1:] for name, a in arrays.items()}
+    if len(set(shapes.values())) > 1:
+        listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
+        raise ValueError(f"points of different shapes: {listed}")
+
+
+@jax.tree_util.register_pytree_node_class
+class Discriminator:
+    """The trained infinite-width discriminator f_t(z) = k(z, X) u, X = [fakes; reals].
+
+    Calling it on z [Q, ...] gives f_t(z) [Q] (`kernels.kernel_matvec`, columns in blocks of
+    `block_size`); `self_rows=True` declares z[i] = X[i] (the fakes themselves), where the
+    input gradient takes the symmetric subgradient at the kernel's cusp. A pytree (points and
+    coefficients are leaves), so it passes through `jax.jit`.
+    """
+
+    def __init__(self, kernel, points, coefficients, n_fake: int, block_size: int = 1024):
+        self.kernel = kernel
+        self.points = points  # X [n, ...] = [fakes; reals]
+        self.coefficients = coefficients  # u(t) [n]
+        self.n_fake = int(n_fake)
+        self.block_size = int(block_size)
+
+    def __call__(self, z: jax.Array, *, self_rows: bool = False) -> jax.Array:
+        z = _points("query points z", z)
+        _same_point_shape(z=z, points=self.points)
+        return _evaluate(self, z.astype(self.points.dtype), bool(self_rows))
+
+    def tree_flatten(self):
+        return (self.points, self.coefficients), (self.kernel, self.n_fake, self.block_size)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        kernel, n_fake, block_size = aux
+        return cls(kernel, *children, n_fake, block_size)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _evaluate(disc: Discriminator, z: jax.Array, self_rows: bool) -> jax.Array:
+    return kernel_matvec(
+        disc.kernel, z, disc.points, disc.coefficients, disc.block_size, self_rows=self_rows
+    )
+
+
+def discriminator(
+    kernel: KernelFn,
+    x_fake: jax.Array,
+    x_real: jax.Array,
+    loss: str = "ipm",
+    t: float = 1.0,
+    query: jax.Array | None = None,
+    *,
+    method: str = "auto",
+    generator_target: str = "zero",
+    block_size: int = 1024,
+    lanczos_iters: int = 48,
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+    fixed_steps: int = 0,
+    k_real: jax.Array | None = None,
+) -> Discriminator | jax.Array:
+    """The exact infinite-width discriminator after training time t.
+
+    f_t(z) = k(z, X) u(t), X = [x_fake; x_real], for the discriminator initialised at f_0 = 0
+    and trained by the function-space gradient flow of
+    L(f) = mean_i a(f(x_fake_i)) − mean_j b(f(x_real_j)) under the kernel k (its NTK); u(t)
+    from `dual_coefficients` (IPM: f_t(z) = t (mean_i k(z, x_fake_i) − mean_j k(z, x_real_j)),
+    no kernel matrix needed; LSGAN: f_t(X) = (I − exp(−2t K W)) y).
+
+    kernel: k(x1 [n1, ...], x2 [n2, ...]) -> [n1, n2], e.g. `stax_kernel(...)`. x_fake [N, ...]
+    and x_real [M, ...] with the same point shape. loss: one of `LOSSES`. query: None returns
+    the `Discriminator` (callable z [Q, ...] -> f_t(z) [Q], with `.coefficients` u [N + M] and
+    `.points` X); points [Q, ...] return f_t(query) [Q]. k_real: k(x_real, x_real) [M, M] if
+    already computed (it is then not recomputed). The solver options are `dual_coefficients`'.
+    """
+    x_fake, x_real = _points("x_fake", x_fake), _points("x_real", x_real)
+    _same_point_shape(x_fake=x_fake, x_real=x_real)
+    gan_loss(loss, generator_target)  # the loss name, checked before any kernel evaluation
+    if method not in METHODS:
+        raise ValueError(f"unknown dual solver '{method}'; valid: {', '.join(METHODS)}")
+    _check_time(t)
+    x_real = x_real.astype(x_fake.dtype)
+    u = _coefficients(
+        kernel, x_fake, x_real, t, k_real, loss=loss, method=method,
+        generator_target=generator_target, lanczos_iters=int(lanczos_iters), rtol=float(rtol),
+        atol=float(atol), fixed_steps=int(fixed_steps),
+    )  # fmt: skip
+    X = jnp.concatenate([x_fake, x_real])
+    disc = Discriminator(kernel, X, u, x_fake.shape[0], block_size)
+    return disc if query is None else disc(query)
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        "kernel", "loss", "method", "generator_target", "lanczos_iters", "rtol", "atol",
+        "fixed_steps",
+    ),
+)  # fmt: skip
+def _coefficients(kernel, x_fake, x_real, t, k_real, *, loss, method, **options):
+    """u(t) [n] of `discriminator` (one compiled function per kernel, loss and shapes)."""
+    if loss == "ipm" and method in ("auto", "closed_form"):
+        K = None  # closed form: no kernel matrix
+    else:
+        K = gram_matrix(kernel, x_fake, x_real, k_real=k_real)
+    n_fake, n_real = x_fake.shape[0], x_real.shape[0]
+    return dual_coefficients(
+        loss, K, n_fake, n_real, t, method=method, dtype=x_fake.dtype, **options
+    )
+
+
+def gram_matrix(
+    kernel: KernelFn, x_fake: jax.Array, x_real: jax.Array, *, k_real: jax.Array | None = None
+) -> jax.Array:
+    """K = k(X, X) [n, n], X = [x_fake; x_real]: the fake rows k(x_fake, X) [N, n] and the real
+    block k(x_real, x_real) [M, M] (`k_real`, when given, is not recomputed)."""
+    X = jnp.concatenate([x_fake, x_real.astype(x_fake.dtype)])
+    return gram_from_rows(kernel(x_fake, X), kernel(x_real, x_real) if k_real is None else k_real)
+
+
+def gram_from_rows(k_fake: jax.Array, k_real: jax.Array) -> jax.Array:
+    """K [n, n] from the fake rows k(x, X) [N, n] and the real block k(y, y) [M, M]."""
+    n_fake = k_fake.shape[0]
+    real_rows = jnp.concatenate([k_fake[:, n_fake:].T, k_real], axis=1)
+    return jnp.concatenate([k_fake, real_rows], axis=0)
+
+
+def ntk_mmd(kernel: KernelFn, x: jax.Array, y: jax.Array) -> jax.Array:
+    """Squared maximum mean discrepancy [] of the kernel between the clouds x [N, ...], y [M, ...].
+
+    MMD²_k(α̂, β̂) = mean_{i,i'} k(x_i, x_i') + mean_{j,j'} k(y_j, y_j') − 2 mean_{i,j} k(x_i, y_j)
+    (the biased V-statistic, = ‖mean_i k(·, x_i) − mean_j k(·, y_j)‖² in the kernel's RKHS).
+    With the NTK, the IPM discriminator after time t has objective L(f_t) = t · MMD²: the
+    generator follows an NTK-MMD gradient flow.
+    """
+    x, y = _points("x", x), _points("y", y)
+    _same_point_shape(x=x, y=y)
+    return _mmd2(kernel, x, y.astype(x.dtype))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _mmd2(kernel: KernelFn, x: jax.Array, y: jax.Array) -> jax.Array:
+    return jnp.mean(kernel(x, x)) + jnp.mean(kernel(y, y)) - 2 * jnp.mean(kernel(x, y))

@@ -24,7 +24,8 @@ import numpy as np
 import optax
 
 from gantk import dynamics
-from gantk.kernels import kernel_matvec, make_kernel
+from gantk import particles as particles_lib
+from gantk.kernels import make_kernel
 from generative import metrics as metrics_lib
 from generative.core import sharding as sharding_lib
 from generative.core.train import Experiment, make_optimizer
@@ -141,14 +142,10 @@ class ParticleFlow:
         self._field = jax.jit(self.field)
 
     # ---------------------------------------------------------------- discriminator
-    def _solve(self, K: jax.Array) -> jax.Array:
+    def _solver(self) -> dict:
+        """The dual-solver keyword arguments of `dynamics.discriminator` from the config."""
         lc = self.config.loss
-        return dynamics.dual_coefficients(
-            lc.name,
-            K,
-            self.n_fake,
-            self.n_real,
-            self.t,
+        return dict(
             method=lc.method,
             generator_target=lc.generator_target,
             lanczos_iters=lc.lanczos_iters,
@@ -157,17 +154,13 @@ class ParticleFlow:
             fixed_steps=lc.fixed_steps,
         )
 
-    def _gram(self, k_fake: jax.Array) -> jax.Array:
-        """K = k(X, X) [n, n] from the fake rows k(x, X) [N, n] and the cached k(y, y)."""
-        real_rows = jnp.concatenate([k_fake[:, self.n_fake :].T, self._k_real], axis=1)
-        return jnp.concatenate([k_fake, real_rows], axis=0)
-
     def coefficients(self, particles: jax.Array) -> jax.Array:
         """u(t) [n] of the discriminator trained from f_0 = 0 on (particles, targets)."""
-        if self.config.loss.name == "ipm":  # no kernel matrix needed
-            return dynamics.ipm_coefficients(self.t, self.n_fake, self.n_real, self.dtype)
-        X = jnp.concatenate([particles, self.targets])
-        return self._solve(self._gram(self.kernel(particles, X)))
+        disc = dynamics.discriminator(
+            self.kernel, particles, self.targets, self.config.loss.name, self.t,
+            k_real=self._k_real, **self._solver(),
+        )  # fmt: skip
+        return disc.coefficients
 
     def discriminator(
         self, z: jax.Array, particles: jax.Array, u: jax.Array, self_rows: bool = False
@@ -176,7 +169,8 @@ class ParticleFlow:
 
         `self_rows`: z are the particles themselves (see `kernels.kernel_matvec`)."""
         X = jnp.concatenate([particles, self.targets])
-        return kernel_matvec(self.kernel, z, X, u, self.block, self_rows=self_rows)
+        disc = dynamics.Discriminator(self.kernel, X, u, self.n_fake, self.block)
+        return disc(z, self_rows=self_rows)
 
     def generator_loss(
         self, z: jax.Array, particles: jax.Array, u: jax.Array, self_rows: bool = False
@@ -206,19 +200,19 @@ class ParticleFlow:
 
     def particle_loss_and_grad(self, x: jax.Array, disc_state: Any, key: jax.Array):
         """(mean c(f_t(x)), its gradient in x [N, d], discriminator state) with f_t trained
-        on (x, targets) and then held fixed."""
+        on (x, targets) and then held fixed (`particles.generator_loss_and_grad` at ∞)."""
         if self.finite:  # SGD on the current points (fresh init from the key if `reset`)
             disc = self.disc.fit(disc_state, jax.lax.stop_gradient(x), self.targets, key)
             gen = lambda z: jnp.mean(self.loss.c(self.disc.apply(disc.params, z)))
             return (*jax.value_and_grad(gen)(x), disc)
-        if self.config.loss.name == "ipm":  # kernel blocks: O(N · block) memory, no K
-            # (the fused dense pass below is 3x faster at n <= block but its 1- and 4-device
-            # trajectories drift apart 1e6x faster in float64; see README)
-            fixed = jax.lax.stop_gradient(x)
-            u = self.coefficients(fixed)
-            gen_loss, grad = jax.value_and_grad(self.generator_loss)(x, fixed, u, True)
-            return gen_loss, grad, disc_state
-        return (*self._dense_loss_and_grad(x), disc_state)
+        # IPM: kernel blocks, O(N · block) memory, no K (the fused dense pass is 3x faster at
+        # n <= block but its 1- and 4-device trajectories drift apart 1e6x faster in float64;
+        # see README); other losses: one fused k(x, X) pass with its VJP
+        gen_loss, grad = particles_lib.generator_loss_and_grad(
+            self.kernel, x, self.targets, self.config.loss.name, self.t,
+            block_size=self.block, k_real=self._k_real, **self._solver(),
+        )  # fmt: skip
+        return gen_loss, grad, disc_state
 
     def step(self, state: FlowState, batch, key):
         del batch  # the key only feeds finite-width resets and generator latents
@@ -239,29 +233,12 @@ class ParticleFlow:
         return new, {"gen_loss": gen_loss, "generator_grad_norm": optax.global_norm(grads)}
 
     def _dense_loss_and_grad(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Generator loss and its particle gradient with one kernel pass per step.
-
-        k(x, X) [N, n] is computed once, with its VJP: its rows and the cached k(y, y) give K
-        for the dual solve, and its pull-back gives the gradient (the discriminator held
-        fixed). The cusp diagonal k(x_i, x_i) uses the symmetric subgradient ½∇k(x, x), as
-        `kernels.kernel_matvec(self_rows=True)`.
-        """
-        n_fake = self.n_fake
-        X = jax.lax.stop_gradient(jnp.concatenate([x, self.targets]))
-        k_fake, pullback = jax.vjp(lambda z: self.kernel(z, X), x)  # [N, n]
-        if self.config.loss.name == "ipm":  # closed form, no kernel matrix
-            u = dynamics.ipm_coefficients(self.t, self.n_fake, self.n_real, self.dtype)
-        else:
-            u = jax.lax.stop_gradient(self._solve(self._gram(jax.lax.stop_gradient(k_fake))))
-        f = k_fake @ u  # [N]
-        c_values, dc = jax.vmap(jax.value_and_grad(self.loss.c))(f)
-        w = dc / n_fake  # d mean(c) / d f_i
-        idx = jnp.arange(n_fake)
-        cotangent = (w[:, None] * u[None, :]).at[idx, idx].set(0.0)
-        (grad,) = pullback(cotangent)
-        half_diag_grad = jax.vmap(jax.grad(lambda z: 0.5 * self.kernel(z[None], None)[0, 0]))(x)
-        grad = grad + (w * u[:n_fake])[:, None] * half_diag_grad
-        return jnp.mean(c_values), grad
+        """Generator loss and its particle gradient with one kernel pass per step
+        (`particles.dense_loss_and_grad`, the cached k(targets, targets))."""
+        return particles_lib.dense_loss_and_grad(
+            self.kernel, x, self.targets, self.config.loss.name, self.t,
+            k_real=self._k_real, **self._solver(),
+        )  # fmt: skip
 
     def state_sharding(self, mesh):
         n_dev = mesh.devices.size

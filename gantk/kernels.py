@@ -1,8 +1,10 @@
 """Discriminator architectures (neural-tangents `stax`) and their infinite-width kernels.
 
 An architecture is named by its activation family (`relu`, `relu_nobias`, `sigmoid`, `rbf`,
-...) plus options in the `kernel` config group: `kind` (ntk | nngp), `depth`, `width`,
-`W_std`, `b_std` (None: the family's default), `layer_norm`, `network` (mlp | resmlp | conv).
+...) plus options: `kind` (ntk | nngp), `depth`, `width`, `W_std`, `b_std` (None: the
+family's default), `layer_norm`, `network` (mlp | resmlp | conv). `stax_kernel` and
+`stax_network` take them as keyword arguments; `make_kernel` and `build_network` read them
+from the command line's `kernel` config group.
 MLP = Flatten, Dense(width), then `depth` blocks [activation → Dense], the last Dense of
 output size 1 and without bias, NTK parameterisation (the reference toolkit's definition).
 
@@ -15,19 +17,25 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
-import ml_collections
+
+if TYPE_CHECKING:
+    import ml_collections
 
 __all__ = [
     "ARCHITECTURES",
     "NETWORKS",
     "KERNEL_KINDS",
+    "IMPLEMENTATIONS",
     "Architecture",
     "architecture",
     "build_network",
     "make_kernel",
+    "stax_kernel",
+    "stax_network",
     "relu_mlp_kernel",
     "kernel_matvec",
     "default_kernel_config",
@@ -64,6 +72,9 @@ IMPLEMENTATIONS = ("auto", "neural_tangents", "closed_form")
 
 
 def default_kernel_config() -> ml_collections.ConfigDict:
+    """The `kernel` config group of the command line (the keyword defaults of `stax_kernel`)."""
+    import ml_collections
+
     c = ml_collections.ConfigDict()
     c.architecture = "relu"  # see ARCHITECTURES
     c.kind = ""  # ntk | nngp; empty: the architecture's default (nngp for rbf)
@@ -88,14 +99,14 @@ def architecture(name: str) -> Architecture:
     return ARCHITECTURES[name]
 
 
-def _activation(stax, name: str, kcfg):
+def _activation(stax, name: str, rbf_gamma: float, leaky_slope: float):
     table = {
         "relu": lambda: stax.Relu(),
         "sigmoid_like": lambda: stax.Sigmoid_like(),
-        "rbf": lambda: stax.Rbf(gamma=kcfg.rbf_gamma),
+        "rbf": lambda: stax.Rbf(gamma=rbf_gamma),
         "gelu": lambda: stax.Gelu(),
         "erf": lambda: stax.Erf(),
-        "leaky_relu": lambda: stax.LeakyRelu(kcfg.leaky_slope),
+        "leaky_relu": lambda: stax.LeakyRelu(leaky_slope),
         "abs": lambda: stax.Abs(),
         "sin": lambda: stax.Sin(),
         "identity": lambda: stax.Identity(),
@@ -103,29 +114,66 @@ def _activation(stax, name: str, kcfg):
     return table[name]()
 
 
-def build_network(kcfg: ml_collections.ConfigDict, out_dim: int = 1):
-    """neural-tangents `(init_fn, apply_fn, kernel_fn)` of the configured discriminator."""
+def _resolve(architecture_name, network, depth, W_std, b_std):
+    """(Architecture, depth, b_std) after the family's defaults, with the arguments checked."""
+    arch = architecture(architecture_name)
+    if network not in NETWORKS:
+        raise ValueError(f"unknown kernel network '{network}'; valid: {', '.join(NETWORKS)}")
+    if isinstance(depth, bool) or int(depth) != depth or depth < 1:
+        raise ValueError(f"kernel depth must be a positive integer, got {depth!r}")
+    if W_std < 0:
+        raise ValueError(f"W_std must be >= 0, got {W_std}")
+    if b_std is not None and b_std < 0:
+        raise ValueError(f"b_std must be >= 0 or None (the architecture's default), got {b_std}")
+    b = arch.b_std if b_std is None else float(b_std)
+    return arch, (arch.depth if arch.depth is not None else int(depth)), b
+
+
+def stax_network(
+    architecture: str = "relu",
+    *,
+    network: str = "mlp",
+    depth: int = 3,
+    width: int = 128,
+    W_std: float = 1.0,
+    b_std: float | None = None,
+    layer_norm: bool = False,
+    rbf_gamma: float = 0.5,
+    leaky_slope: float = 0.1,
+    out_dim: int = 1,
+):
+    """neural-tangents `(init_fn, apply_fn, kernel_fn)` of a discriminator, NTK parameterisation.
+
+    architecture: an activation family of `ARCHITECTURES` (relu, relu_nobias, relu_highbias,
+    sigmoid, rbf, gelu, erf, leaky_relu, abs, sin, identity); `b_std=None` takes its bias
+    scale (relu 1, relu_nobias 0, relu_highbias 4, sigmoid 0.2, ...). network:
+      - mlp: Flatten, Dense(width), then `depth` blocks [activation → Dense], the last Dense
+        of output size `out_dim` and without bias;
+      - resmlp: Flatten, Dense(width), then `depth − 1` residual blocks
+        h ← h + Dense(act(Dense(act(h)))), then act → Dense(out_dim, no bias);
+      - conv: `depth` blocks [Conv 3×3 stride 2 → activation] on [N, H, W, C] images, then
+        Flatten → Dense(out_dim, no bias).
+    Every Dense/Conv has weights of variance W_std²/fan_in and biases of variance b_std².
+    `layer_norm` inserts LayerNorm before every activation but the first (mlp, resmlp) or
+    after every convolution (conv). `rbf` is one `stax.Rbf(rbf_gamma)` layer (depth 1).
+    Bad names raise ValueError listing the valid choices.
+    """
     from gantk.nt_compat import stax as _stax
 
     stax = _stax()
-
-    arch = architecture(kcfg.architecture)
-    if kcfg.network not in NETWORKS:
-        raise ValueError(f"unknown kernel network '{kcfg.network}'; valid: {', '.join(NETWORKS)}")
-    b_std = arch.b_std if kcfg.b_std < 0 else float(kcfg.b_std)
-    depth = arch.depth if arch.depth is not None else int(kcfg.depth)
-    W, width = float(kcfg.W_std), int(kcfg.width)
+    arch, depth, b_std = _resolve(architecture, network, depth, W_std, b_std)
+    W, width = float(W_std), int(width)
 
     def dense(n, b):
         return stax.Dense(n, W_std=W, b_std=b, parameterization="ntk")
 
     def act():
-        return _activation(stax, arch.activation, kcfg)
+        return _activation(stax, arch.activation, rbf_gamma, leaky_slope)
 
     def maybe_norm(i):
-        return [stax.LayerNorm()] if kcfg.layer_norm and i > 0 else []
+        return [stax.LayerNorm()] if layer_norm and i > 0 else []
 
-    if kcfg.network == "mlp":
+    if network == "mlp":
         layers = [stax.Flatten(), dense(width, b_std)]
         for i in range(depth):
             last = i == depth - 1
@@ -135,7 +183,7 @@ def build_network(kcfg: ml_collections.ConfigDict, out_dim: int = 1):
                 dense(out_dim if last else width, 0.0 if last else b_std),
             ]
         return stax.serial(*layers)
-    if kcfg.network == "resmlp":
+    if network == "resmlp":
         layers = [stax.Flatten(), dense(width, b_std)]
         for i in range(depth - 1):
             block = stax.serial(
@@ -156,39 +204,91 @@ def build_network(kcfg: ml_collections.ConfigDict, out_dim: int = 1):
     return stax.serial(*layers)
 
 
-def make_kernel(kcfg: ml_collections.ConfigDict) -> KernelFn:
-    """The infinite-width kernel `k(x1, x2) -> [n1, n2]` (NTK or NNGP) of the architecture."""
-    arch = architecture(kcfg.architecture)
-    kind = kcfg.kind or arch.kind
+def stax_kernel(
+    architecture: str = "relu",
+    *,
+    kind: str | None = None,
+    network: str = "mlp",
+    depth: int = 3,
+    W_std: float = 1.0,
+    b_std: float | None = None,
+    layer_norm: bool = False,
+    rbf_gamma: float = 0.5,
+    leaky_slope: float = 0.1,
+    implementation: str = "auto",
+) -> KernelFn:
+    """The infinite-width kernel `k(x1 [n1, ...], x2 [n2, ...] | None) -> [n1, n2]` of
+    `stax_network(architecture, network=..., ...)` (x2=None: x2 = x1).
+
+    kind: ntk (the neural tangent kernel Θ(x, x') = E ∂_θf(x)·∂_θf(x')) or nngp (the output
+    covariance Σ(x, x') = E f(x)f(x') at initialisation); None takes the family's default
+    (nngp for rbf, ntk otherwise). The width does not enter the infinite-width kernel.
+    implementation: auto (the closed-form arc-cosine recursion `relu_mlp_kernel` for ReLU
+    MLPs without layer norm, neural-tangents' `kernel_fn` otherwise), neural_tangents, or
+    closed_form (ReLU MLPs only). Inputs are flattened per example, so any trailing shape
+    works for mlp/resmlp; conv needs [n, H, W, C]. Bad names raise ValueError listing the
+    valid choices.
+    """
+    arch, depth_, b = _resolve(architecture, network, depth, W_std, b_std)
+    kind = kind or arch.kind
     if kind not in KERNEL_KINDS:
         raise ValueError(f"unknown kernel kind '{kind}'; valid: {', '.join(KERNEL_KINDS)}")
-    impl = kcfg.get("implementation", "auto")
-    if impl not in IMPLEMENTATIONS:
+    if implementation not in IMPLEMENTATIONS:
         raise ValueError(
-            f"unknown kernel implementation '{impl}'; valid: {', '.join(IMPLEMENTATIONS)}"
+            f"unknown kernel implementation '{implementation}'; valid: {', '.join(IMPLEMENTATIONS)}"
         )
-    closed_form_ok = arch.activation == "relu" and kcfg.network == "mlp" and not kcfg.layer_norm
-    if impl == "closed_form" and not closed_form_ok:
+    closed_form_ok = arch.activation == "relu" and network == "mlp" and not layer_norm
+    if implementation == "closed_form" and not closed_form_ok:
         raise ValueError(
             "kernel implementation 'closed_form' needs a ReLU MLP without layer norm "
-            f"(architecture '{kcfg.architecture}', network '{kcfg.network}', "
-            f"layer_norm={kcfg.layer_norm}); use 'auto' or 'neural_tangents'"
+            f"(architecture '{architecture}', network '{network}', "
+            f"layer_norm={layer_norm}); use 'auto' or 'neural_tangents'"
         )
-    if closed_form_ok and impl != "neural_tangents":
-        b_std = arch.b_std if kcfg.b_std < 0 else float(kcfg.b_std)
-        depth = arch.depth if arch.depth is not None else int(kcfg.depth)
-        W = float(kcfg.W_std)
+    if closed_form_ok and implementation != "neural_tangents":
+        W = float(W_std)
 
         def k(x1: jax.Array, x2: jax.Array | None) -> jax.Array:
-            return relu_mlp_kernel(x1, x2, depth=depth, W_std=W, b_std=b_std, kind=kind)
+            return relu_mlp_kernel(x1, x2, depth=depth_, W_std=W, b_std=b, kind=kind)
 
         return k
-    _, _, kernel_fn = build_network(kcfg)
+    _, _, kernel_fn = stax_network(
+        architecture, network=network, depth=depth, W_std=W_std, b_std=b_std,
+        layer_norm=layer_norm, rbf_gamma=rbf_gamma, leaky_slope=leaky_slope,
+    )  # fmt: skip
 
-    def k(x1: jax.Array, x2: jax.Array) -> jax.Array:
+    def k(x1: jax.Array, x2: jax.Array | None) -> jax.Array:
         return kernel_fn(x1, x2, kind)
 
     return k
+
+
+def _config_kwargs(kcfg: ml_collections.ConfigDict) -> dict:
+    """Keyword arguments of `stax_kernel` from a `kernel` config group (see
+    `default_kernel_config`: kind "" and b_std < 0 mean the architecture's default)."""
+    return dict(
+        architecture=kcfg.architecture,
+        network=kcfg.network,
+        depth=kcfg.depth,
+        W_std=float(kcfg.W_std),
+        b_std=None if kcfg.b_std < 0 else float(kcfg.b_std),
+        layer_norm=bool(kcfg.layer_norm),
+        rbf_gamma=float(kcfg.get("rbf_gamma", 0.5)),
+        leaky_slope=float(kcfg.get("leaky_slope", 0.1)),
+    )
+
+
+def build_network(kcfg: ml_collections.ConfigDict, out_dim: int = 1):
+    """`stax_network` from a `kernel` config group (the command line's form)."""
+    return stax_network(**_config_kwargs(kcfg), width=int(kcfg.width), out_dim=out_dim)
+
+
+def make_kernel(kcfg: ml_collections.ConfigDict) -> KernelFn:
+    """`stax_kernel` from a `kernel` config group (the command line's form)."""
+    return stax_kernel(
+        **_config_kwargs(kcfg),
+        kind=kcfg.kind or None,
+        implementation=kcfg.get("implementation", "auto"),
+    )
 
 
 @jax.custom_jvp
@@ -255,8 +355,17 @@ def relu_mlp_kernel(x1, x2, *, depth: int, W_std: float, b_std: float, kind: str
     """
     if kind not in KERNEL_KINDS:
         raise ValueError(f"unknown kernel kind '{kind}'; valid: {', '.join(KERNEL_KINDS)}")
+    if isinstance(depth, bool) or int(depth) != depth or depth < 1:
+        raise ValueError(f"kernel depth must be a positive integer, got {depth!r}")
+    if x1.ndim < 2 or (x2 is not None and x2.ndim < 2):
+        shapes = (x1.shape, None if x2 is None else x2.shape)
+        raise ValueError(f"kernel inputs must be [n, ...] batches of points, got shapes {shapes}")
     a = x1.reshape(x1.shape[0], -1)
     b = a if x2 is None else x2.reshape(x2.shape[0], -1)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(
+            f"kernel inputs have different point shapes {x1.shape[1:]} and {x2.shape[1:]}"
+        )
     return _relu_kernel(a, b, int(depth), float(W_std) ** 2, float(b_std) ** 2, kind, x2 is None)
 
 

@@ -5,7 +5,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gantk.kernels import ARCHITECTURES, default_kernel_config, kernel_matvec, make_kernel
+from gantk.kernels import (
+    ARCHITECTURES,
+    default_kernel_config,
+    kernel_matvec,
+    make_kernel,
+    stax_kernel,
+)
 
 
 def _cfg(**kw):
@@ -123,7 +129,72 @@ def test_kernel_implementation_choices():
         make_kernel(_cfg(implementation="fast"))
     with pytest.raises(ValueError, match="needs a ReLU MLP"):
         make_kernel(_cfg(architecture="erf", implementation="closed_form"))
-    # auto falls back to neural-tangents where there is no closed form, and agrees with it
-    auto = make_kernel(_cfg(network="resmlp"))(x, x)
-    nt = make_kernel(_cfg(network="resmlp", implementation="neural_tangents"))(x, x)
-    np.testing.assert_array_equal(auto, nt)
+    assert make_kernel(_cfg(network="resmlp"))(x, x).shape == (5, 5)  # auto: neural-tangents
+
+
+def _arccos_kernels(x1, x2, *, network, depth, W_std, b_std, layer_norm=False):
+    """NNGP and NTK [n1, n2] of `stax_network`'s ReLU mlp / resmlp by the arc-cosine recursion
+    in numpy (infinite width, NTK parameterisation), with the variances of both inputs.
+
+    Dense: Σ → W²Σ + b², Θ → Σ_new + W²Θ. ReLU: Σ → √(c₁c₂)(sin θ + (π − θ) cos θ)/2π,
+    c → c/2, Θ → Θ(π − θ)/2π, cos θ = Σ/√(c₁c₂). Residual h + g(h): the last Dense of g has
+    fresh zero-mean weights, so the branches are uncorrelated and Σ, c, Θ add. LayerNorm (in
+    the limit): Σ, Θ → ·/√(c₁c₂), c → 1.
+    """
+    a = np.asarray(x1, np.float64).reshape(len(x1), -1)
+    b = np.asarray(x2, np.float64).reshape(len(x2), -1)
+    d = a.shape[1]
+    state = (a @ b.T / d, (a * a).sum(1)[:, None] / d, (b * b).sum(1)[None, :] / d, 0.0)
+
+    def dense(s, b_):
+        S, c1, c2, T = s
+        S = W_std**2 * S + b_**2
+        return S, W_std**2 * c1 + b_**2, W_std**2 * c2 + b_**2, S + W_std**2 * T
+
+    def relu(s):
+        S, c1, c2, T = s
+        prod = np.sqrt(c1 * c2)
+        theta = np.arccos(np.clip(S / prod, -1.0, 1.0))
+        S = prod * (np.sin(theta) + (np.pi - theta) * np.cos(theta)) / (2 * np.pi)
+        return S, c1 / 2, c2 / 2, T * (np.pi - theta) / (2 * np.pi)
+
+    def norm(s):
+        S, c1, c2, T = s
+        prod = np.sqrt(c1 * c2)
+        return S / prod, np.ones_like(c1), np.ones_like(c2), T / prod
+
+    state = dense(state, b_std)
+    if network == "mlp":
+        for i in range(depth):
+            if layer_norm and i > 0:
+                state = norm(state)
+            state = dense(relu(state), 0.0 if i == depth - 1 else b_std)
+    else:
+        for i in range(depth - 1):
+            h = norm(state) if layer_norm and i > 0 else state
+            g = dense(relu(dense(relu(h), b_std)), b_std)
+            state = tuple(p + q for p, q in zip(state, g))
+        state = dense(relu(state), 0.0)
+    return state[0], state[3]
+
+
+@pytest.mark.parametrize(
+    "network, architecture, depth, layer_norm",
+    [("resmlp", "relu", 3, False), ("resmlp", "relu_nobias", 2, False),
+     ("resmlp", "relu", 3, True), ("mlp", "relu_highbias", 3, False)],
+)  # fmt: skip
+def test_relu_kernels_equal_numpy_arccos_recursion(network, architecture, depth, layer_norm):
+    """The residual (and plain) ReLU MLP kernels against the recursion written in numpy."""
+    with jax.enable_x64(True):
+        x = jax.random.normal(jax.random.PRNGKey(0), (6, 3), jnp.float64)
+        y = 1.5 * jax.random.normal(jax.random.PRNGKey(1), (5, 3), jnp.float64)
+        b_std = ARCHITECTURES[architecture].b_std
+        nngp, ntk = _arccos_kernels(
+            x, y, network=network, depth=depth, W_std=1.3, b_std=b_std, layer_norm=layer_norm
+        )
+        for kind, ref in (("nngp", nngp), ("ntk", ntk)):
+            k = stax_kernel(  # mlp: neural-tangents, not the closed form `auto` would pick
+                architecture, network=network, depth=depth, W_std=1.3, kind=kind,
+                layer_norm=layer_norm, implementation="neural_tangents" if network == "mlp" else "auto",
+            )  # fmt: skip
+            np.testing.assert_allclose(k(x, y), ref, rtol=1e-10, err_msg=kind)

@@ -20,6 +20,7 @@ gantk adequacy --config adequacy_2d --workdir runs/adequacy_2d
 from __future__ import annotations
 
 import csv
+import logging
 import pathlib
 
 import jax
@@ -31,6 +32,8 @@ from gantk import dynamics
 from gantk.finite import make_finite_discriminator, num_sgd_steps
 from gantk.kernels import make_kernel
 from generative.core import config as config_lib
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["adequacy_points", "adequacy_grid", "infinite_generator_loss", "run_adequacy"]
 
@@ -176,9 +179,14 @@ def run_adequacy(config: ml_collections.ConfigDict, workdir: str | pathlib.Path)
                 )
             )
             if config.progress:
-                print(
-                    f"adequacy {name} width {width}: max |c_finite − c_∞| = "
-                    f"{err.mean():.4g} ± {err.std():.2g} ({config.n_seeds} seeds, {steps} steps)"
+                logger.info(
+                    "adequacy %s width %d: max |c_finite − c_∞| = %.4g ± %.2g (%d seeds, %d steps)",
+                    name,
+                    width,
+                    err.mean(),
+                    err.std(),
+                    config.n_seeds,
+                    steps,
                 )
     errors.sort(key=lambda e: (list(config.loss.names).index(e["loss"]), e["width"]))
 

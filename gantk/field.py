@@ -28,6 +28,7 @@ gantk field --config field:relu_nobias --workdir runs/field_relu_nobias
 from __future__ import annotations
 
 import csv
+import logging
 import pathlib
 from collections.abc import Callable
 
@@ -39,6 +40,8 @@ import numpy as np
 from gantk import dynamics
 from gantk.kernels import KernelFn, kernel_matvec, make_kernel
 from generative.core import config as config_lib
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["field_grid", "pad_points", "generator_field", "run_field"]
 
@@ -146,8 +149,12 @@ def run_field(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) ->
     _plot(workdir / "field.png", config, xs, ys, values, neg_grad[:, :2], dim)
     if config.progress:
         norms = np.linalg.norm(neg_grad, axis=1)
-        print(
-            f"field: {len(pts)} points in R^{dim}, |∇c| from {norms.min():.3g} to {norms.max():.3g}"
+        logger.info(
+            "field: %d points in R^%d, |∇c| from %.3g to %.3g",
+            len(pts),
+            dim,
+            norms.min(),
+            norms.max(),
         )
     return {
         "points": pts,

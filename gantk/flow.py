@@ -13,10 +13,10 @@ shared training loop, particles sharded over devices.
 
 from __future__ import annotations
 
+import logging
 import pathlib
 from typing import Any, NamedTuple
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -31,6 +31,9 @@ from generative.core import sharding as sharding_lib
 from generative.core.train import Experiment, make_optimizer
 from generative.data import densities, toy
 from generative.data import images as images_lib
+from generative.nets import MLP
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["FlowState", "ParticleFlow", "make_flow"]
 
@@ -45,18 +48,9 @@ class FlowState(NamedTuple):
 GENERATORS = ("particles", "mlp")
 
 
-class MLPGenerator(nn.Module):
-    """g_θ(z): an MLP (ReLU) from the latent space to data space."""
-
-    hidden: tuple[int, ...]
-    out_dim: int
-
-    @nn.compact
-    def __call__(self, z: jax.Array) -> jax.Array:  # [N, latent] -> [N, d]
-        h = z
-        for width in self.hidden:
-            h = nn.relu(nn.Dense(width)(h))
-        return nn.Dense(self.out_dim)(h)
+def mlp_generator(hidden: tuple[int, ...], out_dim: int) -> MLP:
+    """g_θ(z): an MLP (ReLU) from the latent space [N, latent] to data space [N, out_dim]."""
+    return MLP(tuple(hidden) + (out_dim,))
 
 
 DATASETS = (
@@ -92,7 +86,7 @@ class ParticleFlow:
                 dc.name, int(dc.n_targets), seed=int(config.seed), size=int(dc.image_size),
                 data_dir=dc.data_dir or None, source=dc.digit_source,
             )  # fmt: skip
-            print(f"{dc.name} targets: {imgs.source}", flush=True)
+            logger.info("%s targets: %s", dc.name, imgs.source)
             self.image_shape = imgs.images.shape[1:]
             targets = jnp.asarray(imgs.images.reshape(len(imgs.images), -1))
             dim = targets.shape[1]
@@ -136,7 +130,7 @@ class ParticleFlow:
         if config.generator.kind == "mlp":
             gc = config.generator
             d = self.targets.shape[1]
-            self.generator = MLPGenerator((gc.width,) * gc.depth, d)
+            self.generator = mlp_generator((gc.width,) * gc.depth, d)
             self.generator_tx = make_optimizer(gc.optimizer, int(config.num_steps))
         self._eval = jax.jit(self._evaluate)
         self._field = jax.jit(self.field)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import csv
 import itertools
+import logging
 import math
 import os
 import pathlib
@@ -20,6 +21,8 @@ import sys
 import ml_collections
 
 from gantk.configs import paper
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["run_table", "cells"]
 
@@ -85,7 +88,13 @@ def run_table(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
     grid = cells(config)
     seeds = [int(config.seed) + i for i in range(int(config.seeds))]
     jobs = [(c, s) for c in grid for s in seeds]
-    print(f"{len(jobs)} runs ({len(grid)} cells x {len(seeds)} seeds), {config.workers} at a time")
+    logger.info(
+        "%d runs (%d cells x %d seeds), %d at a time",
+        len(jobs),
+        len(grid),
+        len(seeds),
+        config.workers,
+    )
     results = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=int(config.workers)) as pool:
         futures = [
@@ -95,7 +104,9 @@ def run_table(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
             cell, seed, value, err = fut.result()
             results.append((cell, seed, value, err))
             note = f"  ERROR: {err}" if err else ""
-            print(f"[{i}/{len(jobs)}] {cell} seed {seed}: sinkhorn {value:.3e}{note}", flush=True)
+            logger.info(
+                "[%d/%d] %s seed %d: sinkhorn %.3e%s", i, len(jobs), cell, seed, value, note
+            )
     results.sort()
     with (workdir / "table.csv").open("w", newline="") as f:
         w = csv.writer(f)
@@ -123,6 +134,7 @@ def run_table(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
         ]
         lines.append(f"| {d} | " + " | ".join(row) + " |")
     (workdir / "table.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    print(f"wrote {workdir / 'table.csv'} and {workdir / 'table.md'}")
+    for line in lines:
+        logger.info("%s", line)
+    logger.info("wrote %s and %s", workdir / "table.csv", workdir / "table.md")
     return {"cells": len(grid), "runs": len(jobs)}

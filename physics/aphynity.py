@@ -31,15 +31,21 @@ import pathlib
 import time
 from collections.abc import Callable
 
+from typing import TYPE_CHECKING, NamedTuple
+
 import diffrax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 
 from generative.layers import Conv
 from physics import simulators as sim
+
+if TYPE_CHECKING:
+    from generative.core.train import Experiment
 
 __all__ = [
     "DATASETS",
@@ -48,8 +54,13 @@ __all__ = [
     "make_problem",
     "HybridModel",
     "aphynity_loss",
+    "AphynityState",
+    "fit_config",
+    "sample_windows",
+    "make_experiment",
     "fit",
     "evaluate_model",
+    "benchmark_run_config",
     "run_benchmark",
 ]
 
@@ -282,64 +293,153 @@ def _method(problem: Problem, method: str) -> tuple[HybridModel, float, bool]:
     raise ValueError(f"unknown APHYNITY method {method!r}; valid choices: {list(METHODS)}")
 
 
-def fit(
-    problem: Problem,
-    method: str,
-    *,
-    steps: int,
-    lr: float = 1e-3,
-    lambda0: float = 1.0,
-    tau: float = 1.0,
-    lambda_every: int = 10,
-    seed: int = 0,
-    batch_size: int | None = None,
-    window: int | None = None,
-    physics_lr_scale: float = 10.0,
-):
-    """Trains one method on random windows of ``window`` observations (None: whole
-    trajectories) of the training set; returns (model, params, history with the final λ)."""
-    model, norm_weight, adaptive = _method(problem, method)
-    params = model.init(jax.random.PRNGKey(seed))
-    # the few physical parameters learn faster than the network (log-scale parameters)
-    labels = {
-        "physics": jax.tree_util.tree_map(lambda _: "physics", params["physics"]),
-        "aug": jax.tree_util.tree_map(lambda _: "aug", params["aug"]),
-    }
-    sched = lambda base: optax.cosine_decay_schedule(base, steps, alpha=0.01)  # noqa: E731
-    tx = optax.multi_transform(
-        {"physics": optax.adam(sched(lr * physics_lr_scale)), "aug": optax.adam(sched(lr))}, labels
-    )
-    opt_state = tx.init(params)
+# ----------------------------------------------------------------------------- training
+
+
+class AphynityState(NamedTuple):
+    """Training state of one run: the optimizer state of θ = (θ_p, θ_a) and the multiplier λ."""
+
+    step: jax.Array  # [] int32, gradient steps on θ applied
+    params: dict  # {"physics": raw log-parameters, "aug": F_a variables}
+    opt_state: optax.OptState
+    lam: jax.Array  # [] float32, λ_j, the weight of L_traj in the current objective
+
+
+def fit_config() -> ml_collections.ConfigDict:
+    """Defaults of one training run (`fit`): the shared loop's keys plus ``aphynity.*``.
+
+    ``aphynity.window`` / ``aphynity.batch_size``: 0 means whole trajectories / every
+    training trajectory at each step.
+    """
+    from generative.core.config import base_config
+
+    c = base_config()
+    del c.optimizer  # APHYNITY's own two-group Adam (see `make_experiment`)
+    c.aphynity = ml_collections.ConfigDict()
+    a = c.aphynity
+    a.dataset = "pendulum"  # used when `fit` gets no problem
+    a.num_train, a.num_test = 16, 16
+    a.method = "aphynity"
+    a.lr = 1e-3
+    a.physics_lr_scale = 10.0
+    a.lambda0 = 1.0
+    a.tau = 1.0
+    a.lambda_every = 10
+    a.window = 0
+    a.batch_size = 0
+    return c
+
+
+def sample_windows(train: jax.Array, key: jax.Array, batch_size: int, window: int) -> jax.Array:
+    """``batch_size`` distinct training trajectories, each cut to ``window`` observations from
+    a uniform random start: train [N, T, *state] -> [batch_size, window, *state]."""
+    n_train, n_obs = train.shape[:2]
+    key_seq, key_start = jax.random.split(key)
+    if batch_size < n_train:
+        seq = jax.random.permutation(key_seq, n_train)[:batch_size]
+    else:
+        seq = jnp.arange(n_train)
+    if window < n_obs:
+        start = jax.random.randint(key_start, (len(seq),), 0, n_obs - window + 1)
+    else:
+        start = jnp.zeros((len(seq),), jnp.int32)
+    return train[seq[:, None], start[:, None] + jnp.arange(window)[None, :]]
+
+
+def make_experiment(
+    problem: Problem, config: ml_collections.ConfigDict
+) -> tuple[Experiment, HybridModel]:
+    """One method of ``config.aphynity`` on ``problem`` as an `Experiment` of the shared loop.
+
+    Each step is one Adam step on θ = (θ_p, θ_a) for ``norm_weight·‖F_a‖² + λ·L_traj`` on a
+    batch of random windows drawn from the step's key; for ``aphynity`` every
+    ``lambda_every``-th step then sets ``λ ← λ + τ·L_traj`` (L_traj of that step's batch before
+    the update). λ is part of the state, so a resumed run continues exactly.
+    """
+    a = config.aphynity
+    model, norm_weight, adaptive = _method(problem, a.method)
+    if a.lambda_every < 1:
+        raise ValueError(f"aphynity.lambda_every must be >= 1, got {a.lambda_every}")
+    if a.window < 0 or a.window == 1 or a.batch_size < 0:
+        raise ValueError(
+            f"aphynity.window must be 0 (whole trajectories) or >= 2 and aphynity.batch_size "
+            f">= 0, got window={a.window}, batch_size={a.batch_size}"
+        )
+    num_steps = max(1, int(config.num_steps))
     n_train, n_obs = problem.train.shape[:2]
-    window = min(window or n_obs, n_obs)
+    window = min(a.window or n_obs, n_obs)
+    batch_size = min(a.batch_size or n_train, n_train)
+    train = jnp.asarray(problem.train)
     ts = jnp.asarray(problem.ts[:window])
-    bs = batch_size or n_train
+    lambda_every, tau = int(a.lambda_every), float(a.tau)
 
-    @jax.jit
-    def step(params, opt_state, batch, lam):
-        (loss, (l_traj, norm)), grads = jax.value_and_grad(aphynity_loss, argnums=1, has_aux=True)(
-            model, params, batch, ts, lam, norm_weight
-        )
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, l_traj, norm
+    # the few physical parameters learn faster than the network (log-scale parameters)
+    def sched(base):
+        return optax.cosine_decay_schedule(base, num_steps, alpha=0.01)
 
-    lam = float(lambda0)
-    rng = np.random.default_rng(seed)
-    history = {"l_traj": [], "norm": [], "lambda": []}
-    for i in range(steps):
-        seq = rng.choice(n_train, bs, replace=False) if bs < n_train else np.arange(n_train)
-        start = rng.integers(0, n_obs - window + 1, bs)
-        batch = problem.train[seq[:, None], start[:, None] + np.arange(window)[None]]
-        params, opt_state, l_traj, norm = step(
-            params, opt_state, jnp.asarray(batch), jnp.float32(lam)
+    tx = optax.multi_transform(
+        {
+            "physics": optax.adam(sched(a.lr * a.physics_lr_scale)),
+            "aug": optax.adam(sched(a.lr)),
+        },
+        lambda params: {k: jax.tree_util.tree_map(lambda _: k, v) for k, v in params.items()},
+    )
+
+    def init(key):
+        params = model.init(key)
+        return AphynityState(
+            jnp.zeros((), jnp.int32), params, tx.init(params), jnp.asarray(a.lambda0, jnp.float32)
         )
-        if adaptive and (i + 1) % lambda_every == 0:
-            lam = lam + tau * float(l_traj)  # λ_{j+1} = λ_j + τ L_traj
-        if (i + 1) % max(1, steps // 20) == 0 or i == steps - 1:
-            history["l_traj"].append(float(l_traj))
-            history["norm"].append(float(norm))
-            history["lambda"].append(lam)
-    return model, params, history
+
+    @jax.jit  # traced once per experiment, whatever number of `run` calls use it
+    def step(state: AphynityState, batch, key):
+        del batch  # the windows come from the key
+        windows = sample_windows(train, key, batch_size, window)
+        grad_fn = jax.value_and_grad(aphynity_loss, argnums=1, has_aux=True)
+        (loss, (l_traj, norm)), grads = grad_fn(
+            model, state.params, windows, ts, state.lam, norm_weight
+        )
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        count = state.step + 1
+        lam = state.lam
+        if adaptive:  # λ_{j+1} = λ_j + τ L_traj after every lambda_every steps on θ
+            lam = jnp.where(count % lambda_every == 0, lam + tau * l_traj, lam)
+        metrics = {
+            "loss": loss,
+            "l_traj": l_traj,
+            "aug_norm": norm,
+            "lambda": lam,
+            "grad_norm": optax.global_norm(grads),
+        }
+        if model.use_physics:
+            metrics.update({f"est_{k}": v for k, v in model.physical_params(params).items()})
+        return AphynityState(count, params, opt_state, lam), metrics
+
+    from generative.core.train import Experiment
+
+    return Experiment(init=init, step=step), model
+
+
+def fit(
+    config: ml_collections.ConfigDict, workdir, *, problem: Problem | None = None
+) -> tuple[HybridModel, AphynityState]:
+    """Trains ``config.aphynity.method`` for ``config.num_steps`` steps with the shared loop
+    (`generative.core.train.run`: resume from ``workdir``, checkpoints, metrics.csv and
+    TensorBoard, NaN stop); ``problem`` replaces the data set named by the config.
+    Returns (model, final state)."""
+    from generative.core import sharding
+    from generative.core.train import run
+
+    a = config.aphynity
+    if problem is None:
+        problem = make_problem(
+            a.dataset, num_train=a.num_train, num_test=a.num_test, seed=config.seed
+        )
+    experiment, model = make_experiment(problem, config)
+    # the step draws its own windows and nothing is sharded: one device does it all
+    state = run(experiment, config, workdir, mesh=sharding.data_mesh(jax.devices()[:1]))
+    return model, state
 
 
 def evaluate_model(model: HybridModel, params) -> dict[str, float]:
@@ -360,8 +460,46 @@ def evaluate_model(model: HybridModel, params) -> dict[str, float]:
     return out
 
 
+def benchmark_run_config(
+    config: ml_collections.ConfigDict, dataset: str, method: str
+) -> ml_collections.ConfigDict:
+    """The `fit` config of one (data set, method) pair of the benchmark config: its
+    ``aphynity.<dataset>`` settings, with the loop keys (log/checkpoint cadence) of ``config``."""
+    a, sub = config.aphynity, config.aphynity[dataset]
+    c = fit_config()
+    c.seed = int(config.seed)
+    c.num_steps = int(sub.steps)
+    for key in ("log_every", "checkpoint_every", "keep_checkpoints", "progress"):
+        c[key] = config[key]
+    c.aphynity.update(
+        dict(
+            dataset=dataset,
+            num_train=int(a.num_train),
+            num_test=int(a.num_test),
+            method=method,
+            lr=float(sub.lr),
+            physics_lr_scale=float(a.physics_lr_scale),
+            lambda0=float(a.lambda0),
+            tau=float(sub.tau),
+            lambda_every=int(a.lambda_every),
+            window=int(sub.window),
+            batch_size=int(sub.batch_size),
+        )
+    )
+    c.lock()
+    return c
+
+
+def _last_metrics(workdir: pathlib.Path) -> dict[str, str]:
+    with open(workdir / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return rows[-1] if rows else {}
+
+
 def run_benchmark(config, workdir) -> list[dict]:
-    """``physics aphynity``: every (data set, method) pair; writes aphynity.csv / aphynity.md."""
+    """``physics aphynity``: every (data set, method) pair, each a run of the shared loop in
+    ``workdir/<data set>/<method>`` (rerunning the command resumes or reuses them); writes
+    aphynity.csv / aphynity.md."""
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     a = config.aphynity
@@ -376,29 +514,20 @@ def run_benchmark(config, workdir) -> list[dict]:
     rows = []
     for d in datasets:
         problem = make_problem(d, num_train=a.num_train, num_test=a.num_test, seed=config.seed)
-        sub = a[d]
         for m in methods:
             t = time.perf_counter()
-            model, params, hist = fit(
-                problem,
-                m,
-                steps=sub.steps,
-                lr=sub.lr,
-                lambda0=a.lambda0,
-                tau=sub.tau,
-                lambda_every=a.lambda_every,
-                seed=config.seed,
-                batch_size=sub.batch_size or None,
-                window=sub.window or None,
-            )
+            run_dir = workdir / d / m
+            model, state = fit(benchmark_run_config(config, d, m), run_dir, problem=problem)
+            last = _last_metrics(run_dir)
             row = {
                 "dataset": d,
                 "method": m,
-                **evaluate_model(model, params),
-                "final_lambda": hist["lambda"][-1],
-                "train_traj_mse": hist["l_traj"][-1],
+                **evaluate_model(model, state.params),
+                "final_lambda": float(state.lam),
+                "train_traj_mse": float(last.get("l_traj", "nan")),
                 "seconds": time.perf_counter() - t,
             }
+            (run_dir / "results.json").write_text(json.dumps(row, indent=2) + "\n")
             print(json.dumps(row), flush=True)
             rows.append(row)
     keys = list(dict.fromkeys(k for r in rows for k in r))

@@ -30,7 +30,6 @@ import json
 import pathlib
 import time
 from collections.abc import Callable
-
 from typing import TYPE_CHECKING, NamedTuple
 
 import diffrax
@@ -382,7 +381,10 @@ def make_experiment(
             "physics": optax.adam(sched(a.lr * a.physics_lr_scale)),
             "aug": optax.adam(sched(a.lr)),
         },
-        lambda params: {k: jax.tree_util.tree_map(lambda _: k, v) for k, v in params.items()},
+        lambda params: {
+            "physics": jax.tree_util.tree_map(lambda _: "physics", params["physics"]),
+            "aug": jax.tree_util.tree_map(lambda _: "aug", params["aug"]),
+        },
     )
 
     def init(key):

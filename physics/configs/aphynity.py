@@ -2,6 +2,9 @@
 
 Launch: physics aphynity --config aphynity --workdir runs/physics-aphynity
 Writes aphynity.csv and aphynity.md (forecast MSE, parameter error, ||F_a||^2) in the workdir.
+Each (data set, method) pair trains with the shared loop in WORKDIR/<data set>/<method>
+(checkpoints, metrics.csv, TensorBoard; log_every / checkpoint_every apply to every pair);
+rerunning the command resumes an interrupted pair and reuses finished ones.
 """
 
 import ml_collections
@@ -18,13 +21,15 @@ def _sub(steps, lr, tau, window, batch_size):
 def get_config():
     c = base_config()
     c.num_steps = 0  # unused: each (data set, method) pair has its own step count
+    del c.optimizer  # unused: APHYNITY has its own Adam on (θ_p, θ_a), see aphynity.<data set>.lr
     c.aphynity = ml_collections.ConfigDict()
     c.aphynity.datasets = "pendulum,fhn,wave"
     c.aphynity.methods = "physics,data,physics+data,aphynity"
     c.aphynity.num_train = 16
     c.aphynity.num_test = 8
     c.aphynity.lambda0 = 1.0
-    c.aphynity.lambda_every = 10
+    c.aphynity.lambda_every = 10  # gradient steps on θ between two updates of λ
+    c.aphynity.physics_lr_scale = 10.0  # learning rate of the physical parameters / lr
     c.aphynity.pendulum = _sub(2000, 3e-3, 10.0, 11, 8)
     # τ sets how fast λ grows: λ must reach about ‖F_a‖² / L_traj (≈ 0.04 / 1e-4 on
     # FitzHugh–Nagumo) within the run. With τ = 10, λ ended at 2.0 after 400 steps and

@@ -32,6 +32,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import logging
 import pathlib
 import time
 from collections.abc import Callable
@@ -46,10 +47,13 @@ import numpy as np
 import optax
 
 from generative.layers import Conv
+from generative.nets import MLP
 from physics import simulators as sim
 
 if TYPE_CHECKING:
     from generative.core.train import Experiment
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "DATASETS",
@@ -75,16 +79,9 @@ METHODS = ("physics", "data", "physics+data", "aphynity")
 # ----------------------------------------------------------------------------- augmentation nets
 
 
-class MLPAugmentation(nn.Module):
-    """F_a for low-dimensional states: x [..., D] -> [..., D]."""
-
-    hidden: int = 64
-
-    @nn.compact
-    def __call__(self, x):
-        h = jnp.tanh(nn.Dense(self.hidden)(x))
-        h = jnp.tanh(nn.Dense(self.hidden)(h))
-        return nn.Dense(x.shape[-1])(h)
+def mlp_augmentation(dim: int, hidden: int = 64) -> MLP:
+    """F_a for low-dimensional states: x [..., dim] -> [..., dim], two tanh hidden layers."""
+    return MLP((hidden, hidden, dim), activation="tanh")
 
 
 def _periodic_conv(x, features: int, name: str):
@@ -177,7 +174,7 @@ def make_problem(
             _pendulum_prior,
             {"omega": omega0},
             {"omega": np.log(0.3)},
-            MLPAugmentation(hidden or 64),
+            mlp_augmentation(2, hidden or 64),
             dt=0.25,
         )
     if name == "fhn":
@@ -535,7 +532,7 @@ def run_benchmark(config, workdir) -> list[dict]:
                 "seconds": time.perf_counter() - t,
             }
             (run_dir / "results.json").write_text(json.dumps(row, indent=2) + "\n")
-            print(json.dumps(row), flush=True)
+            logger.info("%s", json.dumps(row))
             rows.append(row)
     keys = list(dict.fromkeys(k for r in rows for k in r))
     with open(workdir / "aphynity.csv", "w", newline="") as f:
@@ -553,5 +550,6 @@ def run_benchmark(config, workdir) -> list[dict]:
             f"{r['param_error_pct']:.3g} | {r['aug_norm']:.3e} | {est or '—'} |"
         )
     (workdir / "aphynity.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    for line in lines:
+        logger.info("%s", line)
     return rows

@@ -2,7 +2,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.linalg
-from skimage.metrics import structural_similarity
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from video import metrics
 
@@ -15,6 +15,15 @@ def test_psnr_closed_form():
         np.broadcast_to([20.0, 40.0, 10 * np.log10(4)], (2, 3)),
         rtol=1e-5,
     )
+    # random frames: the MSE is over height, width and channels of each frame
+    rng = np.random.default_rng(0)
+    a = rng.uniform(size=(2, 3, 8, 8, 3)).astype(np.float32)
+    b = rng.uniform(size=a.shape).astype(np.float32)
+    ref = [
+        [peak_signal_noise_ratio(a[i, t], b[i, t], data_range=1.0) for t in range(3)]
+        for i in range(2)
+    ]
+    np.testing.assert_allclose(np.asarray(metrics.psnr(a, b)), ref, rtol=1e-5)
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -75,6 +84,45 @@ def test_frechet_distance_vs_scipy_sqrtm():
     assert metrics.frechet_distance(a, b) == pytest.approx(metrics.frechet_distance(b, a))
     with pytest.raises(ValueError, match="equal D"):
         metrics.frechet_distance(a, b[:, :3])
+
+
+def _exact_moments(rng, n, mean, var):
+    """n samples whose sample mean is `mean` and sample covariance diag(var), exactly (up to
+    rounding): whitened Gaussian draws, scaled."""
+    z = rng.normal(size=(n, len(mean)))
+    z -= z.mean(0)
+    z = z @ np.linalg.inv(np.linalg.cholesky(np.cov(z, rowvar=False))).T
+    return mean + z * np.sqrt(var)
+
+
+def test_frechet_distance_diagonal_gaussians_closed_form():
+    """Commuting (diagonal) covariances: d = ‖μ1 − μ2‖² + Σ_i (√a_i − √b_i)², one variance 0."""
+    rng = np.random.default_rng(1)
+    m1, m2 = np.array([0.0, 1.0, -2.0, 0.5]), np.array([1.0, 1.0, 0.0, -0.5])
+    v1, v2 = np.array([1.0, 4.0, 0.0, 2.25]), np.array([9.0, 1.0, 0.25, 2.25])
+    a, b = _exact_moments(rng, 50, m1, v1), _exact_moments(rng, 80, m2, v2)
+    expected = ((m1 - m2) ** 2).sum() + ((np.sqrt(v1) - np.sqrt(v2)) ** 2).sum()
+    assert expected == pytest.approx(6.0 + 4.0 + 1.0 + 0.25)
+    assert metrics.frechet_distance(a, b) == pytest.approx(expected, rel=1e-10)
+
+
+def test_frechet_distance_fewer_samples_than_dimensions():
+    """N < D (as for FVD on few videos): singular covariances. The nonzero eigenvalues of
+    Σ1 Σ2 are those of (A Bᵀ)(A Bᵀ)ᵀ / ((N1 − 1)(N2 − 1)) for centred A, B, so
+    tr (Σ1 Σ2)^{1/2} is the nuclear norm of A Bᵀ over √((N1 − 1)(N2 − 1))."""
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(5, 40)), 0.5 * rng.normal(size=(7, 40)) + 0.3
+    ac, bc = a - a.mean(0), b - b.mean(0)
+    k = (len(a) - 1) * (len(b) - 1)
+    cross = np.linalg.svd(ac @ bc.T, compute_uv=False).sum() / np.sqrt(k)
+    expected = (
+        ((a.mean(0) - b.mean(0)) ** 2).sum()
+        + (ac**2).sum() / (len(a) - 1)
+        + (bc**2).sum() / (len(b) - 1)
+        - 2 * cross
+    )
+    # the square roots of the ~1e-16 rounding residues left in the null space cost ~1e-8
+    assert metrics.frechet_distance(a, b) == pytest.approx(expected, rel=1e-7)
 
 
 def test_repeat_last_frame_and_black_baselines_closed_form():

@@ -1,6 +1,11 @@
-"""Suite-wide settings: 4 simulated CPU devices (sharding tests), strict rank promotion."""
+"""Suite-wide settings: 4 simulated CPU devices (sharding tests), strict rank promotion, and
+one compilation cache per test run (tests that rebuild the same program, e.g. a resumed run
+or the same model in two tests, compile it once; both xdist workers share it)."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 # Must happen before JAX initialises its backends.
 os.environ["XLA_FLAGS"] = (
@@ -15,3 +20,11 @@ configure_host_memory()  # glibc keeps freed memory (before JAX starts its backe
 import jax  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+# The controller process makes the folder before it starts the workers, which inherit it.
+if "GENERATIVE_TEST_COMPILATION_CACHE" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="generative-test-jax-cache-")
+    os.environ["GENERATIVE_TEST_COMPILATION_CACHE"] = _cache
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+jax.config.update("jax_compilation_cache_dir", os.environ["GENERATIVE_TEST_COMPILATION_CACHE"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)

@@ -6,8 +6,8 @@ import types
 
 import jax
 import numpy as np
-import optax
 import pytest
+from train_checks import adam_first_step
 
 from generative.core.checkpoint import Checkpointer
 from generative.core.config import resolve
@@ -171,26 +171,7 @@ def test_real_data_presets_train_and_eval(preset, tmp_path):
     nll = pixels * (row["mse"] / (2 * nu**2) + math.log(nu) + 0.5 * math.log(2 * math.pi))
     assert row["nll"] == pytest.approx(nll, rel=1e-5)
     # the checkpoint holds the parameters after the step and Adam's first-step moments
-    assert row["param_norm"] == pytest.approx(np.sqrt((_flat(state.params) ** 2).sum()), rel=1e-6)
-    _check_adam_first_step(state, config.optimizer, row)
-
-
-def _flat(tree):
-    return np.concatenate([np.asarray(x, np.float64).ravel() for x in jax.tree.leaves(tree)])
-
-
-def _check_adam_first_step(state, opt, row):
-    """After one step Adam holds μ = (1 − β1) g and ν = (1 − β2) g², and its update is
-    −lr·m̂/(√v̂ + ε) = −lr·g/(|g| + ε) elementwise (m̂ = g, v̂ = g², ε = 1e-8; the decay
-    schedule starts at lr): the logged gradient and update norms recomputed from the moments."""
-    is_adam = lambda s: isinstance(s, optax.ScaleByAdamState)
-    adam = [s for s in jax.tree.leaves(state.opt_state, is_leaf=is_adam) if is_adam(s)]
-    assert len(adam) == 1 and int(adam[0].count) == 1
-    g = _flat(adam[0].mu) / (1 - opt.b1)
-    np.testing.assert_allclose(_flat(adam[0].nu), (1 - opt.b2) * g**2, rtol=1e-5, atol=1e-35)
-    assert row["grad_norm"] == pytest.approx(np.sqrt((g**2).sum()), rel=1e-5)
-    update = opt.lr * g / (np.abs(g) + 1e-8)
-    assert row["update_norm"] == pytest.approx(np.sqrt((update**2).sum()), rel=1e-5)
+    adam_first_step(state, config.optimizer, row)
 
 
 def test_cli_errors(tmp_path, capsys):

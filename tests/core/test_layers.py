@@ -198,7 +198,7 @@ def test_bad_inputs_are_clear_errors():
         ConvTranspose(4, (3, 3)).init(jax.random.PRNGKey(0), x[0, :, :, 0])
 
 
-@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("stride", [1, 2])
 def test_few_channel_paths_equal_flax(stride):
     """taps · C_in <= C_out (Conv) and taps · C_out <= C_in (ConvTranspose) take the
     space-to-depth matrix-product paths on CPU: no convolution in the program, same answers."""

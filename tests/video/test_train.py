@@ -128,8 +128,9 @@ SMOKE = ["num_steps=1", "seq_len=3", "nt_cond=2", "eval.horizon=2", "eval.num_vi
 
 @pytest.mark.parametrize("preset", ["kth", "human", "bair"])
 def test_real_data_presets_train_and_eval(preset, tmp_path):
-    """One training step, a checkpoint and the evaluation protocol through the CLI on every
-    real-data preset family (KTH and Human3.6M from files on disk, BAIR from mocked tfds)."""
+    """One training step and a checkpoint through the CLI on every real-data preset family
+    (KTH and Human3.6M from files on disk, BAIR from mocked tfds), and the evaluation protocol
+    on BAIR (the same code for all three, RGB like Human3.6M)."""
     import tensorflow_datasets as tfds
 
     extra = []
@@ -142,12 +143,13 @@ def test_real_data_presets_train_and_eval(preset, tmp_path):
     argv = ["--config", preset, "--workdir", str(tmp_path / "run")] + TINY_MODEL + SMOKE + extra
     with tfds.testing.mock_data(num_examples=4):
         assert video_main.main(["train"] + argv) == 0
-        assert video_main.main(["eval"] + argv) == 0
+        if preset == "bair":
+            assert video_main.main(["eval"] + argv) == 0
+            res = (tmp_path / "run" / "eval" / "results.csv").read_text()
+            assert "repeat last frame" in res
     with open(tmp_path / "run" / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 1
-    res = (tmp_path / "run" / "eval" / "results.csv").read_text()
-    assert "repeat last frame" in res
     channels = 1 if preset == "kth" else 3
     config = resolve("video.configs", preset, TINY_MODEL + SMOKE + extra)
     experiment, _ = train.make_experiment(config, data=types.SimpleNamespace(batch=None))

@@ -286,6 +286,9 @@ def test_auto_sample_chunk_divides_the_samples_within_the_frame_budget():
         bigger = [d for d in range(c + 1, n + 1) if n % d == 0]
         assert not bigger or bigger[0] * videos * horizon > AUTO_CHUNK_FRAMES
     assert auto_sample_chunk(100, 2, 20) == 4
+    # off CPU: no budget, every sample in one vectorised program
+    assert auto_sample_chunk(100, 2, 20, platform="gpu") == 100
+    assert auto_sample_chunk(7, 3, 10, platform="tpu") == 7
 
 
 @pytest.mark.parametrize("archi", ["dcgan", "vgg"])

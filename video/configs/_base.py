@@ -51,9 +51,9 @@ def srvp_config(dataset: str) -> ml_collections.ConfigDict:
     c.eval.horizon = 20  # predicted frames after nt_cond conditioning frames
     c.eval.n_samples = 100  # best-of-N
     c.eval.batch_size = 16  # videos per evaluation batch (× n_samples generations)
-    c.eval.sample_chunk = (
-        0  # samples generated together (0: evaluation.auto_sample_chunk, <= 160 frames)
-    )
+    # samples generated together (0: evaluation.auto_sample_chunk: <= 160 frames on CPU,
+    # all at once elsewhere)
+    c.eval.sample_chunk = 0
     c.eval.lpips_weights = ""  # converted LPIPS AlexNet v0.1 .npz (see video/perceptual.py)
     c.eval.i3d_weights = ""  # converted I3D .npz for FVD
     c.eval.num_gifs = 4  # sample GIFs written by `video eval`

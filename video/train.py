@@ -22,7 +22,6 @@ import numpy as np
 import optax
 
 from generative.core import train as core
-from generative.core.checkpoint import Checkpointer
 from generative.data.moving_mnist import MovingMNIST
 from video import evaluation, srvp
 
@@ -212,6 +211,8 @@ def train_and_evaluate(config, workdir):
 
 def restore_variables(config, workdir) -> dict:
     """Model variables of the latest checkpoint in `workdir/checkpoints`."""
+    from generative.core.checkpoint import Checkpointer  # orbax: imported when needed
+
     experiment, _ = make_experiment(config, data=_NoData())
     ckpt = Checkpointer(pathlib.Path(workdir) / "checkpoints")
     if ckpt.latest_step() is None:

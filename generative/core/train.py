@@ -29,7 +29,6 @@ import optax
 
 from generative.core import config as config_lib
 from generative.core import sharding as sharding_lib
-from generative.core.checkpoint import Checkpointer
 from generative.core.metric_writers import MetricWriter
 
 __all__ = [
@@ -206,6 +205,8 @@ def run(
     mesh: jax.sharding.Mesh | None = None,
 ) -> Any:
     """Train `experiment` for `config.num_steps` steps in `workdir`; returns the final state."""
+    from generative.core.checkpoint import Checkpointer  # orbax: imported when a run starts
+
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     config_lib.save_or_check(config, workdir)

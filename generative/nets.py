@@ -98,12 +98,13 @@ class MaxoutMLP(nn.Module):
 
     Hidden layer i: h = max_k (W_k h_prev + b_k) over `pieces` affine maps, i.e. one Dense layer
     of width features[i]·pieces whose outputs are grouped in consecutive runs of `pieces` and
-    maximised. The last entry of `features` is the linear output width.
-    x: [..., D] -> [..., features[-1]].
+    maximised. The last entry of `features` is the linear output width, or, with
+    `linear_output=False`, one more maxout layer. x: [..., D] -> [..., features[-1]].
     """
 
     features: Sequence[int]
     pieces: int = 5
+    linear_output: bool = True
     kernel_init: Initializer = nn.initializers.lecun_normal()
     bias_init: Initializer = nn.initializers.zeros
 
@@ -113,7 +114,7 @@ class MaxoutMLP(nn.Module):
             raise ValueError("MaxoutMLP needs at least one layer (features is empty)")
         if self.pieces < 1:
             raise ValueError(f"MaxoutMLP needs pieces >= 1, got {self.pieces}")
-        last = len(self.features) - 1
+        last = len(self.features) - 1 if self.linear_output else len(self.features)
         for i, width in enumerate(self.features):
             if i < last:
                 h = Dense(

@@ -364,7 +364,7 @@ def apply_module(module: nn.Module, params, collections: dict, *args, train: boo
     return module.apply(variables, *args, train=train), collections
 
 
-def _init_module(module: nn.Module, key, *args):
+def init_module(module: nn.Module, key, *args):
     variables = module.init(key, *args, train=False)
     params = variables["params"]
     return params, {k: v for k, v in variables.items() if k != "params"}
@@ -387,8 +387,8 @@ def init_state(model: GAN, key: PRNGKey, lr=None, b1=None, *, lr_d=None) -> Trai
     n = 2
     z = jnp.zeros((n, model.latent_dim))
     y = _dummy_labels(model, n)
-    pg, sg = _init_module(model.generator, kg, z, y)
-    pd, sd = _init_module(model.discriminator, kd, jnp.zeros((n,) + tuple(model.data_shape)), y)
+    pg, sg = init_module(model.generator, kg, z, y)
+    pd, sd = init_module(model.discriminator, kd, jnp.zeros((n,) + tuple(model.data_shape)), y)
     og = _optimizer(model, lr, b1).init(pg)
     od = _optimizer(model, lr_d, b1).init(pd)
     return TrainState(
@@ -448,7 +448,7 @@ def data_sampler(model) -> Callable[[PRNGKey, int], tuple[jax.Array, jax.Array |
     return finite
 
 
-def _real_batches(model, key, batch):
+def real_batches(model, key, batch):
     """n_critic real batches: from the step's `batch` ([n_critic·B, ...] split in order) or
     drawn from `key`; -> (xs [n_critic, B, ...], ys [n_critic, B] or None)."""
     n, b = model.n_critic, model.batch_size
@@ -485,7 +485,7 @@ def train_step(model: GAN) -> Callable:
         og, od = state.opt_state["g"], state.opt_state["d"]
         sg, sd = state.model_state["g"], state.model_state["d"]
         k_data, k_d, k_g = jax.random.split(key, 3)
-        reals = _real_batches(model, k_data, batch)
+        reals = real_batches(model, k_data, batch)
 
         def d_update(carry, inputs):
             pd, od, sd = carry
@@ -530,9 +530,7 @@ def train_step(model: GAN) -> Callable:
         (g_loss, sg), grads = jax.value_and_grad(g_loss_fn, has_aux=True)(pg)
         updates, og = tx_g.update(grads, og, pg)
         pg = optax.apply_updates(pg, updates)
-        new = TrainState(
-            state.step + 1, {"g": pg, "d": pd}, {"g": og, "d": od}, {"g": sg, "d": sd}
-        )
+        new = TrainState(state.step + 1, {"g": pg, "d": pd}, {"g": og, "d": od}, {"g": sg, "d": sd})
         return new, {**d_metrics, "g_loss": g_loss}
 
     return step
@@ -567,7 +565,7 @@ def discriminate(model: GAN, state, x: jax.Array, labels=None) -> jax.Array:
 # ----------------------------------------------------------------------------- from configs
 
 
-def _is_image(config) -> bool:
+def is_image(config) -> bool:
     return config.data.name in IMAGE_DATA
 
 
@@ -575,7 +573,7 @@ def num_classes(config) -> int:
     """Number of label classes of a conditional config (0 when unconditional)."""
     if not config.get("conditional", False):
         return 0
-    if _is_image(config):
+    if is_image(config):
         return 10
     from generative.data import toy
 
@@ -589,13 +587,13 @@ def num_classes(config) -> int:
 
 
 def data_shape(config) -> tuple[int, ...]:
-    return (28, 28, 1) if _is_image(config) else (2,)
+    return (28, 28, 1) if is_image(config) else (2,)
 
 
-def _check_kind(config) -> str:
+def check_kind(config) -> str:
     kind = config.model.kind
     _check_choice("model.kind", kind, ("mlp", "dcgan"))
-    if (kind == "dcgan") != _is_image(config):
+    if (kind == "dcgan") != is_image(config):
         raise ValueError(
             f"model.kind={kind!r} does not fit data.name={config.data.name!r}: "
             "dcgan for digits, mlp for 2-D data"
@@ -606,7 +604,7 @@ def _check_kind(config) -> str:
 def build_model(config: ml_collections.ConfigDict) -> GAN:
     """The GAN of a `gan_*` preset."""
     m, k = config.model, num_classes(config)
-    if _check_kind(config) == "mlp":
+    if check_kind(config) == "mlp":
         norm = None if m.g_norm == "none" else m.g_norm
         gen = MLPGenerator(2, tuple(m.g_hidden), norm, num_classes=k)
         disc = MLPDiscriminator(tuple(m.d_hidden), m.d_pieces, num_classes=k)
@@ -630,8 +628,8 @@ def build_model(config: ml_collections.ConfigDict) -> GAN:
         b1=o.b1,
         b2=o.b2,
         num_classes=k,
-        data=None if _is_image(config) else config.data.name,
-        train_size=0 if _is_image(config) else config.data.train_size,
+        data=None if is_image(config) else config.data.name,
+        train_size=0 if is_image(config) else config.data.train_size,
         data_seed=config.data.seed,
     )
 
@@ -664,14 +662,14 @@ def digit_batches(config, per_step: int) -> Callable[[int], dict]:
     return batch_fn
 
 
-def _mixture(config):
+def mixture_of(config):
     from generative.data import toy
 
     return toy.MIXTURES.get(config.data.name)
 
 
-def _extent(config) -> float | None:
-    mix = _mixture(config)
+def plot_extent(config) -> float | None:
+    mix = mixture_of(config)
     if mix is None:
         return None
     return float(np.abs(mix[0]).max()) * 1.25 + 0.25
@@ -689,10 +687,10 @@ def snapshot_evaluator(
     metrics (2-D mixtures), and a snapshot for the training GIF when `workdir` is given.
 
     sample_fn(state, key, n) -> samples; scalar_fn(state) -> extra metrics or None."""
-    image = _is_image(config)
+    image = is_image(config)
     n = int(config.eval.snapshot_samples)
     jitted = jax.jit(sample_fn, static_argnums=2)
-    mix = None if image else _mixture(config)
+    mix = None if image else mixture_of(config)
 
     def evaluate(step: int, state) -> dict[str, float]:
         from generative import metrics as mlib
@@ -701,7 +699,10 @@ def snapshot_evaluator(
         out = {}
         if mix is not None:
             cov = mlib.mode_coverage(x, jnp.asarray(mix[0]), mix[1])
-            out = {"eval_modes": float(cov["modes"]), "eval_high_quality": float(cov["high_quality"])}
+            out = {
+                "eval_modes": float(cov["modes"]),
+                "eval_high_quality": float(cov["high_quality"]),
+            }
         if scalar_fn is not None:
             out.update({k: float(v) for k, v in scalar_fn(state).items()})
         if workdir is not None:
@@ -720,7 +721,7 @@ def make_experiment(config: ml_collections.ConfigDict, workdir=None) -> Experime
     model = build_model(config)
     step = train_step(model)
     batch_fn = None
-    if _is_image(config):
+    if is_image(config):
         batch_fn = digit_batches(config, model.n_critic * model.batch_size)
 
     def sample_fn(state, key, n):
@@ -749,17 +750,18 @@ def evaluate_toy_samples(config, x, workdir, extra_figures: Callable | None = No
         "sinkhorn": float(mlib.sinkhorn_divergence(x[:m], data[:m], float(e.sinkhorn_epsilon))),
         "energy": float(mlib.energy_distance(x[:m], data[:m])),
     }
-    mix = _mixture(config)
+    mix = mixture_of(config)
     if mix is not None:
         cov = mlib.mode_coverage(x, jnp.asarray(mix[0]), mix[1])
         out.update({k: float(v) for k, v in cov.items()})
         out["num_modes"] = int(mix[0].shape[0])
-    extent = _extent(config)
+    extent = plot_extent(config)
     xs, ds = np.asarray(x), np.asarray(data)
     title = f"{config.family} {config.data.name}"
     plots.save_scatter(workdir / "samples.png", xs, ds, extent, title=title)
-    plots.save_density(workdir / "density.png", xs, extent or float(np.abs(ds).max()) * 1.1,
-                       title=title)
+    plots.save_density(
+        workdir / "density.png", xs, extent or float(np.abs(ds).max()) * 1.1, title=title
+    )
     frame_data = ds[: int(e.snapshot_samples)]
     plots.snapshots_gif(
         workdir,
@@ -797,11 +799,11 @@ def write_metrics(workdir, metrics: dict) -> dict:
     return metrics
 
 
-def _eval_labels(config, n: int):
+def eval_labels(config, n: int):
     if not config.get("conditional", False):
         return None
     k = num_classes(config)
-    columns = 10 if _is_image(config) else k
+    columns = 10 if is_image(config) else k
     return jnp.arange(n, dtype=jnp.int32) % columns
 
 
@@ -817,9 +819,9 @@ def evaluate_state(config: ml_collections.ConfigDict, state, workdir) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     model = build_model(config)
     n = int(config.eval.num_samples)
-    labels = _eval_labels(config, n)
+    labels = eval_labels(config, n)
     x = jax.jit(lambda s, k: sample(model, s, k, n, labels))(state, eval_key(config))
-    if _is_image(config):
+    if is_image(config):
         out = evaluate_image_samples(config, x, workdir)
     else:
         out = evaluate_toy_samples(config, x, workdir)

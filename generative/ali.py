@@ -231,21 +231,16 @@ def train_step(model: ALI) -> Callable:
     """
     tx_g, tx_d = gan._optimizer(model), gan._optimizer(model)
     b, latent = model.batch_size, model.latent_dim
+    draw = gan.step_sampler(model)
 
     def step(state: TrainState, key: PRNGKey, batch=None):
         params, colls = state.params, state.model_state
-        k_data, k_d, k_g = jax.random.split(key, 3)
-        xs, ys = gan.real_batches(model, k_data, batch)
+        k_data, k_noise = jax.random.split(key)
+        xs, ys = gan.real_batches(model, draw, k_data, batch)
         x, y = xs[0], None if ys is None else ys[0]
-
-        def noise(k):
-            k1, k2 = jax.random.split(k)
-            return (
-                jax.random.normal(k1, (b, latent), x.dtype),
-                jax.random.normal(k2, (b, latent), x.dtype),
-            )
-
-        eps, z = noise(k_d)
+        # ε and z of the discriminator update, then of the generator update (one draw)
+        noise = jax.random.normal(k_noise, (4, b, latent), x.dtype)
+        eps, z = noise[0], noise[1]
 
         def d_loss_fn(pd):
             r, f, c = forward(model, {**params, "d": pd}, colls, x, y, eps, z)
@@ -256,7 +251,7 @@ def train_step(model: ALI) -> Callable:
         pd = optax.apply_updates(params["d"], updates)
         colls = {**colls, "d": c_d}
 
-        eps, z = noise(k_g)
+        eps, z = noise[2], noise[3]
 
         def g_loss_fn(pg):
             r, f, c = forward(model, {"g": pg, "d": pd}, colls, x, y, eps, z)
@@ -311,10 +306,9 @@ def decode(model: ALI, state, z: jax.Array, labels=None) -> jax.Array:
 
 def sample(model: ALI, state, key: PRNGKey, n: int, labels=None) -> jax.Array:
     """n samples G_x(z), z ~ N(0, I); labels uniform from `key` for a conditional model."""
-    k_z, k_y = jax.random.split(key)
-    z = jax.random.normal(k_z, (n, model.latent_dim))
+    z = jax.random.normal(key, (n, model.latent_dim))
     if model.num_classes and labels is None:
-        labels = jax.random.randint(k_y, (n,), 0, model.num_classes)
+        labels = gan.uniform_int(jax.random.fold_in(key, 1), (n,), model.num_classes)
     return decode(model, state, z, labels)
 
 

@@ -145,14 +145,15 @@ def generator_loss(
 
 
 def gradient_penalty(
-    critic: Callable[[jax.Array], jax.Array], real: jax.Array, fake: jax.Array, key: PRNGKey
+    critic: Callable[[jax.Array], jax.Array], real: jax.Array, fake: jax.Array, eps: jax.Array
 ) -> jax.Array:
-    """E (‖∇_x̂ critic(x̂)‖₂ − 1)² at x̂ = ε real + (1 − ε) fake, ε ~ U[0, 1] per sample.
+    """E (‖∇_x̂ critic(x̂)‖₂ − 1)² at x̂ = ε real + (1 − ε) fake.
 
-    critic: [B, ...] -> [B] (each output depends on its own sample only); real, fake [B, ...].
-    The norm is over all non-batch axes.
+    critic: [B, ...] -> [B] (each output depends on its own sample only); real, fake [B, ...];
+    eps [B], one mixing weight per sample (U[0, 1] in training). The norm is over all non-batch
+    axes.
     """
-    eps = jax.random.uniform(key, (real.shape[0],) + (1,) * (real.ndim - 1), real.dtype)
+    eps = eps.reshape((real.shape[0],) + (1,) * (real.ndim - 1)).astype(real.dtype)
     x_hat = eps * real + (1.0 - eps) * fake
     grads = jax.grad(lambda x: jnp.sum(critic(x)))(x_hat)
     norms = jnp.sqrt(jnp.sum(grads.reshape(grads.shape[0], -1) ** 2, axis=1) + 1e-12)
@@ -399,6 +400,17 @@ def init_state(model: GAN, key: PRNGKey, lr=None, b1=None, *, lr_d=None) -> Trai
 # ----------------------------------------------------------------------------- data
 
 
+def uniform_int(key: PRNGKey, shape, m: int) -> jax.Array:
+    """Integers uniform in {0, …, m − 1} as ⌊m U⌋ (one random draw; `jax.random.randint`
+    makes three, and every draw is a loop that XLA compiles separately on CPU)."""
+    return from_uniform(jax.random.uniform(key, shape), m)
+
+
+def from_uniform(u: jax.Array, m: int) -> jax.Array:
+    """⌊m u⌋ clipped to {0, …, m − 1}, u in [0, 1)."""
+    return jnp.clip(jnp.floor(u * m).astype(jnp.int32), 0, m - 1)
+
+
 def _labelled_mixture(name: str) -> Callable:
     from generative.data import toy
 
@@ -410,14 +422,17 @@ def _labelled_mixture(name: str) -> Callable:
 
     def draw(key, n):
         k1, k2 = jax.random.split(key)
-        y = jax.random.randint(k1, (n,), 0, centers.shape[0])
+        y = uniform_int(k1, (n,), centers.shape[0])
         return centers[y] + std * jax.random.normal(k2, (n, centers.shape[1])), y
 
     return draw
 
 
 def data_sampler(model) -> Callable[[PRNGKey, int], tuple[jax.Array, jax.Array | None]]:
-    """sample(key, n) -> (x [n, ...], labels [n] or None) for the model's 2-D data."""
+    """sample(key, n) -> (x [n, ...], labels [n] or None) for the model's 2-D data.
+
+    With train_size > 0 the training set, sample(PRNGKey(data_seed), train_size), is drawn
+    once (here) and batches are drawn from it uniformly with replacement."""
     src = model.data
     if src is None:
         raise ValueError("the model has no data sampler (data=None): pass real batches to the step")
@@ -437,25 +452,27 @@ def data_sampler(model) -> Callable[[PRNGKey, int], tuple[jax.Array, jax.Array |
 
     if not model.train_size:
         return pair
-    data_key = jax.random.PRNGKey(model.data_seed)
+    with jax.ensure_compile_time_eval():  # computed once, a constant of the traced step
+        key = jax.random.PRNGKey(model.data_seed)
+        x_set, y_set = jax.jit(pair, static_argnums=1)(key, model.train_size)
 
     def finite(key, n):
-        idx = jax.random.randint(key, (n,), 0, model.train_size)
-        keys = jax.vmap(jax.random.fold_in, (None, 0))(data_key, idx)
-        x, y = jax.vmap(lambda k: jax.tree_util.tree_map(lambda a: a[0], pair(k, 1)))(keys)
-        return x, y
+        idx = uniform_int(key, (n,), model.train_size)
+        return x_set[idx], None if y_set is None else y_set[idx]
 
     return finite
 
 
-def real_batches(model, key, batch):
+def real_batches(model, draw, key, batch):
     """n_critic real batches: from the step's `batch` ([n_critic·B, ...] split in order) or
-    drawn from `key`; -> (xs [n_critic, B, ...], ys [n_critic, B] or None)."""
+    drawn by `draw` (`data_sampler`) from `key`; -> (xs [n_critic, B, ...], ys or None)."""
     n, b = model.n_critic, model.batch_size
     if batch is None:
-        draw = data_sampler(model)
-        return jax.vmap(lambda k: draw(k, b))(jax.random.split(key, n))
-    x, y = (batch["x"], batch.get("y")) if isinstance(batch, dict) else (batch, None)
+        if draw is None:
+            raise ValueError("the model has no data (data=None): pass real batches to the step")
+        x, y = draw(key, n * b)
+    else:
+        x, y = (batch["x"], batch.get("y")) if isinstance(batch, dict) else (batch, None)
     if x.shape[0] != n * b:
         raise ValueError(
             f"the step needs n_critic·batch_size = {n * b} real samples per batch, got {x.shape[0]}"
@@ -463,6 +480,11 @@ def real_batches(model, key, batch):
     x = x.reshape((n, b) + x.shape[1:])
     y = None if y is None or not model.num_classes else y.reshape(n, b)
     return x, y
+
+
+def step_sampler(model):
+    """`data_sampler(model)` for 2-D data, None when the data come as batches."""
+    return None if model.data is None else data_sampler(model)
 
 
 # ----------------------------------------------------------------------------- training
@@ -478,20 +500,23 @@ def train_step(model: GAN) -> Callable:
     """
     tx_g, tx_d = _optimizer(model), _optimizer(model)
     gen, disc = model.generator, model.discriminator
-    b = model.batch_size
+    b, n = model.batch_size, model.n_critic
+    draw = step_sampler(model)
+    uniforms = model.loss == "wgan_gp" or bool(model.num_classes)
 
     def step(state: TrainState, key: PRNGKey, batch=None):
         pg, pd = state.params["g"], state.params["d"]
         og, od = state.opt_state["g"], state.opt_state["d"]
         sg, sd = state.model_state["g"], state.model_state["d"]
-        k_data, k_d, k_g = jax.random.split(key, 3)
-        reals = real_batches(model, k_data, batch)
+        # few random draws: each is a loop that XLA compiles separately on CPU
+        k_data, k_z, k_u = jax.random.split(key, 3)
+        xs, ys = real_batches(model, draw, k_data, batch)
+        zs = jax.random.normal(k_z, (n + 1, b, model.latent_dim), xs.dtype)
+        us = jax.random.uniform(k_u, (n + 1, b), xs.dtype) if uniforms else jnp.zeros((n + 1, b))
 
         def d_update(carry, inputs):
             pd, od, sd = carry
-            k, (x, y) = inputs
-            k_z, k_gp = jax.random.split(k)
-            z = jax.random.normal(k_z, (b, model.latent_dim), x.dtype)
+            x, y, z, u = inputs
             fake, _ = apply_module(gen, pg, sg, z, y, train=True)
             fake = jax.lax.stop_gradient(fake)
 
@@ -502,7 +527,7 @@ def train_step(model: GAN) -> Callable:
                 terms = {**terms, "d_real": jnp.mean(r), "d_fake": jnp.mean(f)}
                 if model.loss == "wgan_gp":
                     critic = lambda xx: apply_module(disc, pd, s, xx, y, train=True)[0]
-                    gp = gradient_penalty(critic, x, fake, k_gp)
+                    gp = gradient_penalty(critic, x, fake, u)
                     loss = loss + model.gp_weight * gp
                     terms["gp"] = gp
                 return loss, (terms, s)
@@ -514,13 +539,12 @@ def train_step(model: GAN) -> Callable:
                 pd = clip_weights(pd, model.clip)
             return (pd, od, sd), {"d_loss": loss, **terms}
 
-        keys = jax.random.split(k_d, model.n_critic)
-        (pd, od, sd), d_metrics = jax.lax.scan(d_update, (pd, od, sd), (keys, reals))
+        inputs = (xs, ys, zs[:n], us[:n])
+        (pd, od, sd), d_metrics = jax.lax.scan(d_update, (pd, od, sd), inputs)
         d_metrics = {k: v[-1] for k, v in d_metrics.items()}
 
-        k_z, k_y = jax.random.split(k_g)
-        z = jax.random.normal(k_z, (b, model.latent_dim), reals[0].dtype)
-        y = jax.random.randint(k_y, (b,), 0, model.num_classes) if model.num_classes else None
+        z = zs[n]
+        y = from_uniform(us[n], model.num_classes) if model.num_classes else None
 
         def g_loss_fn(pg):
             fake, s = apply_module(gen, pg, sg, z, y, train=True)
@@ -547,12 +571,11 @@ def sample(model: GAN, state, key: PRNGKey, n: int, labels=None) -> jax.Array:
     """n generated samples [n, *data_shape] (images in [−1, 1]); running batch statistics.
 
     state: a TrainState or a params tree {"g", "d"}. labels [n] for a conditional model
-    (default: uniform from `key`)."""
+    (default: uniform, from fold_in(key, 1))."""
     params, coll = _split_state(state, "g")
-    k_z, k_y = jax.random.split(key)
-    z = jax.random.normal(k_z, (n, model.latent_dim))
+    z = jax.random.normal(key, (n, model.latent_dim))
     if model.num_classes and labels is None:
-        labels = jax.random.randint(k_y, (n,), 0, model.num_classes)
+        labels = uniform_int(jax.random.fold_in(key, 1), (n,), model.num_classes)
     return apply_module(model.generator, params, coll, z, labels, train=False)[0]
 
 
@@ -687,22 +710,23 @@ def snapshot_evaluator(
     metrics (2-D mixtures), and a snapshot for the training GIF when `workdir` is given.
 
     sample_fn(state, key, n) -> samples; scalar_fn(state) -> extra metrics or None."""
+    from generative import metrics as mlib
+
     image = is_image(config)
     n = int(config.eval.snapshot_samples)
-    jitted = jax.jit(sample_fn, static_argnums=2)
     mix = None if image else mixture_of(config)
 
-    def evaluate(step: int, state) -> dict[str, float]:
-        from generative import metrics as mlib
+    @jax.jit
+    def samples_and_modes(state):
+        x = sample_fn(state, eval_key(config), n)
+        if mix is None:
+            return x, {}
+        cov = mlib.mode_coverage(x, jnp.asarray(mix[0]), mix[1])
+        return x, {"eval_modes": cov["modes"], "eval_high_quality": cov["high_quality"]}
 
-        x = jitted(state, eval_key(config), n)
-        out = {}
-        if mix is not None:
-            cov = mlib.mode_coverage(x, jnp.asarray(mix[0]), mix[1])
-            out = {
-                "eval_modes": float(cov["modes"]),
-                "eval_high_quality": float(cov["high_quality"]),
-            }
+    def evaluate(step: int, state) -> dict[str, float]:
+        x, cov = samples_and_modes(state)
+        out = {k: float(v) for k, v in cov.items()}
         if scalar_fn is not None:
             out.update({k: float(v) for k, v in scalar_fn(state).items()})
         if workdir is not None:
@@ -744,17 +768,24 @@ def evaluate_toy_samples(config, x, workdir, extra_figures: Callable | None = No
 
     workdir = pathlib.Path(workdir)
     e = config.eval
-    data = toy.sample_toy(config.data.name, jax.random.fold_in(eval_key(config), 1), x.shape[0])
     m = min(int(e.distance_samples), x.shape[0])
-    out = {
-        "sinkhorn": float(mlib.sinkhorn_divergence(x[:m], data[:m], float(e.sinkhorn_epsilon))),
-        "energy": float(mlib.energy_distance(x[:m], data[:m])),
-    }
     mix = mixture_of(config)
+
+    @jax.jit
+    def compute(x):  # one compiled program (op by op, each operation would compile alone)
+        data = toy.sample_toy(config.data.name, jax.random.fold_in(eval_key(config), 1), len(x))
+        out = {"energy": mlib.energy_distance(x[:m], data[:m])}
+        if mix is not None:
+            out.update(mlib.mode_coverage(x, jnp.asarray(mix[0]), mix[1]))
+        return data, out
+
+    data, out = compute(x)
+    out = {k: float(v) for k, v in out.items()}
     if mix is not None:
-        cov = mlib.mode_coverage(x, jnp.asarray(mix[0]), mix[1])
-        out.update({k: float(v) for k, v in cov.items()})
         out["num_modes"] = int(mix[0].shape[0])
+    if e.sinkhorn:
+        eps = float(e.sinkhorn_epsilon)
+        out["sinkhorn"] = float(mlib.sinkhorn_divergence(x[:m], data[:m], eps))
     extent = plot_extent(config)
     xs, ds = np.asarray(x), np.asarray(data)
     title = f"{config.family} {config.data.name}"

@@ -62,7 +62,7 @@ class MLP(nn.Module):
     x: [..., D] -> [..., features[-1]]. `layer_names`, a format such as "dense{}", names the
     layers "dense0", "dense1", ...; by default they are flax's "Dense_0", "Dense_1", ...
     `norm="batch"`: batch normalisation (`normalize`: momentum 0.9, ε 1e-5) between each
-    hidden Dense layer and its activation, batch statistics when `train` (the caller makes
+    hidden Dense layer (without bias: the normalisation removes it) and its activation, batch statistics when `train` (the caller makes
     "batch_stats" mutable) and running averages otherwise; x is then [N, D]. With the default
     `norm=None` the module has its original parameters and no state.
     """
@@ -85,9 +85,16 @@ class MLP(nn.Module):
         last = len(self.features) - 1
         for i, width in enumerate(self.features):
             name = None if self.layer_names is None else self.layer_names.format(i)
-            x = Dense(width, kernel_init=self.kernel_init, bias_init=self.bias_init, name=name)(x)
+            normed = self.norm is not None and i < last
+            x = Dense(
+                width,
+                use_bias=not normed,
+                kernel_init=self.kernel_init,
+                bias_init=self.bias_init,
+                name=name,
+            )(x)
             if i < last:
-                if self.norm is not None:
+                if normed:
                     x = normalize(x, self.norm, train)
                 x = act(x)
         return x

@@ -226,8 +226,9 @@ def train_step(model: ALI) -> Callable:
     """step(state, key, batch=None) -> (state, metrics): one discriminator update, then one
     update of encoder and decoder against the updated discriminator (pure; jit and vmap it).
 
-    metrics: d_loss, g_loss, d_real / d_fake (mean logits on encoder / decoder pairs, at the
-    discriminator update), d_accuracy (fraction of both kinds of pairs classified right).
+    metrics: d_loss = d_loss_real + d_loss_fake (its two expectations), g_loss, d_real / d_fake
+    (mean logits on encoder / decoder pairs, at the discriminator update), d_accuracy (fraction
+    of both kinds of pairs classified right).
     """
     tx_g, tx_d = gan._optimizer(model), gan._optimizer(model)
     b, latent = model.batch_size, model.latent_dim
@@ -266,6 +267,8 @@ def train_step(model: ALI) -> Callable:
         accuracy = 0.5 * (jnp.mean(r > 0) + jnp.mean(f < 0))
         metrics = {
             "d_loss": d_loss,
+            "d_loss_real": jnp.mean(jax.nn.softplus(-r)),  # −E log σ(r), encoder pairs
+            "d_loss_fake": jnp.mean(jax.nn.softplus(f)),  # −E log(1 − σ(f)), decoder pairs
             "g_loss": g_loss,
             "d_real": jnp.mean(r),
             "d_fake": jnp.mean(f),
@@ -406,11 +409,11 @@ def evaluate_state(config: ml_collections.ConfigDict, state, workdir) -> dict:
         latent_fig = None
     else:
         draw = gan.data_sampler(dataclasses.replace(model, train_size=0))
-        data, data_labels = draw(jax.random.fold_in(key, 3), n)
+        data, data_labels = jax.jit(draw, static_argnums=1)(jax.random.fold_in(key, 3), n)
 
         def latent_fig(wd):
             zs = np.asarray(encode(model, state, data, None, data_labels))
-            prior = np.asarray(jax.random.normal(jax.random.fold_in(key, 4), zs.shape))
+            prior = np.random.default_rng(int(config.seed)).normal(size=zs.shape)
             if zs.shape[1] == 2:
                 plots.save_scatter(wd / "latent.png", zs, prior, None, title="q(z): E[z|x]")
 

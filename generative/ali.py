@@ -415,7 +415,13 @@ def evaluate_state(config: ml_collections.ConfigDict, state, workdir) -> dict:
             zs = np.asarray(encode(model, state, data, None, data_labels))
             prior = np.random.default_rng(int(config.seed)).normal(size=zs.shape)
             if zs.shape[1] == 2:
-                plots.save_scatter(wd / "latent.png", zs, prior, None, title="q(z): E[z|x]")
+                plots.save_scatter(
+                    wd / "latent.png",
+                    zs,
+                    prior,
+                    None,
+                    title="encoder means E[z|x] over prior samples",
+                )
 
         out = gan.evaluate_toy_samples(config, x, workdir, latent_fig)
     rec = jax.jit(functools.partial(reconstruct, model))(state, data, data_labels)

@@ -158,6 +158,15 @@ def _g_norm_fits_kind(c):
     return None
 
 
+def _gradient_penalty_without_batch_norm(c):
+    if c.loss == "wgan_gp" and c.model.kind == "dcgan" and c.model.d_norm == "batch":
+        return (
+            "loss=wgan_gp penalises per-sample critic gradients, which batch norm couples: "
+            "use model.d_norm=group"
+        )
+    return None
+
+
 CHECKS = {
     "family": one_of("gan", "ali"),
     "loss": one_of(*LOSSES),
@@ -189,4 +198,10 @@ CHECKS = {
     "eval.sinkhorn": one_of(True, False),
     "eval.sinkhorn_epsilon": POSITIVE,
 }
-CROSS_CHECKS = (_clip_needs_wgan, _kind_fits_data, _conditional_needs_labels, _g_norm_fits_kind)
+CROSS_CHECKS = (
+    _clip_needs_wgan,
+    _kind_fits_data,
+    _conditional_needs_labels,
+    _g_norm_fits_kind,
+    _gradient_penalty_without_batch_norm,
+)

@@ -205,4 +205,6 @@ if __name__ == "__main__":
     for name, m in [("GAN", GANTorch()), ("ALI", ALITorch())]:
         print(f"{name}: {m.params()} parameters, one step: generator loss {m.step():.4f}")
     v = VAETorch()
-    print(f"VAE: {num_params(v)} parameters, one step: loss {v.step(torch.rand(64, 1, 28, 28)):.2f}")
+    print(
+        f"VAE: {num_params(v)} parameters, one step: loss {v.step(torch.rand(64, 1, 28, 28)):.2f}"
+    )

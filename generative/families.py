@@ -1,7 +1,8 @@
 """Training and evaluation of the model families from presets (`generative train|eval`).
 
 A preset names its family in `config.family`; the family's module provides
-`make_experiment(config) -> generative.core.train.Experiment` and
+`make_experiment(config, workdir=None) -> generative.core.train.Experiment` (with a workdir,
+its logging steps save sample snapshots there for the training animation) and
 `evaluate_state(config, state, workdir) -> dict`. Training goes through the shared loop
 (`generative.core.train.run`: resume, checkpoints, metrics.csv/TensorBoard, progress bar, stop
 on the first non-finite value); evaluation restores the newest checkpoint of a run folder.
@@ -42,7 +43,7 @@ def train(config: ml_collections.ConfigDict, workdir) -> dict:
     from generative.core.train import run
 
     module = family_module(config.family)
-    experiment = module.make_experiment(config)
+    experiment = module.make_experiment(config, pathlib.Path(workdir))  # snapshots for the GIF
     run(experiment, config, workdir)
     return _read_eval(workdir)
 

@@ -1,9 +1,9 @@
 """`generative` console script: train, evaluate and compare the model families.
 
-    generative train --config gan_grid            # any preset: generative --list-presets
-    generative eval  --config gan_grid --workdir runs/generative-train-gan_grid
-    generative table --config modes               # the mode-coverage study
-    generative metrics --config toy_metrics       # distances between two toy distributions
+generative train --config gan_grid            # any preset: generative --list-presets
+generative eval  --config gan_grid --workdir runs/generative-train-gan_grid
+generative table --config modes               # the mode-coverage study
+generative metrics --config toy_metrics       # distances between two toy distributions
 """
 
 from __future__ import annotations
@@ -59,7 +59,12 @@ main = make_main(
     COMMANDS,
     configs_package="generative.configs",
     default_command="train",
-    default_presets={"train": "gan_grid", "eval": "gan_grid", "table": "modes", "metrics": "toy_metrics"},
+    default_presets={
+        "train": "gan_grid",
+        "eval": "gan_grid",
+        "table": "modes",
+        "metrics": "toy_metrics",
+    },
     description="Generative-model families (GAN, ALI, VAE, VQ-VAE), toy data and metrics.",
     command_checks={c: {k: _CHECKS[k] for k in keys} for c, keys in _COMMAND_KEYS.items()},
 )

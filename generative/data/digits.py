@@ -102,7 +102,7 @@ def mnist_digits(split: str, data_dir: str | None = None) -> DigitSet:
         raise FileNotFoundError(
             f"MNIST is not prepared under {where} ({type(e).__name__}); prepare it with "
             f"`tfds build mnist --data_dir {where}` on a machine with internet, or use "
-            f"digits.source=font"
+            "the offline font digits (source 'font')"
         ) from None
     images = np.asarray(images, np.float32)[..., 0] / 255.0  # [N, 28, 28]
     return DigitSet(images, np.asarray(labels, np.int32), f"MNIST {split} (tensorflow-datasets)")

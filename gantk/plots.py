@@ -95,14 +95,14 @@ def flow_outputs(flow, state, workdir: pathlib.Path) -> dict:
     return {"figure": str(workdir / "final.png"), "animation": str(workdir / "flow.gif")}
 
 
-def image_grid(points: np.ndarray, image_shape, columns: int = 8) -> np.ndarray:
+def _points_grid(points: np.ndarray, image_shape, columns: int = 8) -> np.ndarray:
     """[n, D] points in [−1, 1] -> one [rows·H, columns·W, C] image in [0, 1]."""
+    from generative.plots import image_grid
+
     h, w, c = image_shape
     n = (len(points) // columns) * columns or len(points)
     imgs = np.clip((np.asarray(points[:n]).reshape(n, h, w, c) + 1) / 2, 0, 1)
-    rows = max(1, n // columns)
-    grid = imgs[: rows * columns].reshape(rows, -1, h, w, c)
-    return grid.transpose(0, 2, 1, 3, 4).reshape(rows * h, -1, c)
+    return image_grid(imgs, columns)
 
 
 def image_outputs(flow, state, workdir: pathlib.Path) -> dict:
@@ -113,8 +113,8 @@ def image_outputs(flow, state, workdir: pathlib.Path) -> dict:
     final = np.asarray(jax.device_get(state.particles))
     to_uint8 = lambda g: (np.repeat(g, 3, -1) if g.shape[-1] == 1 else g) * 255
 
-    grid = image_grid(final[:64], flow.image_shape)
-    targets = image_grid(np.asarray(flow.targets)[:16], flow.image_shape)
+    grid = _points_grid(final[:64], flow.image_shape)
+    targets = _points_grid(np.asarray(flow.targets)[:16], flow.image_shape)
     imageio.imwrite(workdir / "images.png", to_uint8(grid).astype(np.uint8))
     imageio.imwrite(workdir / "targets.png", to_uint8(targets).astype(np.uint8))
     files = sorted((workdir / "trajectory").glob("*.npy"))
@@ -122,7 +122,7 @@ def image_outputs(flow, state, workdir: pathlib.Path) -> dict:
         idx = np.linspace(0, len(files) - 1, int(flow.config.eval.max_frames)).round().astype(int)
         files = [files[i] for i in np.unique(idx)]
     frames = [
-        to_uint8(image_grid(np.load(f)[:64], flow.image_shape)).astype(np.uint8) for f in files
+        to_uint8(_points_grid(np.load(f)[:64], flow.image_shape)).astype(np.uint8) for f in files
     ]
     if frames:
         imageio.mimsave(workdir / "flow.gif", frames, duration=0.2, loop=0)

@@ -3,7 +3,16 @@
 
 from generative.core.config import POSITIVE, POSITIVE_INT, one_of
 
-TOY_DATASETS = ("eight_gaussians", "twenty_five_gaussians", "two_moons", "standard_normal")
+TOY_DATASETS = (
+    "eight_gaussians",
+    "twenty_five_gaussians",
+    "two_moons",
+    "standard_normal",
+    "ring",
+    "grid",
+    "checkerboard",
+    "swiss_roll",
+)
 
 CHECKS = {
     "source": one_of(*TOY_DATASETS),  # generative.data.toy.TOY_DATASETS

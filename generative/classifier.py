@@ -140,7 +140,10 @@ def train_classifier(
         "steps": steps,
     }
     logger.info(
-        "digit classifier trained (%d steps on %s): test accuracy %.4f", steps, train.source, accuracy
+        "digit classifier trained (%d steps on %s): test accuracy %.4f",
+        steps,
+        train.source,
+        accuracy,
     )
     return params, info
 
@@ -209,7 +212,10 @@ def _apply_batched(model, params, images, return_features: bool, batch: int = 50
     if pad:
         images = np.concatenate([images, np.repeat(images[-1:], pad, 0)])
     f = _jitted(model, return_features)
-    out = [np.asarray(f(params, jnp.asarray(images[i : i + batch]))) for i in range(0, len(images), batch)]
+    out = [
+        np.asarray(f(params, jnp.asarray(images[i : i + batch])))
+        for i in range(0, len(images), batch)
+    ]
     return np.concatenate(out)[:n]
 
 

@@ -74,6 +74,7 @@ __all__ = [
     "elbo",
     "iwae_log_weights",
     "iwae_bound",
+    "log_mean_exp",
     "bits_per_dim",
     "VAE",
     "VAEData",
@@ -189,8 +190,13 @@ def iwae_bound(
 ) -> jax.Array:
     """IWAE_k(x) = logsumexp_i(log w_i) − log k per example: [N] (k = 1: the ELBO estimate
     with a Monte Carlo KL)."""
-    lw = iwae_log_weights(encode, log_likelihood, x, key, k, chunk)
-    return jax.nn.logsumexp(lw, axis=0) - math.log(k)
+    return log_mean_exp(iwae_log_weights(encode, log_likelihood, x, key, k, chunk), axis=0)
+
+
+def log_mean_exp(a: jax.Array, axis: int = 0) -> jax.Array:
+    """log (1/k) Σ_i exp(a_i) over `axis` (k = its length), stable for any magnitude:
+    m + log mean exp(a − m) with m = max a."""
+    return jax.nn.logsumexp(a, axis=axis) - math.log(a.shape[axis])
 
 
 def bits_per_dim(nll_nats, dims: int):
@@ -376,9 +382,7 @@ def load_data(config: ml_collections.ConfigDict) -> VAEData:
     return VAEData(None, test, None, (2,), f"toy {d.toy} (generative.data.toy)")
 
 
-def epoch_batches(
-    n: int, batch_size: int, seed: int
-) -> Callable[[int], np.ndarray]:
+def epoch_batches(n: int, batch_size: int, seed: int) -> Callable[[int], np.ndarray]:
     """index -> the example indices of batch `index`: epoch e = index // (n // batch_size)
     walks a permutation of range(n) drawn from (seed, e); the last partial batch is dropped."""
     per_epoch = n // batch_size
@@ -404,9 +408,14 @@ def _eval_images(config, data: VAEData, n: int) -> np.ndarray:
     """The first n test examples, binarised once from the seed when the run binarises."""
     x = data.test[:n]
     if _binarize(config):
-        key = jax.random.fold_in(jax.random.PRNGKey(int(config.seed)), 7)
-        x = np.asarray(jax.random.bernoulli(key, jnp.asarray(x)), np.float32)
+        rng = np.random.default_rng([int(config.seed), 7])
+        x = (rng.uniform(size=x.shape) < x).astype(np.float32)
     return x
+
+
+def _normal(seed: int, salt: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Fixed standard normal draws (latents of the sample figures) from (seed, salt)."""
+    return np.random.default_rng([seed, salt]).standard_normal(shape).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- experiment
@@ -455,25 +464,26 @@ def make_experiment(config: ml_collections.ConfigDict, workdir=None):
         batch_fn = lambda i: data.train[indices(i)]  # noqa: E731
 
     n_log = min(int(config.eval.log_num_test), len(data.test))
-    log_x = jnp.asarray(_eval_images(config, data, n_log)) if n_log else None
+    log_x = jnp.asarray(_eval_images(config, data, max(n_log, 1)))
     log_key = jax.random.fold_in(jax.random.PRNGKey(int(config.seed)), 11)
-    z_fixed = jax.random.normal(log_key, (_num_snapshot(data), model.latent_dim))
+    z_fixed = jnp.asarray(_normal(int(config.seed), 11, (_num_snapshot(data), model.latent_dim)))
 
     @jax.jit
-    def log_metrics(params):
+    def log_fn(params):
+        """(test ELBO on the first log_num_test test examples, samples at fixed latents)."""
         encode, loglik = _fns(model, params)
-        terms = elbo(encode, loglik, log_x, log_key)
-        return {"test_elbo": jnp.mean(terms["elbo"])}
-
-    sampler = jax.jit(functools.partial(_sample, model))
+        test_elbo = jnp.mean(elbo(encode, loglik, log_x, log_key)["elbo"])
+        return test_elbo, _sample(model, params, z_fixed, log_key)
 
     def evaluate(step, state):
-        out = {k: float(v) for k, v in log_metrics(state.params).items()} if n_log else {}
+        if not n_log and workdir is None:
+            return {}
+        test_elbo, samples = log_fn(state.params)
         if workdir is not None:
             from generative.plots import save_snapshot
 
-            save_snapshot(workdir, step, sampler(state.params, z_fixed, log_key))
-        return out
+            save_snapshot(workdir, step, samples)
+        return {"test_elbo": float(test_elbo)} if n_log else {}
 
     def finalize(state, wd):
         return evaluate_state(config, state, wd, data=data)
@@ -503,26 +513,16 @@ def _sample(model: VAE, params, z, key):
     return jax.random.bernoulli(key, mean).astype(mean.dtype)
 
 
-def _batched(fn, x: np.ndarray, batch: int) -> np.ndarray:
-    """fn over x in equal batches (the last padded by repetition), concatenated on axis -1
-    of fn's [..., B] output (or axis 0 for [B, ...] when `fn` returns batch-first arrays)."""
-    n = len(x)
-    pad = (-n) % batch
-    xp = np.concatenate([x, np.repeat(x[-1:], pad, 0)]) if pad else x
-    outs = [np.asarray(fn(jnp.asarray(xp[i : i + batch]), i)) for i in range(0, len(xp), batch)]
-    return np.concatenate(outs, axis=-1)[..., :n]
-
-
 def evaluate_state(config: ml_collections.ConfigDict, state, workdir, data: VAEData | None = None):
     """Test metrics and figures of a trained VAE, written into `workdir`.
 
     eval.json: `nll_nats` = −mean IWAE_k over `eval.num_test` test examples (k =
     `eval.iwae_k`), `nll_bits_per_dim`, `elbo` (mean of the same log-weights: an unbiased
-    ELBO estimate), `kl`, `recon_mse`; for digits the classifier Fréchet distance of
-    `eval.frechet_num` samples (and of as many training digits, for scale) to test digits
-    (features of a small classifier trained by `generative.classifier`, NOT Inception FID).
-    Figures: samples.png and reconstructions.png (images) or samples_scatter.png and
-    samples_density.png (2-D), training.gif when snapshots were saved.
+    ELBO estimate), `kl`, `recon_mse` (of E[x|z = μ(x)]); for digits the classifier Fréchet
+    distance of `eval.frechet_num` samples (and of as many training digits, for scale) to
+    test digits (features of a small classifier trained by `generative.classifier`, NOT
+    Inception FID). Figures: samples.png and reconstructions.png (images) or
+    samples_scatter.png and samples_density.png (2-D), training.gif when snapshots were saved.
     """
     from generative import plots
 
@@ -540,19 +540,40 @@ def evaluate_state(config: ml_collections.ConfigDict, state, workdir, data: VAED
     root = jax.random.fold_in(jax.random.PRNGKey(int(config.seed)), 13)
     batch = max(1, min(n, int(e.batch)))
     chunk = max(1, int(e.decode_chunk) // batch)
+    images = len(data.shape) == 3
+    pad = (-n) % batch
+    xp = np.concatenate([x, np.repeat(x[-1:], pad, 0)]) if pad else x
+    calls = len(xp) // batch
+    n_samples = max(64, int(e.frechet_num)) if images else 2000
+    per_call = -(-n_samples // calls)  # samples decoded in each call (one compiled program)
+    z_all = _normal(int(config.seed), 13, (per_call * calls, model.latent_dim))
 
     @jax.jit
-    def stats(params, xb, key):
+    def stats(params, xb, zb, key):
+        """Per example of xb: IWAE_k, mean log-weight, KL, reconstruction MSE; the
+        reconstructions E[x|z = μ(x)] of xb; samples for the latents zb."""
         encode, loglik = _fns(model, params)
         lw = iwae_log_weights(encode, loglik, xb, key, k, chunk)
         mu, logvar = encode(xb)
         recon = model.apply({"params": params}, mu, method=VAE.mean)
         mse = jnp.mean((recon - xb).reshape(xb.shape[0], -1) ** 2, axis=1)
-        iwae = jax.nn.logsumexp(lw, axis=0) - math.log(k)
-        return jnp.stack([iwae, lw.mean(0), gaussian_kl(mu, logvar), mse])
+        scores = jnp.stack([log_mean_exp(lw, 0), lw.mean(0), gaussian_kl(mu, logvar), mse])
+        return scores, recon, _sample(model, params, zb, jax.random.fold_in(key, 1))
 
-    out = _batched(lambda xb, i: stats(params, xb, jax.random.fold_in(root, i)), x, batch)
-    nll = -float(out[0].mean())
+    scores, recon, samples = [], None, []
+    for i in range(calls):
+        out = stats(
+            params,
+            jnp.asarray(xp[i * batch : (i + 1) * batch]),
+            jnp.asarray(z_all[i * per_call : (i + 1) * per_call]),
+            jax.random.fold_in(root, i),
+        )
+        scores.append(np.asarray(out[0]))
+        recon = np.asarray(out[1]) if recon is None else recon
+        samples.append(np.asarray(out[2]))
+    samples = np.concatenate(samples)[:n_samples]
+    scores = np.concatenate(scores, axis=1)[:, :n]
+    nll = -float(scores[0].mean())
     metrics: dict[str, Any] = {
         "family": "vae",
         "step": int(jax.device_get(state.step)),
@@ -562,38 +583,25 @@ def evaluate_state(config: ml_collections.ConfigDict, state, workdir, data: VAED
         "num_test": n,
         "iwae_k": k,
         "nll_nats": nll,
-        "nll_nats_stderr": float(out[0].std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan"),
+        "nll_nats_stderr": float(scores[0].std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0,
         "nll_bits_per_dim": bits_per_dim(nll, dims),
-        "elbo": float(out[1].mean()),
-        "kl": float(out[2].mean()),
-        "recon_mse": float(out[3].mean()),
+        "elbo": float(scores[1].mean()),
+        "kl": float(scores[2].mean()),
+        "recon_mse": float(scores[3].mean()),
     }
     if model.decoder == "gaussian":
         metrics["sigma"] = float(np.exp(model.apply({"params": params}, method=VAE.log_sigma)))
-
-    skey = jax.random.fold_in(root, 2**20)
-    n_samples = max(64, int(e.frechet_num)) if len(data.shape) == 3 else 2000
-    z = jax.random.normal(skey, (n_samples, model.latent_dim))
-    sample_fn = jax.jit(functools.partial(_sample, model))
-    samples = np.concatenate(
-        [
-            np.asarray(sample_fn(params, z[i : i + 500], jax.random.fold_in(skey, i)))
-            for i in range(0, n_samples, 500)
-        ]
-    )
-    if len(data.shape) == 3:
+    if images:
         plots.save_image_grid(workdir / "samples.png", samples[:64])
-        m = min(32, n)
-        mu, _ = model.apply({"params": params}, jnp.asarray(x[:m]), method=VAE.encode)
-        recon = np.clip(np.asarray(model.apply({"params": params}, mu, method=VAE.mean)), 0, 1)
+        m = min(32, batch, n)
+        recon = np.clip(recon[:m], 0, 1)
         pairs = np.stack([x[:m], recon], 1).reshape((2 * m,) + data.shape)
         plots.save_image_grid(workdir / "reconstructions.png", pairs, columns=16)
         if config.data.name == "digits" and int(e.frechet_num) > 0:
             metrics.update(_frechet(config, data, samples[: int(e.frechet_num)]))
     else:
-        plots.save_scatter(
-            workdir / "samples_scatter.png", samples, data.test, title=f"VAE samples, {data.source}"
-        )
+        title = f"VAE samples, {data.source}"
+        plots.save_scatter(workdir / "samples_scatter.png", samples, data.test, title=title)
         plots.save_density(workdir / "samples_density.png", samples, title="VAE samples")
     gif = plots.snapshots_gif(workdir, workdir / "training.gif", _renderer(data))
     if gif is not None:

@@ -430,4 +430,3 @@ def evaluate_state(config: ml_collections.ConfigDict, state, workdir, data=None)
         metrics["codes_used"],
     )
     return metrics
-

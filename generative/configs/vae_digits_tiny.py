@@ -8,7 +8,7 @@ from generative.configs.vae_digits import CHECKS, CROSS_CHECKS, vae_config  # no
 
 def get_config():
     c = vae_config()
-    c.num_steps, c.log_every, c.checkpoint_every = 30, 10, 30
+    c.num_steps, c.log_every, c.checkpoint_every = 30, 15, 30
     c.batch_size = 32
     c.progress = False
     c.data.source = "font"

@@ -99,7 +99,7 @@ def train_classifier(
     seed: int = 0,
 ) -> tuple[Any, dict]:
     """Train `DigitClassifier` on the training digits -> (params, info). info holds the
-    digit source and the test-split accuracy."""
+    digits' origin ("data") and the test-split accuracy."""
     from generative.data.digits import load_digits
 
     train = load_digits("train", source, data_dir, num_font_digits)
@@ -134,7 +134,7 @@ def train_classifier(
     logits = _apply_batched(model, params, test.images, return_features=False)
     accuracy = float(np.mean(np.argmax(logits, -1) == test.labels))
     info = {
-        "source": train.source,
+        "data": train.source,
         "test_accuracy": accuracy,
         "final_loss": float(loss),
         "steps": steps,

@@ -49,6 +49,8 @@ from generative.layers import Conv, ConvTranspose
 
 __all__ = [
     "UPDATES",
+    "CODEBOOK_INITS",
+    "init_codebook",
     "DATASETS",
     "nearest_code",
     "quantize",
@@ -66,6 +68,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 UPDATES = ("ema", "loss")
+CODEBOOK_INITS = ("data", "normal")
 DATASETS = ("digits", "cifar10")
 
 sg = jax.lax.stop_gradient
@@ -220,6 +223,7 @@ class VQVAE(nn.Module):
 def build_model(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]) -> VQVAE:
     m = config.model
     _choice("model.codebook_update", m.codebook_update, UPDATES)
+    _choice("model.codebook_init", m.codebook_init, CODEBOOK_INITS)
     if len(data_shape) != 3 or data_shape[0] % 4 or data_shape[1] % 4:
         raise ValueError(
             f"the VQ-VAE takes images (H, W, C) with H and W multiples of 4, got {data_shape}"
@@ -230,6 +234,18 @@ def build_model(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]) 
         nf=int(m.nf),
         num_residual=int(m.num_residual),
     )
+
+
+def init_codebook(key, how: str, num_codes: int, dim: int, z_e: jax.Array) -> jax.Array:
+    """[K, D] initial codes: "data", K distinct encoder output vectors of z_e [..., D] (drawn
+    with `key`; with replacement when z_e has fewer than K vectors), so that every code starts
+    inside the cloud of encoder outputs; "normal", N(0, 1) vectors."""
+    _choice("model.codebook_init", how, CODEBOOK_INITS)
+    if how == "normal":
+        return jax.random.normal(key, (num_codes, dim))
+    flat = z_e.reshape(-1, z_e.shape[-1])
+    pick = jax.random.choice(key, flat.shape[0], (num_codes,), replace=flat.shape[0] < num_codes)
+    return flat[pick]
 
 
 def _codebook(params, model_state):
@@ -288,12 +304,15 @@ def make_experiment(config: ml_collections.ConfigDict, workdir=None):
     tx = make_optimizer(config.optimizer, int(config.num_steps))
     logger.info("VQ-VAE data: %s", data.source)
 
+    init_images = jnp.asarray(data.train[: int(m.init_images)])
+
     def init(key):
         k1, k2 = jax.random.split(key)
-        net = model.init(k1, jnp.zeros((1,) + data.shape, jnp.float32))["params"]
-        codebook = float(m.codebook_init_scale) * jax.random.normal(
-            k2, (int(m.num_codes), int(m.embed_dim))
-        )
+        net = model.init(k1, init_images[:1])["params"]
+        codebook = init_codebook(
+            k2, m.codebook_init, int(m.num_codes), int(m.embed_dim),
+            model.apply({"params": net}, init_images, method=VQVAE.encode),
+        )  # fmt: skip
         if update == "loss":
             params, model_state = {"net": net, "codebook": codebook}, None
         else:

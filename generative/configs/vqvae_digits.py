@@ -21,6 +21,7 @@ from generative.core.config import (
 
 DATASETS = ("digits", "cifar10")  # generative.vqvae.DATASETS
 UPDATES = ("ema", "loss")  # generative.vqvae.UPDATES
+CODEBOOK_INITS = ("data", "normal")  # generative.vqvae.CODEBOOK_INITS
 
 CHECKS = {
     "family": one_of("vqvae"),
@@ -36,7 +37,8 @@ CHECKS = {
     "model.beta": POSITIVE,
     "model.decay": interval(0, 1, high_open=True),
     "model.epsilon": POSITIVE,
-    "model.codebook_init_scale": POSITIVE,
+    "model.codebook_init": one_of(*CODEBOOK_INITS),
+    "model.init_images": POSITIVE_INT,
     "eval.num_test": POSITIVE_INT,
     "eval.batch": POSITIVE_INT,
     "eval.log_num_test": NON_NEGATIVE_INT,
@@ -69,7 +71,8 @@ def vqvae_config() -> ml_collections.ConfigDict:
     c.model.beta = 0.25  # commitment weight
     c.model.decay = 0.99  # EMA decay γ
     c.model.epsilon = 1e-5  # Laplace smoothing of the EMA cluster sizes
-    c.model.codebook_init_scale = 1.0  # codes start as N(0, scale²) vectors
+    c.model.codebook_init = "data"  # data (encoder outputs of training images) | normal
+    c.model.init_images = 64  # data init: codes drawn from the grids of this many images
 
     c.eval = ml_collections.ConfigDict()
     c.eval.num_test = 1000  # test images of the final metrics

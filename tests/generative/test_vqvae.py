@@ -86,6 +86,14 @@ def test_ema_update_matches_a_numpy_recomputation():
         np.testing.assert_allclose(new["codebook"], embed / smoothed[:, None], rtol=1e-12)
 
 
+def test_data_initialised_codes_are_distinct_encoder_outputs():
+    z = np.arange(2 * 3 * 3 * 2, dtype=np.float32).reshape(2, 3, 3, 2)  # 18 distinct vectors
+    codes = np.asarray(vqvae.init_codebook(jax.random.PRNGKey(0), "data", 5, 2, jnp.asarray(z)))
+    rows = {tuple(v) for v in z.reshape(-1, 2)}
+    assert codes.shape == (5, 2) and len({tuple(v) for v in codes}) == 5
+    assert all(tuple(v) in rows for v in codes)
+
+
 def test_code_perplexity():
     k = 8
     assert float(vqvae.code_perplexity(jnp.arange(4 * k) % k, k)) == pytest.approx(k, rel=1e-6)

@@ -366,14 +366,13 @@ def load_data(config: ml_collections.ConfigDict) -> VAEData:
         n_font = int(d.num_font_digits) or None
         tr = load_digits("train", d.source, data_dir, n_font)
         te = load_digits("test", d.source, data_dir, n_font)
-        return VAEData(
-            tr.images[..., None], te.images[..., None], te.labels, (28, 28, 1), tr.source
-        )
+        source = f"{tr.source}; test: {te.source}"
+        return VAEData(tr.images[..., None], te.images[..., None], te.labels, (28, 28, 1), source)
     if d.name == "cifar10":
         from generative.data.images import cifar10_images
 
         tr, te = cifar10_images("train", data_dir), cifar10_images("test", data_dir)
-        return VAEData(tr.images, te.images, te.labels, (32, 32, 3), tr.source)
+        return VAEData(tr.images, te.images, te.labels, (32, 32, 3), f"{tr.source}; {te.source}")
     from generative.data.toy import TOY_DATASETS, sample_toy
 
     _choice("data.toy", d.toy, tuple(TOY_DATASETS))

@@ -78,7 +78,7 @@ def vae_config() -> ml_collections.ConfigDict:
 
     c.eval = ml_collections.ConfigDict()
     c.eval.iwae_k = 100  # importance samples of the reported NLL
-    c.eval.num_test = 1000  # test examples of the final NLL
+    c.eval.num_test = 500  # test examples of the final NLL
     c.eval.batch = 100  # test examples per evaluation batch
     c.eval.decode_chunk = 2000  # at most this many decoder evaluations at once
     c.eval.log_num_test = 500  # test ELBO on this many examples at every logging step

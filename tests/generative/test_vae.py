@@ -168,6 +168,10 @@ def _tiny(overrides=()):
 
 
 def test_bad_options_and_image_sizes_are_one_line_value_errors():
+    from generative.configs import vae_digits as preset
+
+    assert (preset.DATASETS, preset.NETS) == (vae.DATASETS, vae.NETS)
+    assert (preset.DECODERS, preset.SIGMA_MODES) == (vae.DECODERS, vae.SIGMA_MODES)
     key = jax.random.PRNGKey(0)
     for size in (28, 32):  # 28×28 is padded to 32 at the encoder and cropped at the decoder
         model = vae.VAE((size, size, 1), latent_dim=3, net="conv", hidden=8, nf=4)

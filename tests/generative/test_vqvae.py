@@ -144,6 +144,10 @@ def test_ema_training_step_updates_the_codebook_and_logs_the_loss_terms():
 
 
 def test_bad_options_and_image_sizes_are_one_line_value_errors():
+    from generative.configs import vqvae_digits as preset
+
+    assert (preset.DATASETS, preset.UPDATES) == (vqvae.DATASETS, vqvae.UPDATES)
+    assert preset.CODEBOOK_INITS == vqvae.CODEBOOK_INITS
     cfg = config_lib.resolve("generative.configs", "vqvae_digits_tiny", [])
     errors = []
     with pytest.raises(ValueError, match="multiples of 4") as e:

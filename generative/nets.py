@@ -1,10 +1,12 @@
-"""Networks shared by the packages: an MLP and the DCGAN / VGG image encoders and decoders.
+"""Networks shared by the packages: MLPs (plain, batch-normalised, maxout) and the DCGAN / VGG
+image encoders and decoders.
 
 The DCGAN and VGG families are those of the SRVP reference (`video`), which the
 spatiotemporal-disentanglement model (`physics`) reuses at any power-of-two frame size with
 group normalisation. Every option below exists because one of the two models needs it; the
 parameter trees (module names and shapes) are those the models have always had, so saved
-checkpoints keep restoring.
+checkpoints keep restoring. Options added for the GAN families (`MLP.norm`, `MaxoutMLP`,
+`DCGANEncoder.code_activation`) leave those trees and outputs unchanged at their defaults.
 
 All convolutions are `generative.layers.Conv` / `ConvTranspose`: flax's modules off CPU, the
 CPU forms of `generative.layers` on CPU. Encoders return `(code, skips)` when `skips=True`
@@ -28,6 +30,7 @@ __all__ = [
     "NORMS",
     "OUTPUT_ACTIVATIONS",
     "MLP",
+    "MaxoutMLP",
     "DCGANEncoder",
     "DCGANDecoder",
     "VGGEncoder",
@@ -58,6 +61,10 @@ class MLP(nn.Module):
 
     x: [..., D] -> [..., features[-1]]. `layer_names`, a format such as "dense{}", names the
     layers "dense0", "dense1", ...; by default they are flax's "Dense_0", "Dense_1", ...
+    `norm="batch"`: batch normalisation (`normalize`: momentum 0.9, ε 1e-5) between each
+    hidden Dense layer and its activation, batch statistics when `train` (the caller makes
+    "batch_stats" mutable) and running averages otherwise; x is then [N, D]. With the default
+    `norm=None` the module has its original parameters and no state.
     """
 
     features: Sequence[int]
@@ -65,10 +72,13 @@ class MLP(nn.Module):
     kernel_init: Initializer = nn.initializers.lecun_normal()
     bias_init: Initializer = nn.initializers.zeros
     layer_names: str | None = None
+    norm: str | None = None
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, train: bool = False):
         _choice("activation", self.activation, ACTIVATIONS)
+        if self.norm is not None:
+            _choice("MLP norm", self.norm, ("batch",))
         if not self.features:
             raise ValueError("MLP needs at least one layer (features is empty)")
         act = ACTIVATIONS[self.activation]
@@ -77,7 +87,42 @@ class MLP(nn.Module):
             name = None if self.layer_names is None else self.layer_names.format(i)
             x = Dense(width, kernel_init=self.kernel_init, bias_init=self.bias_init, name=name)(x)
             if i < last:
+                if self.norm is not None:
+                    x = normalize(x, self.norm, train)
                 x = act(x)
+        return x
+
+
+class MaxoutMLP(nn.Module):
+    """Maxout layers (Goodfellow et al. 2013) then a linear output layer.
+
+    Hidden layer i: h = max_k (W_k h_prev + b_k) over `pieces` affine maps, i.e. one Dense layer
+    of width features[i]·pieces whose outputs are grouped in consecutive runs of `pieces` and
+    maximised. The last entry of `features` is the linear output width, or, with
+    `linear_output=False`, one more maxout layer. x: [..., D] -> [..., features[-1]].
+    """
+
+    features: Sequence[int]
+    pieces: int = 5
+    linear_output: bool = True
+    kernel_init: Initializer = nn.initializers.lecun_normal()
+    bias_init: Initializer = nn.initializers.zeros
+
+    @nn.compact
+    def __call__(self, x):
+        if not self.features:
+            raise ValueError("MaxoutMLP needs at least one layer (features is empty)")
+        if self.pieces < 1:
+            raise ValueError(f"MaxoutMLP needs pieces >= 1, got {self.pieces}")
+        last = len(self.features) - 1 if self.linear_output else len(self.features)
+        for i, width in enumerate(self.features):
+            if i < last:
+                h = Dense(
+                    width * self.pieces, kernel_init=self.kernel_init, bias_init=self.bias_init
+                )(x)
+                x = jnp.max(h.reshape(h.shape[:-1] + (width, self.pieces)), axis=-1)
+            else:
+                x = Dense(width, kernel_init=self.kernel_init, bias_init=self.bias_init)(x)
         return x
 
 
@@ -126,7 +171,8 @@ def _check_frames(x, what: str) -> int:
 
 def _code_head(module, h, skips, train):
     """The encoders' last layer, inside `module`'s compact method: a 4×4 valid convolution of
-    the 4×4 map to the code (normalised before the tanh when `norm_code`, then without bias)."""
+    the 4×4 map to the code (normalised before the tanh when `norm_code`, then without bias).
+    The code's activation is the module's `code_activation` where it has one, else tanh."""
     h = Conv(
         module.out_dim,
         (4, 4),
@@ -136,7 +182,8 @@ def _code_head(module, h, skips, train):
     )(h)
     if module.norm_code:
         h = normalize(h, module.norm, train, module.scale_init)
-    code = jnp.tanh(h.reshape(h.shape[0], module.out_dim))
+    activation = getattr(module, "code_activation", "tanh")
+    code = final_activation(h.reshape(h.shape[0], module.out_dim), activation)
     return (code, skips) if module.skips else code
 
 
@@ -146,6 +193,8 @@ class DCGANEncoder(nn.Module):
 
     x [N, H, H, C] -> code [N, out_dim] (+ skips: the feature maps after each halving).
     `norm_code`: normalise the code before the tanh (and no bias), as SRVP does.
+    `code_activation` ("tanh" | "sigmoid" | "none"): the code's activation; "none" gives an
+    unbounded output (a discriminator's logit, an encoder's Gaussian parameters).
     """
 
     out_dim: int
@@ -153,6 +202,7 @@ class DCGANEncoder(nn.Module):
     norm: str = "batch"
     norm_code: bool = False
     skips: bool = False
+    code_activation: str = "tanh"
     kernel_init: Initializer = nn.initializers.lecun_normal()
     scale_init: Initializer = nn.initializers.ones
 

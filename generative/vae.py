@@ -436,10 +436,9 @@ def make_experiment(config: ml_collections.ConfigDict, workdir=None):
     logger.info("VAE data: %s", data.source)
 
     def init(key):
-        k1, k2 = jax.random.split(key)
         x = jnp.zeros((1,) + data.shape, jnp.float32)
         z = jnp.zeros((1, model.latent_dim), jnp.float32)
-        params = model.init(k1, x, z)["params"]
+        params = model.init(key, x, z)["params"]
         return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), None)
 
     def loss_fn(params, model_state, batch, key):

@@ -79,6 +79,7 @@ __all__ = [
     "VAE",
     "VAEData",
     "load_data",
+    "epoch_batches",
     "build_model",
     "make_experiment",
     "evaluate_state",

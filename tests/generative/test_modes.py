@@ -11,7 +11,6 @@ from generative import modes
 from generative.configs import modes as modes_preset
 from generative.configs.gan_grid import tiny
 
-
 _PRESET_CELL_CONFIG = modes.cell_config
 
 

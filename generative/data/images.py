@@ -14,6 +14,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from generative.data.tfds_quiet import quiet_absl
+
 __all__ = ["IMAGE_DATASETS", "ImageSet", "LabelledImages", "load_images", "cifar10_images"]
 
 IMAGE_DATASETS = ("mnist", "celeb_a")
@@ -38,7 +40,8 @@ def cifar10_images(split: str = "train", data_dir: str | None = None) -> Labelle
     import tensorflow_datasets as tfds  # lazy: heavy import
 
     try:
-        ds = tfds.load("cifar10", split=split, data_dir=data_dir, download=False)
+        with quiet_absl():
+            ds = tfds.load("cifar10", split=split, data_dir=data_dir, download=False)
         batches = list(tfds.as_numpy(ds.batch(10000)))
     except Exception as e:  # noqa: BLE001 - tfds raises several kinds for "not prepared"
         where = data_dir or "~/tensorflow_datasets"
@@ -84,7 +87,8 @@ def load_images(
         import tensorflow_datasets as tfds
 
         try:
-            ds = tfds.load("celeb_a", split="train", data_dir=data_dir, download=False)
+            with quiet_absl():
+                ds = tfds.load("celeb_a", split="train", data_dir=data_dir, download=False)
         except Exception:  # noqa: BLE001 - tfds raises several kinds for "not prepared"
             where = data_dir or "the default tensorflow-datasets folder (~/tensorflow_datasets)"
             raise FileNotFoundError(

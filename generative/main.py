@@ -1,12 +1,22 @@
-"""`generative` console script (model families; commands are added as they land)."""
+"""`generative` console script: train, evaluate and compare the model families.
+
+generative train --config gan_grid            # any preset: generative --list-presets
+generative eval  --config gan_grid --workdir runs/generative-train-gan_grid
+generative table --config modes               # the mode-coverage study
+generative metrics --config toy_metrics       # distances between two toy distributions
+"""
 
 from __future__ import annotations
 
+import logging
 import pathlib
 
 import ml_collections
 
 from generative.core.cli import make_main
+from generative.core.config import package_checks
+
+logger = logging.getLogger("generative.main")
 
 
 def metrics(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
@@ -29,13 +39,35 @@ def metrics(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
         print(f"{k:10s} {v:.6g}")
 
 
-COMMANDS = {"metrics": metrics}
+COMMANDS = {
+    "train": "generative.families:train",
+    "eval": "generative.families:evaluate",
+    "table": "generative.modes:run_table",
+    "metrics": metrics,
+}
+
+_CHECKS, _ = package_checks("generative.configs")
+_COMMAND_KEYS = {
+    "train": ("family",),
+    "eval": ("family",),
+    "table": ("table.models", "table.datasets", "table.protocols", "table.seeds"),
+    "metrics": ("source", "target", "n"),
+}
 
 main = make_main(
     "generative",
     COMMANDS,
     configs_package="generative.configs",
-    default_command="metrics",
-    default_presets={"metrics": "toy_metrics"},
-    description="Generative-model families, toy data and distribution metrics.",
+    default_command="train",
+    default_presets={
+        "train": "gan_grid",
+        "eval": "gan_grid",
+        "table": "modes",
+        "metrics": "toy_metrics",
+    },
+    description="Generative-model families (GAN, ALI, VAE, VQ-VAE), toy data and metrics.",
+    command_checks={c: {k: _CHECKS[k] for k in keys} for c, keys in _COMMAND_KEYS.items()},
 )
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -235,13 +235,17 @@ def mode_coverage(
       reverse_kl:         KL(p̂ ‖ uniform) = Σ p̂ log(M p̂) of the histogram p̂ of the
                           high-quality samples over the M modes (PacGAN); NaN without any
                           high-quality sample.
+    A sample with a non-finite coordinate (a diverged model) is assigned to no mode and is not
+    of high quality.
     """
+    x = x.reshape(x.shape[0], -1)
     centers = jnp.asarray(centers, x.dtype)
-    d2 = _pairwise_sq(x.reshape(x.shape[0], -1), centers)
+    finite = jnp.all(jnp.isfinite(x), axis=1)
+    d2 = _pairwise_sq(jnp.where(finite[:, None], x, 0.0), centers)
     nearest = jnp.argmin(d2, axis=1)
-    close = jnp.sqrt(jnp.min(d2, axis=1)) <= threshold_std * std
+    close = finite & (jnp.sqrt(jnp.min(d2, axis=1)) <= threshold_std * std)
     m = centers.shape[0]
-    counts = jnp.zeros(m, jnp.int32).at[nearest].add(1)
+    counts = jnp.zeros(m, jnp.int32).at[nearest].add(finite.astype(jnp.int32))
     good = jnp.zeros(m, jnp.int32).at[nearest].add(close.astype(jnp.int32))
     total = jnp.sum(good)
     p = good / jnp.maximum(total, 1)

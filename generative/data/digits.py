@@ -16,6 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from generative.data.tfds_quiet import quiet_absl
+
 __all__ = ["DigitSet", "load_digits", "font_digits", "mnist_digits", "DIGIT_SOURCES"]
 
 DIGIT_SOURCES = ("auto", "mnist", "font")
@@ -80,7 +82,8 @@ def _mnist_prepared(data_dir: str | None) -> bool:
     import tensorflow_datasets as tfds  # lazy: heavy import
 
     try:
-        return tfds.builder("mnist", data_dir=data_dir).is_prepared()
+        with quiet_absl():
+            return tfds.builder("mnist", data_dir=data_dir).is_prepared()
     except Exception:  # noqa: BLE001 - any failure means "not usable", the font source is used
         return False
 
@@ -91,9 +94,10 @@ def mnist_digits(split: str, data_dir: str | None = None) -> DigitSet:
     import tensorflow_datasets as tfds  # lazy: heavy import
 
     try:
-        data = tfds.load(
-            "mnist", split=split, data_dir=data_dir, download=False, as_supervised=True
-        )
+        with quiet_absl():
+            data = tfds.load(
+                "mnist", split=split, data_dir=data_dir, download=False, as_supervised=True
+            )
         batches = list(tfds.as_numpy(data.batch(8192)))
         images = np.concatenate([b[0] for b in batches])
         labels = np.concatenate([b[1] for b in batches])
@@ -102,7 +106,7 @@ def mnist_digits(split: str, data_dir: str | None = None) -> DigitSet:
         raise FileNotFoundError(
             f"MNIST is not prepared under {where} ({type(e).__name__}); prepare it with "
             f"`tfds build mnist --data_dir {where}` on a machine with internet, or use "
-            f"digits.source=font"
+            "the offline font digits (source 'font')"
         ) from None
     images = np.asarray(images, np.float32)[..., 0] / 255.0  # [N, 28, 28]
     return DigitSet(images, np.asarray(labels, np.int32), f"MNIST {split} (tensorflow-datasets)")

@@ -1,9 +1,11 @@
-"""Small image sets as point clouds: MNIST and CelebA at 32×32 in [−1, 1].
+"""Small image sets: MNIST and CelebA as point clouds at 32×32 in [−1, 1]; CIFAR-10 splits.
 
-Both load through tensorflow-datasets with `download=False` (nothing is fetched at run time).
-Prepare them once with `tfds build mnist` / `tfds build celeb_a` (CelebA needs its manual
-download, see the tfds catalogue), optionally under `--data_dir DIR`. MNIST falls back to the
-offline font digits of `generative.data.digits` when it is not prepared (`source="auto"`).
+All load through tensorflow-datasets with `download=False` (nothing is fetched at run time).
+Prepare them once with `tfds build mnist` / `tfds build cifar10` / `tfds build celeb_a`
+(CelebA needs its manual download, see the tfds catalogue), optionally under
+`--data_dir DIR`. MNIST falls back to the offline font digits of `generative.data.digits` when
+it is not prepared (`source="auto"`). `cifar10_images` gives a whole CIFAR-10 split in [0, 1]
+with its labels (for the image models; not one of the point-cloud `IMAGE_DATASETS`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["IMAGE_DATASETS", "ImageSet", "load_images"]
+from generative.data.tfds_quiet import quiet_absl
+
+__all__ = ["IMAGE_DATASETS", "ImageSet", "LabelledImages", "load_images", "cifar10_images"]
 
 IMAGE_DATASETS = ("mnist", "celeb_a")
 
@@ -20,6 +24,35 @@ IMAGE_DATASETS = ("mnist", "celeb_a")
 class ImageSet(NamedTuple):
     images: np.ndarray  # [n, size, size, channels] float32 in [-1, 1]
     source: str  # where the images came from, printed in the run's output
+
+
+class LabelledImages(NamedTuple):
+    images: np.ndarray  # [N, H, W, C] float32 in [0, 1]
+    labels: np.ndarray  # [N] int32
+    source: str  # where the images came from, printed in the run's output
+
+
+def cifar10_images(split: str = "train", data_dir: str | None = None) -> LabelledImages:
+    """A CIFAR-10 split ('train': 50 000, 'test': 10 000 images [N, 32, 32, 3] in [0, 1]) from
+    tensorflow-datasets, never downloading (FileNotFoundError when it is not prepared)."""
+    if split not in ("train", "test"):
+        raise ValueError(f"unknown CIFAR-10 split '{split}'; valid choices: train, test")
+    import tensorflow_datasets as tfds  # lazy: heavy import
+
+    try:
+        with quiet_absl():
+            ds = tfds.load("cifar10", split=split, data_dir=data_dir, download=False)
+        batches = list(tfds.as_numpy(ds.batch(10000)))
+    except Exception as e:  # noqa: BLE001 - tfds raises several kinds for "not prepared"
+        where = data_dir or "~/tensorflow_datasets"
+        raise FileNotFoundError(
+            f"CIFAR-10 is not prepared under {where} ({type(e).__name__}); build it once with "
+            f"`tfds build cifar10 --data_dir {where}` on a machine with internet"
+        ) from None
+    images = np.concatenate([b["image"] for b in batches]).astype(np.float32) / 255.0
+    labels = np.concatenate([b["label"] for b in batches]).astype(np.int32)
+    origin = f"CIFAR-10 {split} (tensorflow-datasets, {data_dir or 'default data_dir'})"
+    return LabelledImages(images, labels, origin)
 
 
 def _resize(images: np.ndarray, size: int) -> np.ndarray:
@@ -54,7 +87,8 @@ def load_images(
         import tensorflow_datasets as tfds
 
         try:
-            ds = tfds.load("celeb_a", split="train", data_dir=data_dir, download=False)
+            with quiet_absl():
+                ds = tfds.load("celeb_a", split="train", data_dir=data_dir, download=False)
         except Exception:  # noqa: BLE001 - tfds raises several kinds for "not prepared"
             where = data_dir or "the default tensorflow-datasets folder (~/tensorflow_datasets)"
             raise FileNotFoundError(

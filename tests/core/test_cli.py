@@ -142,6 +142,12 @@ BAD_VALUES = [
     ("generative", ["metrics", "n=0"], "config key 'n' must be a positive integer, got 0"),
     ("generative", ["metrics", "sinkhorn_epsilon=0"], "'sinkhorn_epsilon' must be a finite number > 0, got 0.0"),
     ("generative", ["metrics", "source=cube"], "'source' must be one of the valid choices: eight_gaussians"),
+    ("generative", ["train", "family=flow"], "config key 'family' must be one of the valid choices: gan, ali, got 'flow'"),
+    ("generative", ["train", "loss=wasserstein"], "'loss' must be one of the valid choices: minimax, non_saturating, lsgan"),
+    ("generative", ["train", "--config", "vae_digits", "model.decoder=poisson"], "'model.decoder' must be one of the valid choices: bernoulli, gaussian"),
+    ("generative", ["train", "--config", "vae_cifar10", "data.data_dir=/nonexistent/tfds"], "CIFAR-10 is not prepared under /nonexistent/tfds"),
+    ("generative", ["eval", "--config", "gan_grid"], "no checkpoint in runs/generative-eval-gan_grid/checkpoints; train first"),
+    ("generative", ["table", "table.models=gan,wgan"], "'table.models' must be a comma-separated list of: gan, ali, wgan_gp, lsgan, hinge"),
 ]  # fmt: skip
 
 

@@ -90,3 +90,12 @@ def test_unknown_toy_and_non_mixture_names():
         toy.sample_toy("circles", jax.random.PRNGKey(0), 3)
     with pytest.raises(ValueError, match="mixtures: .*ring"):
         toy.mixture("two_moons")
+
+
+def test_non_finite_samples_reach_no_mode():
+    centers, std = toy.mixture("ring")
+    x = jnp.concatenate([jnp.asarray(centers[:2]), jnp.full((3, 2), jnp.nan)])
+    out = metrics.mode_coverage(x, centers, std)
+    assert int(out["modes"]) == int(out["modes_high_quality"]) == 2
+    assert float(out["high_quality"]) == pytest.approx(2 / 5)
+    assert float(out["reverse_kl"]) == pytest.approx(math.log(4), rel=1e-6)

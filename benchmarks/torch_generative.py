@@ -4,7 +4,7 @@ Written from the same descriptions as ours (generative/gan.py, ali.py, vae.py), 
 PyTorch style (a Python training loop, `torch.optim.Adam`, NCHW tensors), so that
 `benchmarks/generative_step.py` can time both in the same run:
 
-- PacGAN's 2-D GAN: generator 2 → 4 × (Linear 400, BatchNorm, ReLU) → 2; discriminator maxout
+- PacGAN's 2-D GAN: generator 2 → 4 × (Linear 400 without bias, BatchNorm, ReLU) → 2; discriminator maxout
   (3 layers of 200 units × 5 pieces) → 1 logit; non-saturating loss; one discriminator and one
   generator Adam update per step on a fresh batch of the 25-Gaussian grid.
 - ALI on the same data: encoder as the generator with a (μ, softplus) output, decoder = the
@@ -39,7 +39,11 @@ def grid_batch(n: int, generator: torch.Generator | None = None) -> torch.Tensor
 def _bn_mlp(n_in: int, hidden: int, layers: int, n_out: int) -> nn.Sequential:
     mods, d = [], n_in
     for _ in range(layers):
-        mods += [nn.Linear(d, hidden), nn.BatchNorm1d(hidden, momentum=0.1, eps=1e-5), nn.ReLU()]
+        mods += [
+            nn.Linear(d, hidden, bias=False),  # batch norm's shift replaces the bias
+            nn.BatchNorm1d(hidden, momentum=0.1, eps=1e-5),
+            nn.ReLU(),
+        ]
         d = hidden
     return nn.Sequential(*mods, nn.Linear(d, n_out))
 

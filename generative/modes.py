@@ -13,8 +13,8 @@ in one compiled program (`jax.vmap` over seeds inside `lax.scan` over steps):
              histogram of high-quality samples over the modes and the uniform histogram.
 
 Both use PacGAN's networks (generator 4×400 ReLU + BatchNorm with a 2-D latent; maxout
-discriminator) and draw fresh data inside every step (the papers trained on a fixed set of
-100 000 samples). Both counts, the high-quality fraction and the reverse KL are written for
+discriminator) and, as the papers, a fixed training set of 100 000 points (the presets'
+`data.train_size`), from which every step draws its batch inside the compiled program. Both counts, the high-quality fraction and the reverse KL are written for
 every run. The number of steps is a setting (`table.steps`): the papers trained far longer
 (PacGAN: 400 epochs of 1 000 batches), so compare models within this table, not with the
 published numbers, which the markdown table shows beside ours.
@@ -87,7 +87,7 @@ def _check(what: str, value: str, choices) -> None:
 
 
 def cell_config(model: str, dataset: str, batch_size: int) -> ml_collections.ConfigDict:
-    """The preset of `model` on `dataset` (fresh data every step, the table's batch size)."""
+    """The preset of `model` on `dataset`, at the table's batch size."""
     from generative.core.config import load_preset
 
     _check("model", model, MODELS)

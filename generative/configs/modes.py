@@ -39,7 +39,7 @@ def get_config():
     c.table.datasets = "grid,ring"
     c.table.protocols = "ali_paper,pacgan"
     c.table.seeds = 10
-    c.table.steps = 3000
+    c.table.steps = 400
     c.table.batch_size = 100
     c.table.seed = 0
     c.table.samples = ml_collections.ConfigDict({"ali_paper": 10000, "pacgan": 2500})

@@ -89,6 +89,4 @@ def _read_eval(workdir) -> dict:
     path = pathlib.Path(workdir) / "eval.json"
     if not path.exists():
         return {}
-    metrics = json.loads(path.read_text())
-    logger.info("evaluation: %s", _summary(metrics))
-    return metrics
+    return json.loads(path.read_text())

@@ -770,11 +770,18 @@ def evaluate_toy_samples(config, x, workdir, extra_figures: Callable | None = No
     e = config.eval
     m = min(int(e.distance_samples), x.shape[0])
     mix = mixture_of(config)
+    from gantk import ntk_mmd, relu_mlp_kernel
+
+    ntk = functools.partial(relu_mlp_kernel, depth=3, W_std=1.0, b_std=1.0, kind="ntk")
 
     @jax.jit
     def compute(x):  # one compiled program (op by op, each operation would compile alone)
         data = toy.sample_toy(config.data.name, jax.random.fold_in(eval_key(config), 1), len(x))
-        out = {"energy": mlib.energy_distance(x[:m], data[:m])}
+        out = {
+            "energy": mlib.energy_distance(x[:m], data[:m]),
+            # MMD² of the infinite-width NTK of a 3-layer ReLU network (gantk's closed form)
+            "ntk_mmd": ntk_mmd(ntk, x[:m], data[:m]),
+        }
         if mix is not None:
             out.update(mlib.mode_coverage(x, jnp.asarray(mix[0]), mix[1]))
         return data, out
@@ -843,8 +850,8 @@ def evaluate_state(config: ml_collections.ConfigDict, state, workdir) -> dict:
 
     2-D: eval.num_samples samples from a fixed key; mode coverage ("modes", "high_quality",
     and the other keys of `generative.metrics.mode_coverage`) for mixtures, Sinkhorn
-    divergence and energy distance to as many data samples (first eval.distance_samples);
-    samples.png, density.png, training.gif. Digits: samples.png, training.gif, the energy
+    divergence, energy distance and NTK-MMD (3-layer ReLU NTK) to as many data samples (first
+    eval.distance_samples); samples.png, density.png, training.gif. Digits: samples.png, training.gif, the energy
     distance to training digits."""
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)

@@ -669,14 +669,11 @@ def load_digit_set(config):
 
 def digit_batches(config, per_step: int) -> Callable[[int], dict]:
     """batch_fn(i) -> {"x": [per_step, 28, 28, 1] in [−1, 1], "y": [per_step] int32}, the
-    digits drawn uniformly with numpy's generator seeded by (seed, i); data loaded on first use."""
-
-    @functools.cache
-    def digits():
-        return load_digit_set(config)
+    digits drawn uniformly with numpy's generator seeded by (seed, i). The digits load now, so
+    that a data set that is not prepared stops the run before anything is written."""
+    d = load_digit_set(config)
 
     def batch_fn(i: int) -> dict:
-        d = digits()
         rng = np.random.default_rng([int(config.seed), int(i)])
         idx = rng.integers(0, len(d.images), per_step)
         x = d.images[idx][..., None].astype(np.float32) * 2.0 - 1.0

@@ -146,6 +146,7 @@ BAD_VALUES = [
     ("generative", ["train", "loss=wasserstein"], "'loss' must be one of the valid choices: minimax, non_saturating, lsgan"),
     ("generative", ["train", "--config", "vae_digits", "model.decoder=poisson"], "'model.decoder' must be one of the valid choices: bernoulli, gaussian"),
     ("generative", ["train", "--config", "vae_cifar10", "data.data_dir=/nonexistent/tfds"], "CIFAR-10 is not prepared under /nonexistent/tfds"),
+    ("generative", ["train", "--config", "gan_digits", "data.source=mnist", "data.data_dir=/nonexistent/tfds"], "MNIST is not prepared under /nonexistent/tfds"),
     ("generative", ["eval", "--config", "gan_grid"], "no checkpoint in runs/generative-eval-gan_grid/checkpoints; train first"),
     ("generative", ["table", "table.models=gan,wgan"], "'table.models' must be a comma-separated list of: gan, ali, wgan_gp, lsgan, hinge"),
 ]  # fmt: skip

@@ -89,7 +89,8 @@ logger = logging.getLogger(__name__)
 
 DECODERS = ("bernoulli", "gaussian")
 NETS = ("mlp", "conv")
-DATASETS = ("digits", "cifar10", "toy")
+DATASETS = ("digits", "cifar10", "celeb_a", "toy")
+CELEBA_TRAIN_IMAGES = 20000  # CelebA images for training (the rest of the loaded set: test)
 SIGMA_MODES = ("learned", "fixed")
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -357,7 +358,9 @@ def _check_family(config: ml_collections.ConfigDict, family: str) -> None:
 
 
 def load_data(config: ml_collections.ConfigDict) -> VAEData:
-    """The run's data (`config.data.name`: digits, cifar10 or toy)."""
+    """The run's data (`config.data.name`: digits, cifar10, celeb_a or toy). CelebA: the
+    140×140 centre crops at 32×32 of CELEBA_TRAIN_IMAGES + eval.num_test random training
+    images, the last eval.num_test held out for evaluation."""
     d = config.data
     _choice("data.name", d.name, DATASETS)
     data_dir = d.data_dir or None
@@ -374,6 +377,15 @@ def load_data(config: ml_collections.ConfigDict) -> VAEData:
 
         tr, te = cifar10_images("train", data_dir), cifar10_images("test", data_dir)
         return VAEData(tr.images, te.images, te.labels, (32, 32, 3), f"{tr.source}; {te.source}")
+    if d.name == "celeb_a":
+        from generative.data.images import load_images
+
+        n_test = int(config.eval.num_test)
+        n = CELEBA_TRAIN_IMAGES + n_test
+        imgs = load_images("celeb_a", n, seed=int(config.seed), size=32, data_dir=data_dir)
+        x = (imgs.images + 1.0) / 2.0  # [n, 32, 32, 3] in [0, 1]
+        labels = np.zeros(n_test, np.int32)  # no classes
+        return VAEData(x[:-n_test], x[-n_test:], labels, (32, 32, 3), imgs.source)
     from generative.data.toy import TOY_DATASETS, sample_toy
 
     _choice("data.toy", d.toy, tuple(TOY_DATASETS))

@@ -19,7 +19,7 @@ from generative.core.config import (
 )
 
 # The choice lists of generative.vae (kept here so that listing presets imports no JAX).
-DATASETS = ("digits", "cifar10", "toy")  # generative.vae.DATASETS
+DATASETS = ("digits", "cifar10", "celeb_a", "toy")  # generative.vae.DATASETS
 NETS = ("mlp", "conv")  # generative.vae.NETS
 DECODERS = ("bernoulli", "gaussian")  # generative.vae.DECODERS
 SIGMA_MODES = ("learned", "fixed")  # generative.vae.SIGMA_MODES
@@ -59,7 +59,7 @@ def vae_config() -> ml_collections.ConfigDict:
     c.optimizer.lr = 1e-3
 
     c.data = ml_collections.ConfigDict()
-    c.data.name = "digits"  # digits | cifar10 | toy
+    c.data.name = "digits"  # digits | cifar10 | celeb_a | toy
     c.data.source = "auto"  # digits: auto (MNIST if prepared, else fonts) | mnist | font
     c.data.data_dir = ""  # tensorflow-datasets folder ("" -> its default)
     c.data.num_font_digits = 0  # font digits per split (0 -> 20000 train / 5000 test)

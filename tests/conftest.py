@@ -28,3 +28,21 @@ if "GENERATIVE_TEST_COMPILATION_CACHE" not in os.environ:
     atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 jax.config.update("jax_compilation_cache_dir", os.environ["GENERATIVE_TEST_COMPILATION_CACHE"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+
+# The longest tests (each 30–100 s on 2 cores) run first: at the end of the run they would
+# leave one xdist worker busy alone while the other has nothing left to take.
+_LONGEST_FIRST = (
+    "test_real_data_presets_train_and_eval",
+    "test_forward_mode_through_the_elbo",
+    "test_mmnist_train_resume_eval_explore",
+    "test_mmnist_tiny_one_step_with_content_swap",
+    "test_forward_mode_through_the_separation_model",
+    "test_sst_one_step_on_synthetic_files",
+    "test_kill_minus_nine_then_resume_is_bit_identical",
+    "test_dense_like_layers_take_matrix_product_paths",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(getattr(item, "originalname", item.name), len(rank)))

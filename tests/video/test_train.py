@@ -123,7 +123,14 @@ def _write_human(root, frames=40):
         np.save(root / f"S{s}" / "Walking.npy", rng.integers(0, 256, (frames, 64, 64, 3), np.uint8))
 
 
-SMOKE = ["num_steps=1", "seq_len=3", "nt_cond=2", "eval.horizon=2", "eval.num_videos=2", "eval.n_samples=3"]
+SMOKE = [
+    "num_steps=1",
+    "seq_len=3",
+    "nt_cond=2",
+    "eval.horizon=2",
+    "eval.num_videos=2",
+    "eval.n_samples=3",
+]
 
 
 @pytest.mark.parametrize("preset", ["kth", "human", "bair"])

@@ -117,10 +117,6 @@ def protocol_hyperparameters(protocol: str, key: jax.Array, seeds: int, table) -
     return lr, b1
 
 
-def _divisor_at_most(n: int, cap: int) -> int:
-    return max(d for d in range(1, min(n, cap) + 1) if n % d == 0)
-
-
 def run_cell(
     model: str,
     dataset: str,
@@ -164,13 +160,14 @@ def run_cell(
         states, _ = step(states, keys)
         return states, None
 
-    chunk = _divisor_at_most(steps, 1000)
+    # chunks of up to 1000 steps: at most two programs (full chunks and the remainder)
     run_chunk = jax.jit(
-        lambda states, start: jax.lax.scan(body, states, start + jnp.arange(chunk))[0],
+        lambda states, start, n: jax.lax.scan(body, states, start + jnp.arange(n))[0],
+        static_argnums=2,
         donate_argnums=0,
     )
-    for start in range(0, steps, chunk):
-        states = run_chunk(states, jnp.asarray(start))
+    for start in range(0, steps, 1000):
+        states = run_chunk(states, jnp.asarray(start), min(1000, steps - start))
 
     centers, std = mixture(dataset)
     counts = [int(table.samples[p]) for p in protocols]

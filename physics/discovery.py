@@ -74,6 +74,7 @@ __all__ = [
     "pde_dataset",
     "ode_dataset",
     "pysindy_pde_find",
+    "discover_equation",
     "run",
 ]
 
@@ -272,19 +273,24 @@ def pde_library(u, derivatives: Sequence, max_power: int, *, include_bias: bool 
     derivs = [_check_finite("the derivatives", d).ravel() for d in derivatives]
     if any(d.shape != u.shape for d in derivs):
         raise ValueError("every derivative must have the shape of u")
-    cols, names = [], []
-    for d, base in enumerate([None, *derivs]):
-        for p in range(max_power + 1):
-            if d == 0 and p == 0 and not include_bias:
-                continue
-            col = u**p if base is None else (base if p == 0 else u**p * base)
-            cols.append(np.broadcast_to(col, u.shape))
-            names.append(_pde_term(p, d))
-    if not cols:
+    terms = [
+        (p, d)
+        for d in range(len(derivs) + 1)
+        for p in range(max_power + 1)
+        if include_bias or (d, p) != (0, 0)
+    ]
+    if not terms:
         raise ValueError(
             "the term library is empty: use max_power >= 1, derivatives or include_bias=True"
         )
-    return np.stack(cols, axis=1), names
+    powers = [np.ones_like(u), u] + [u**p for p in range(2, max_power + 1)]
+    theta = np.empty((u.size, len(terms)))
+    for j, (p, d) in enumerate(terms):
+        if d == 0:
+            theta[:, j] = powers[p]
+        else:
+            np.multiply(powers[p], derivs[d - 1], out=theta[:, j])
+    return theta, [_pde_term(p, d) for p, d in terms]
 
 
 # ----------------------------------------------------------------------------- sparse regression
@@ -294,7 +300,10 @@ def _solve(g, b, idx, alpha):
     sub = g[np.ix_(idx, idx)]
     if alpha:
         sub = sub + alpha * np.eye(len(idx))
-    return np.linalg.lstsq(sub, b[idx], rcond=None)[0]
+    try:
+        return np.linalg.solve(sub, b[idx])
+    except np.linalg.LinAlgError:  # collinear columns: the minimum-norm solution
+        return np.linalg.lstsq(sub, b[idx], rcond=None)[0]
 
 
 def _threshold_fit(g, b, tol, alpha, max_iter, unbias):
@@ -762,7 +771,10 @@ def _names(text: str) -> list[str]:
     return [v.strip() for v in str(text).split(",") if v.strip()]
 
 
-def _ours(equation: str, data: dict, noisy: bool, cfg) -> Fit:
+def discover_equation(equation: str, data: dict, noisy: bool, cfg) -> Fit:
+    """Our fit with the settings of ``cfg`` (the ``discover`` section of a preset): PDE-FIND
+    (finite differences of ``cfg.fd_accuracy`` on clean data, local polynomials on noisy data)
+    or SINDy. ``data``: :func:`pde_dataset` / :func:`ode_dataset` output."""
     if equation in PDE_EQUATIONS:
         c = cfg[equation]
         kwargs = dict(
@@ -908,7 +920,9 @@ def run(config, workdir) -> list[dict]:
         logger.info("%s: data generated in %.1f s", eq, time.perf_counter() - t)
         for noise in noises:
             data = {**clean, key: add_noise(clean[key], noise, seed=config.seed)}
-            fits = [("ours", _ours(eq, data, noise > 0, cfg))] if "ours" in methods else []
+            fits = (
+                [("ours", discover_equation(eq, data, noise > 0, cfg))] if "ours" in methods else []
+            )
             if use_pysindy and eq in PDE_EQUATIONS:
                 fits += _pysindy_fits(eq, data, noise > 0, cfg)
             for method, fit in fits:

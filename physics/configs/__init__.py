@@ -20,6 +20,19 @@ ACTIVATIONS = ("relu", "tanh", "softplus", "elu")  # generative.nets.ACTIVATIONS
 ADJOINTS = ("recursive", "backsolve")  # physics.separation.ADJOINTS
 APHYNITY_DATASETS = ("pendulum", "fhn", "wave")  # physics.aphynity.DATASETS
 APHYNITY_METHODS = ("physics", "data", "physics+data", "aphynity")  # physics.aphynity.METHODS
+DISCOVER_EQUATIONS = ("burgers", "kdv", "lorenz", "pendulum")  # physics.discovery.EQUATIONS
+DISCOVER_METHODS = ("ours", "pysindy")  # physics.discovery.METHODS
+
+
+def _noise_levels(v):
+    try:
+        levels = [float(x) for x in v.split(",")] if isinstance(v, str) else []
+    except ValueError:
+        return False
+    return bool(levels) and all(0 <= x < 1 for x in levels)
+
+
+_NOISE_LEVELS = Check(_noise_levels, "a comma-separated list of noise levels in [0, 1)")
 
 _ZERO_OR_AT_LEAST_2 = Check(
     lambda v: isinstance(v, int) and not isinstance(v, bool) and (v == 0 or v >= 2),
@@ -77,6 +90,27 @@ CHECKS = {
     "aphynity.*.tau": NON_NEGATIVE,
     "aphynity.*.window": _ZERO_OR_AT_LEAST_2,
     "aphynity.*.batch_size": NON_NEGATIVE_INT,  # 0: every training sequence
+    "discover.equations": comma_list(*DISCOVER_EQUATIONS),
+    "discover.methods": comma_list(*DISCOVER_METHODS),
+    "discover.noise": _NOISE_LEVELS,
+    "discover.fd_accuracy": one_of(2, 4),
+    "discover.split_seed": NON_NEGATIVE_INT,
+    "discover.*.n": POSITIVE_INT,
+    "discover.*.nt": POSITIVE_INT,
+    "discover.*.max_derivative": POSITIVE_INT,
+    "discover.*.max_power": NON_NEGATIVE_INT,
+    "discover.*.alpha": NON_NEGATIVE,
+    "discover.*.d_tol": POSITIVE,
+    "discover.*.l0_penalty": NON_NEGATIVE,
+    "discover.*.deg_x": POSITIVE_INT,
+    "discover.*.deg_t": POSITIVE_INT,
+    "discover.*.width_x": POSITIVE_INT,
+    "discover.*.width_t": POSITIVE_INT,
+    "discover.*.pysindy_threshold": POSITIVE,
+    "discover.*.degree": NON_NEGATIVE_INT,
+    "discover.*.threshold": NON_NEGATIVE,
+    "discover.*.t1": POSITIVE,
+    "discover.*.dt": POSITIVE,
 }
 
 

@@ -124,7 +124,7 @@ def test_check_choices_equal_the_library_lists():
     from generative import nets
     from generative.configs import TOY_DATASETS
     from generative.data import toy
-    from physics import aphynity, data
+    from physics import aphynity, data, discovery
     from physics import separation as model
     from video import srvp as video_model
     from video import train as video_train
@@ -137,6 +137,7 @@ def test_check_choices_equal_the_library_lists():
     assert p.DECODERS == model.DECODERS and p.ADJOINTS == model.ADJOINTS
     assert p.ACTIVATIONS == tuple(nets.ACTIVATIONS)
     assert p.APHYNITY_DATASETS == aphynity.DATASETS and p.APHYNITY_METHODS == aphynity.METHODS
+    assert p.DISCOVER_EQUATIONS == discovery.EQUATIONS and p.DISCOVER_METHODS == discovery.METHODS
     assert TOY_DATASETS == tuple(toy.TOY_DATASETS)
     assert (g.TABLE_DATASETS, g.TABLE_LOSSES, g.TABLE_KERNELS) == (
         paper.DATASETS,

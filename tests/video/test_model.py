@@ -326,7 +326,7 @@ def test_forward_mode_through_the_elbo(video):
     """jax.jvp and jax.hessian run through the SRVP ELBO (encoder, posterior, latent ODE,
     decoder; the layers' CPU forms have custom JVPs, no custom VJP). In float64, along two
     unit directions in parameter space: the JVP equals central differences of the loss, the
-    Hessian (forward over reverse) equals reverse over reverse and is symmetric. (Central
+    Hessian (forward over reverse) equals forward over forward and is symmetric. (Central
     differences of the gradient are no reference here: LeakyReLU's kinks make it jump.)"""
     from jax.flatten_util import ravel_pytree
 
@@ -350,7 +350,7 @@ def test_forward_mode_through_the_elbo(video):
             fd = (g0(h * e) - g0(-h * e)) / (2 * h)
             np.testing.assert_allclose(float(jvp(e)), float(fd), rtol=1e-6)
         fwd_rev = jax.jit(jax.hessian(g))(jnp.zeros(2))
-        rev_rev = jax.jit(jax.jacrev(jax.jacrev(g)))(jnp.zeros(2))
-        np.testing.assert_allclose(np.asarray(fwd_rev), np.asarray(rev_rev), rtol=1e-8, atol=1e-10)
+        fwd_fwd = jax.jit(jax.jacfwd(jax.jacfwd(g)))(jnp.zeros(2))
+        np.testing.assert_allclose(np.asarray(fwd_rev), np.asarray(fwd_fwd), rtol=1e-8, atol=1e-10)
         np.testing.assert_allclose(np.asarray(fwd_rev), np.asarray(fwd_rev).T, rtol=1e-8)
         assert np.abs(np.asarray(fwd_rev)).max() > 1e-3  # curvature along the directions

@@ -9,6 +9,7 @@ COMMANDS = {
     "train": "physics.train:train_and_evaluate",
     "eval": "physics.train:evaluate",
     "aphynity": "physics.aphynity:run_benchmark",
+    "environments": "physics.environments:run_benchmark",
 }
 
 # Keys each command reads: a preset of another command is refused in one line.
@@ -18,6 +19,7 @@ _COMMAND_KEYS = {
     "train": _SEPARATION_KEYS,
     "eval": _SEPARATION_KEYS,
     "aphynity": ("aphynity.datasets", "aphynity.methods", "aphynity.num_train"),
+    "environments": ("environments.systems", "environments.methods", "environments.num_test"),
 }
 
 main = make_main(
@@ -25,7 +27,12 @@ main = make_main(
     COMMANDS,
     configs_package="physics.configs",
     default_command="train",
-    default_presets={"train": "waveeq", "eval": "waveeq", "aphynity": "aphynity"},
+    default_presets={
+        "train": "waveeq",
+        "eval": "waveeq",
+        "aphynity": "aphynity",
+        "environments": "environments",
+    },
     description="PDE-driven spatiotemporal disentanglement and APHYNITY",
     command_checks={c: {k: _CHECKS[k] for k in keys} for c, keys in _COMMAND_KEYS.items()},
 )

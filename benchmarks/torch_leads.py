@@ -109,7 +109,7 @@ class TorchLeads:
                 k = k.T if k.ndim == 2 else k.transpose(3, 2, 0, 1)
                 with torch.no_grad():
                     layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(k)))
-                    layer.bias.copy_(torch.from_numpy(b))
+                    layer.bias.copy_(torch.from_numpy(np.array(b)))
 
         load(self.f, params["common"])
         for e, g in enumerate(self.g):
@@ -163,4 +163,4 @@ class TorchLeads:
         loss, _ = self.loss(obs, ts)
         loss.backward()
         self.opt.step()
-        return float(loss)
+        return float(loss.detach())

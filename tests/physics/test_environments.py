@@ -215,6 +215,9 @@ def test_bad_settings_give_one_line_errors(override, message, tmp_path, capsys):
 
 
 def test_bad_names_raise_value_errors(lv):
+    import physics.configs as p
+
+    assert p.ENV_SYSTEMS == E.SYSTEMS and p.ENV_METHODS == E.METHODS[:-1]
     with pytest.raises(ValueError, match="unknown system 'ns'; valid choices: \\['lv', 'gs'\\]"):
         E.make_problem("ns")
     with pytest.raises(ValueError, match="unknown method 'maml'; valid choices"):

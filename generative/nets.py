@@ -46,6 +46,7 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": jnp.tanh,
     "softplus": nn.softplus,
     "elu": nn.elu,
+    "swish": nn.swish,
 }
 NORMS = ("batch", "group")
 OUTPUT_ACTIVATIONS = ("sigmoid", "tanh", "none")

@@ -1,4 +1,4 @@
-"""physics: PDE-driven spatiotemporal disentanglement, physical simulators, APHYNITY.
+"""physics: PDE-driven spatiotemporal disentanglement, physical simulators, APHYNITY, LEADS/CoDA.
 
     import jax, jax.numpy as jnp, optax, physics
     from generative import nets
@@ -29,6 +29,8 @@ from physics.data import (
     load_waveeq,
     load_waveeq100,
 )
+from physics.environments import MultiEnvModel
+from physics.environments import run_benchmark as run_environments_benchmark
 from physics.losses import LossWeights, separation_loss
 from physics.separation import (
     ConvSkipDecoder,
@@ -48,7 +50,9 @@ from physics.simulators import (
     simulate_burgers,
     simulate_damped_wave,
     simulate_fitzhugh_nagumo,
+    simulate_gray_scott,
     simulate_heat,
+    simulate_lotka_volterra,
     simulate_pendulum,
     simulate_wave,
 )
@@ -76,16 +80,20 @@ __all__ = [
     "MLPDecoder",
     "MLPEncoder",
     "MLPVectorField",
+    "MultiEnvModel",
     "predict",
     "ResNetEncoder",
     "RK4",
     "run_aphynity_benchmark",
+    "run_environments_benchmark",
     "separation_loss",
     "SeparationModel",
     "simulate_burgers",
     "simulate_damped_wave",
     "simulate_fitzhugh_nagumo",
+    "simulate_gray_scott",
     "simulate_heat",
+    "simulate_lotka_volterra",
     "simulate_pendulum",
     "simulate_wave",
     "TemporalDynamics",

@@ -47,7 +47,7 @@ import numpy as np
 import optax
 
 from generative.layers import Conv
-from generative.nets import MLP
+from generative.nets import ACTIVATIONS, MLP
 from physics import simulators as sim
 
 if TYPE_CHECKING:
@@ -91,16 +91,24 @@ def _periodic_conv(x, features: int, name: str):
 
 
 class ConvAugmentation(nn.Module):
-    """F_a for fields: x [B, C, H, W] -> [B, C, H, W], 3×3 periodic convolutions."""
+    """F_a for fields: x [B, C, H, W] -> [B, C, H, W], ``depth`` 3×3 periodic convolutions
+    ("conv0", "conv1", ...) with ``activation`` (a name of `generative.nets.ACTIVATIONS`)
+    between them, the output multiplied by ``scale``."""
 
     hidden: int = 16
+    depth: int = 3
+    activation: str = "relu"
+    scale: float = 1.0
 
     @nn.compact
     def __call__(self, x):
+        act = ACTIVATIONS[self.activation]
         h = jnp.moveaxis(x, -3, -1)  # [B, H, W, C]
-        h = nn.relu(_periodic_conv(h, self.hidden, "conv0"))
-        h = nn.relu(_periodic_conv(h, self.hidden, "conv1"))
-        h = _periodic_conv(h, x.shape[-3], "conv2")
+        for i in range(self.depth - 1):
+            h = act(_periodic_conv(h, self.hidden, f"conv{i}"))
+        h = _periodic_conv(h, x.shape[-3], f"conv{self.depth - 1}")
+        if self.scale != 1.0:
+            h = h * self.scale
         return jnp.moveaxis(h, -1, -3)
 
 

@@ -10,6 +10,7 @@ COMMANDS = {
     "eval": "physics.train:evaluate",
     "aphynity": "physics.aphynity:run_benchmark",
     "discover": "physics.discovery:run",
+    "environments": "physics.environments:run_benchmark",
 }
 
 # Keys each command reads: a preset of another command is refused in one line.
@@ -20,6 +21,7 @@ _COMMAND_KEYS = {
     "eval": _SEPARATION_KEYS,
     "aphynity": ("aphynity.datasets", "aphynity.methods", "aphynity.num_train"),
     "discover": ("discover.equations", "discover.methods", "discover.noise"),
+    "environments": ("environments.systems", "environments.methods", "environments.num_test"),
 }
 
 main = make_main(
@@ -32,8 +34,10 @@ main = make_main(
         "eval": "waveeq",
         "aphynity": "aphynity",
         "discover": "discover",
+        "environments": "environments",
     },
-    description="PDE-driven spatiotemporal disentanglement, APHYNITY, equation discovery",
+    description="PDE-driven spatiotemporal disentanglement, APHYNITY, equation discovery, "
+    "learning across environments",
     command_checks={c: {k: _CHECKS[k] for k in keys} for c, keys in _COMMAND_KEYS.items()},
 )
 

@@ -11,6 +11,8 @@ returns the trajectory sampled at the requested times. Nothing is downloaded.
 - ``damped_wave``: ``w_tt = c² Δw − k w_t`` on a periodic grid (APHYNITY).
 - ``heat``: ``u_t = D Δu`` with zero Dirichlet boundary (closed form by separation).
 - ``burgers``: viscous Burgers ``u_t + u u_x = ν u_xx`` on a periodic 1-D grid.
+- ``lotka_volterra``: ``ẋ = αx − βxy``, ``ẏ = δxy − γy`` (LEADS, CoDA).
+- ``gray_scott``: Gray–Scott reaction–diffusion on a periodic grid, 9-point Laplacian (LEADS).
 """
 
 from __future__ import annotations
@@ -45,6 +47,13 @@ __all__ = [
     "heat_mode",
     "burgers",
     "simulate_burgers",
+    "lotka_volterra",
+    "lotka_volterra_invariant",
+    "simulate_lotka_volterra",
+    "periodic_laplacian_9",
+    "gray_scott",
+    "gray_scott_blocks",
+    "simulate_gray_scott",
 ]
 
 
@@ -382,3 +391,97 @@ def simulate_burgers(
     u0 = jnp.asarray(u0)
     dx = length / u0.shape[-1]
     return integrate(burgers, u0, ts, dt=dt, solver=solver, args=(nu, dx))
+
+
+# ----------------------------------------------------------------------------- Lotka–Volterra
+
+
+def lotka_volterra(t, y, args):
+    """``ẋ = αx − βxy``, ``ẏ = δxy − γy``; y = [..., 2] (prey x, predator y);
+    args = (α, β, γ, δ), scalars or arrays broadcasting against ``y[..., 0]``."""
+    del t
+    alpha, beta, gamma, delta = args
+    x, z = y[..., 0], y[..., 1]
+    return jnp.stack([alpha * x - beta * x * z, delta * x * z - gamma * z], -1)
+
+
+def lotka_volterra_invariant(y, args):
+    """``δx − γ ln x + βy − α ln y``, constant along every positive trajectory.
+    y: [..., 2] -> [...]."""
+    alpha, beta, gamma, delta = args
+    x, z = y[..., 0], y[..., 1]
+    return delta * x - gamma * jnp.log(x) + beta * z - alpha * jnp.log(z)
+
+
+def simulate_lotka_volterra(
+    y0,
+    ts,
+    *,
+    alpha: float = 0.5,
+    beta: float = 0.5,
+    gamma: float = 0.5,
+    delta: float = 0.5,
+    dt: float = 0.01,
+    solver: str = "rk4",
+):
+    """y0: [..., 2] (positive); ts: [T] -> [T, ..., 2]."""
+    return integrate(
+        lotka_volterra, jnp.asarray(y0), ts, dt=dt, solver=solver, args=(alpha, beta, gamma, delta)
+    )
+
+
+# ----------------------------------------------------------------------------- Gray–Scott
+
+
+def periodic_laplacian_9(u, dx: float = 1.0):
+    """Isotropic 9-point Laplacian with periodic boundaries:
+    ``(−3u + ½ Σ_edge neighbours + ¼ Σ_corner neighbours) / dx²``. u: [..., H, W]."""
+    edges = jnp.roll(u, 1, -1) + jnp.roll(u, -1, -1) + jnp.roll(u, 1, -2) + jnp.roll(u, -1, -2)
+    rows = jnp.roll(u, 1, -2) + jnp.roll(u, -1, -2)
+    corners = jnp.roll(rows, 1, -1) + jnp.roll(rows, -1, -1)
+    return (-3.0 * u + 0.5 * edges + 0.25 * corners) / dx**2
+
+
+def gray_scott(t, y, args):
+    """Gray–Scott on a periodic grid: ``u_t = D_u Δu − uv² + F(1 − u)``,
+    ``v_t = D_v Δv + uv² − (F + k)v``; y = [..., 2, H, W] (u, v); args = (D_u, D_v, F, k, dx)
+    (the first four scalars or arrays broadcasting against ``y[..., 0, :, :]``)."""
+    del t
+    d_u, d_v, feed, kill, dx = args
+    u, v = y[..., 0, :, :], y[..., 1, :, :]
+    uvv = u * v * v
+    du = d_u * periodic_laplacian_9(u, dx) - uvv + feed * (1.0 - u)
+    dv = d_v * periodic_laplacian_9(v, dx) + uvv - (feed + kill) * v
+    return jnp.stack([du, dv], -3)
+
+
+def gray_scott_blocks(rng: np.random.Generator, n: int, size: int = 32, n_block: int = 3):
+    """LEADS' initial states: u = 0.95, v = 0.05 everywhere except ``n_block`` random square
+    blocks of side ``size // 10`` (corners uniform in [0, size − side)) where u = 0, v = 1.
+    Returns [n, 2, size, size] float32."""
+    side = max(1, size // 10)
+    y0 = np.empty((n, 2, size, size), np.float32)
+    y0[:, 0], y0[:, 1] = 0.95, 0.05
+    for i in range(n):
+        for r, c in rng.integers(0, size - side, (n_block, 2)):
+            y0[i, 0, r : r + side, c : c + side] = 0.0
+            y0[i, 1, r : r + side, c : c + side] = 1.0
+    return y0
+
+
+def simulate_gray_scott(
+    y0,
+    ts,
+    *,
+    d_u: float = 0.2097,
+    d_v: float = 0.105,
+    feed: float = 0.037,
+    kill: float = 0.060,
+    dx: float = 1.0,
+    dt: float = 0.5,
+    solver: str = "rk4",
+):
+    """y0: [..., 2, H, W]; ts: [T] -> [T, ..., 2, H, W]."""
+    return integrate(
+        gray_scott, jnp.asarray(y0), ts, dt=dt, solver=solver, args=(d_u, d_v, feed, kill, dx)
+    )

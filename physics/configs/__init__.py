@@ -9,14 +9,16 @@ from generative.core.config import (
     POSITIVE,
     POSITIVE_INT,
     Check,
+    at_least,
     comma_list,
+    interval,
     one_of,
 )
 
 DATASETS = ("waveeq", "waveeq100", "sst", "taxibj", "chairs", "mmnist")  # physics.data
 ENCODERS = ("mlp", "dcgan", "vgg", "resnet", "conv_skip")  # physics.separation.ENCODERS
 DECODERS = ("mlp", "dcgan", "vgg", "conv_skip")  # physics.separation.DECODERS
-ACTIVATIONS = ("relu", "tanh", "softplus", "elu")  # generative.nets.ACTIVATIONS
+ACTIVATIONS = ("relu", "tanh", "softplus", "elu", "swish")  # generative.nets.ACTIVATIONS
 ADJOINTS = ("recursive", "backsolve")  # physics.separation.ADJOINTS
 APHYNITY_DATASETS = ("pendulum", "fhn", "wave")  # physics.aphynity.DATASETS
 APHYNITY_METHODS = ("physics", "data", "physics+data", "aphynity")  # physics.aphynity.METHODS
@@ -33,6 +35,9 @@ def _noise_levels(v):
 
 
 _NOISE_LEVELS = Check(_noise_levels, "a comma-separated list of noise levels in [0, 1)")
+ENV_SYSTEMS = ("lv", "gs")  # physics.environments.SYSTEMS
+ENV_METHODS = ("leads", "leads_no_min", "one_per_env", "one_for_all")  # METHODS without coda
+CODA_STUDY_METHODS = ("coda", "leads", "one_for_all")
 
 _ZERO_OR_AT_LEAST_2 = Check(
     lambda v: isinstance(v, int) and not isinstance(v, bool) and (v == 0 or v >= 2),
@@ -111,6 +116,38 @@ CHECKS = {
     "discover.*.threshold": NON_NEGATIVE,
     "discover.*.t1": POSITIVE,
     "discover.*.dt": POSITIVE,
+    "environments.systems": comma_list(*ENV_SYSTEMS),
+    "environments.methods": comma_list(*ENV_METHODS),
+    "environments.coda_methods": Check(
+        lambda v: (
+            isinstance(v, str)
+            and all(x.strip() in CODA_STUDY_METHODS for x in v.split(",") if x.strip())
+        ),
+        "empty or a comma-separated list of: " + ", ".join(CODA_STUDY_METHODS),
+    ),
+    "environments.num_test": at_least(2, integer=True),
+    "environments.*.steps": POSITIVE_INT,
+    "environments.*.adapt_steps": POSITIVE_INT,
+    "environments.*.lr": POSITIVE,
+    "environments.*.adapt_lr": POSITIVE,
+    "environments.*.num_train": POSITIVE_INT,
+    "environments.*.adapt_num_train": POSITIVE_INT,
+    "environments.*.hidden": POSITIVE_INT,
+    "environments.*.size": at_least(10, integer=True),
+    "environments.*.scale": POSITIVE,
+    "environments.*.init_gain": POSITIVE,
+    "environments.*.lambda_inv": NON_NEGATIVE,
+    "environments.*.factor_lip": NON_NEGATIVE,
+    "environments.*.power_iterations": POSITIVE_INT,
+    "environments.*.tf_decay": interval(0, 1, high_open=True),
+    "environments.*.adapt_tf_decay": interval(0, 1, high_open=True),
+    "environments.*.tf_every": POSITIVE_INT,
+    "environments.*.adapt_tf_every": POSITIVE_INT,
+    "environments.*.steps_per_obs": POSITIVE_INT,
+    "environments.*.context_dim": POSITIVE_INT,
+    "environments.*.lambda_w": NON_NEGATIVE,
+    "environments.*.lambda_context": NON_NEGATIVE,
+    "environments.*.grad_clip": NON_NEGATIVE,
 }
 
 

@@ -1,4 +1,4 @@
-"""Command line: ``physics train|eval|aphynity --config PRESET --workdir DIR key=value ...``."""
+"""Command line: ``physics train|eval|aphynity|pinn --config PRESET --workdir DIR key=value ...``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ COMMANDS = {
     "train": "physics.train:train_and_evaluate",
     "eval": "physics.train:evaluate",
     "aphynity": "physics.aphynity:run_benchmark",
+    "pinn": "physics.pinn:run_pinn",
 }
 
 # Keys each command reads: a preset of another command is refused in one line.
@@ -18,6 +19,7 @@ _COMMAND_KEYS = {
     "train": _SEPARATION_KEYS,
     "eval": _SEPARATION_KEYS,
     "aphynity": ("aphynity.datasets", "aphynity.methods", "aphynity.num_train"),
+    "pinn": ("pinn.nu", "pinn.num_collocation", "pinn.derivatives", "pinn.lbfgs_steps"),
 }
 
 main = make_main(
@@ -25,8 +27,8 @@ main = make_main(
     COMMANDS,
     configs_package="physics.configs",
     default_command="train",
-    default_presets={"train": "waveeq", "eval": "waveeq", "aphynity": "aphynity"},
-    description="PDE-driven spatiotemporal disentanglement and APHYNITY",
+    default_presets={"train": "waveeq", "eval": "waveeq", "aphynity": "aphynity", "pinn": "pinn"},
+    description="PDE-driven spatiotemporal disentanglement, APHYNITY and PINNs",
     command_checks={c: {k: _CHECKS[k] for k in keys} for c, keys in _COMMAND_KEYS.items()},
 )
 

@@ -20,6 +20,8 @@ ACTIVATIONS = ("relu", "tanh", "softplus", "elu")  # generative.nets.ACTIVATIONS
 ADJOINTS = ("recursive", "backsolve")  # physics.separation.ADJOINTS
 APHYNITY_DATASETS = ("pendulum", "fhn", "wave")  # physics.aphynity.DATASETS
 APHYNITY_METHODS = ("physics", "data", "physics+data", "aphynity")  # physics.aphynity.METHODS
+PINN_DERIVATIVES = ("forward", "taylor")  # physics.pinn.DERIVATIVES
+PINN_DTYPES = ("float32", "float64")  # physics.pinn.DTYPES
 
 _ZERO_OR_AT_LEAST_2 = Check(
     lambda v: isinstance(v, int) and not isinstance(v, bool) and (v == 0 or v >= 2),
@@ -77,6 +79,19 @@ CHECKS = {
     "aphynity.*.tau": NON_NEGATIVE,
     "aphynity.*.window": _ZERO_OR_AT_LEAST_2,
     "aphynity.*.batch_size": NON_NEGATIVE_INT,  # 0: every training sequence
+    "pinn.nu": POSITIVE,
+    "pinn.t_max": POSITIVE,
+    "pinn.num_boundary": Check(
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 456,
+        "an integer in [1, 456] (the initial and boundary grid points)",
+    ),
+    "pinn.num_collocation": POSITIVE_INT,
+    "pinn.width": POSITIVE_INT,
+    "pinn.depth": POSITIVE_INT,
+    "pinn.derivatives": one_of(*PINN_DERIVATIVES),
+    "pinn.dtype": one_of(*PINN_DTYPES),
+    "pinn.lbfgs_steps": NON_NEGATIVE_INT,
+    "pinn.lbfgs_memory": POSITIVE_INT,
 }
 
 

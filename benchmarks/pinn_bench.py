@@ -88,13 +88,13 @@ def _our_step(problem, mode, lr=1e-3):
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, value
 
-    params = pinn._init_params(model, jax.random.PRNGKey(ARGS.seed), jnp.float32)
+    params = pinn.init_params(model, jax.random.PRNGKey(ARGS.seed), jnp.float32)
     return model, step, params, tx.init(params)
 
 
 def bench_derivatives(problem) -> dict:
     model = pinn.make_net()
-    params = pinn._init_params(model, jax.random.PRNGKey(ARGS.seed), jnp.float32)
+    params = pinn.init_params(model, jax.random.PRNGKey(ARGS.seed), jnp.float32)
     fns, names = [], []
     for mode in pinn.DERIVATIVES:
         d = jax.jit(

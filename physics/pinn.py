@@ -57,6 +57,7 @@ __all__ = [
     "DTYPES",
     "Problem",
     "make_net",
+    "init_params",
     "network_fn",
     "derivatives",
     "derivatives_forward",
@@ -74,6 +75,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DERIVATIVES = ("forward", "taylor")
+LINESEARCH_STEPS = 20  # evaluations of one L-BFGS line search at most (optax's default)
 DTYPES = ("float32", "float64")
 
 # (t, x) -> u for arrays t, x of one shape [N]; must act point by point.
@@ -292,7 +294,7 @@ def _problem_from_config(config) -> Problem:
     )
 
 
-def _init_params(model, key, dtype):
+def init_params(model, key, dtype):
     params = model.init(key, jnp.zeros((1, 2), dtype))
     return jax.tree_util.tree_map(lambda a: a.astype(dtype), params)
 
@@ -337,7 +339,7 @@ def make_experiment(
     mode = config.pinn.derivatives
 
     def init(key):
-        params = _init_params(model, key, dtype)
+        params = init_params(model, key, dtype)
         return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), None)
 
     def loss_fn(params, model_state, batch, key):
@@ -355,16 +357,26 @@ def make_experiment(
 def make_lbfgs_experiment(
     config: ml_collections.ConfigDict, start_params, problem: Problem | None = None, evaluate=None
 ):
-    """The L-BFGS phase (``optax.lbfgs``, zoom line search, memory ``pinn.lbfgs_memory``) from
-    ``start_params`` as an `Experiment`: (experiment, model, problem). One step is one L-BFGS
-    iteration (one or more loss evaluations in its line search)."""
+    """The L-BFGS phase (``optax.lbfgs``, zoom line search of at most ``LINESEARCH_STEPS``
+    evaluations, memory ``pinn.lbfgs_memory``) from ``start_params`` as an `Experiment`:
+    (experiment, model, problem). One step is one L-BFGS iteration. Once
+    ``pinn.lbfgs_patience`` consecutive line searches have needed at least half of their
+    evaluations (a healthy iteration needs one or two; many mean that the loss differences are
+    at the rounding level of its dtype), the iterations stop: the remaining steps leave the
+    state unchanged (``model_state = {"failures", "done"}``)."""
     from generative.core.train import Experiment, TrainState
 
     dtype = _dtype(config)
     problem = _problem_from_config(config) if problem is None else problem
     model = make_net(int(config.pinn.width), int(config.pinn.depth))
     mode = config.pinn.derivatives
-    tx = optax.lbfgs(memory_size=int(config.pinn.lbfgs_memory))
+    patience = int(config.pinn.lbfgs_patience)
+    tx = optax.lbfgs(
+        memory_size=int(config.pinn.lbfgs_memory),
+        linesearch=optax.scale_by_zoom_linesearch(
+            max_linesearch_steps=LINESEARCH_STEPS, initial_guess_strategy="one"
+        ),
+    )
     start_params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), start_params)
 
     def loss(params):
@@ -376,16 +388,37 @@ def make_lbfgs_experiment(
         # strongly typed leaves (the line search starts some weakly typed): the chunk of steps
         # then compiles once, not again when its outputs come back as inputs
         opt_state = jax.tree_util.tree_map(lambda a: jnp.asarray(a, a.dtype), tx.init(start_params))
-        return TrainState(jnp.zeros((), jnp.int32), start_params, opt_state, None)
+        stop = {"failures": jnp.zeros((), jnp.int32), "done": jnp.zeros((), bool)}
+        return TrainState(jnp.zeros((), jnp.int32), start_params, opt_state, stop)
 
-    def step(state, batch, key):
+    def iterate(state):
         value, grad = value_and_grad(state.params, state=state.opt_state)
         updates, opt_state = tx.update(
             grad, state.opt_state, state.params, value=value, grad=grad, value_fn=loss
         )
         params = optax.apply_updates(state.params, updates)
-        metrics = {"loss": value, "grad_norm": optax.global_norm(grad)}
-        return TrainState(state.step + 1, params, opt_state, None), metrics
+        evals = optax.tree.get(opt_state, "num_linesearch_steps")
+        hard = evals >= LINESEARCH_STEPS // 2
+        failures = jnp.where(hard, state.model_state["failures"] + 1, 0)
+        stop = {"failures": failures, "done": failures >= patience}
+        metrics = {
+            "loss": value,
+            "grad_norm": optax.global_norm(grad),
+            "linesearch_steps": evals.astype(value.dtype),
+        }
+        return TrainState(state.step + 1, params, opt_state, stop), metrics
+
+    def idle(state):
+        value = optax.tree.get(state.opt_state, "value")
+        metrics = {
+            "loss": value,
+            "grad_norm": optax.global_norm(optax.tree.get(state.opt_state, "grad")),
+            "linesearch_steps": jnp.zeros((), value.dtype),
+        }
+        return state._replace(step=state.step + 1), metrics
+
+    def step(state, batch, key):
+        return jax.lax.cond(state.model_state["done"], idle, iterate, state)
 
     experiment = Experiment(
         init=init, step=step, evaluate=evaluate or _evaluator(model, problem, config, dtype)
@@ -455,11 +488,11 @@ def _figures(workdir: pathlib.Path, problem: Problem, pred: np.ndarray) -> list[
 
 def _markdown(summary: dict) -> str:
     lines = [
-        "| phase | steps | relative L2 | loss | wall (s) |",
+        "| phase | steps | relative L2 | loss | wall (s, this command) |",
         "| --- | --- | --- | --- | --- |",
         f"| Adam | {summary['adam_steps']} | {summary['rel_l2_adam']:.3e} | "
         f"{summary['loss_adam']:.3e} | {summary['seconds_adam']:.1f} |",
-        f"| + L-BFGS | {summary['lbfgs_steps']} | {summary['rel_l2']:.3e} | "
+        f"| + L-BFGS | {summary['lbfgs_steps']}{' (stopped: stalled)' if summary['lbfgs_stopped'] else ''} | {summary['rel_l2']:.3e} | "
         f"{summary['loss']:.3e} | {summary['seconds_lbfgs']:.1f} |",
         "",
         f"Published (Raissi et al. 2019, L-BFGS to convergence): relative L2 "
@@ -499,6 +532,7 @@ def run_pinn(config: ml_collections.ConfigDict, workdir) -> dict:
             )
             state = run(experiment2, lbfgs_config, workdir / "lbfgs", mesh=mesh)
         seconds_lbfgs = time.perf_counter() - t0
+        stopped = lbfgs_config.num_steps > 0 and bool(state.model_state["done"])
         final = experiment.evaluate(int(state.step), state)
         pred = predict_grid(network_fn(model, state.params, problem.t_max), problem, dtype)
 
@@ -512,6 +546,7 @@ def run_pinn(config: ml_collections.ConfigDict, workdir) -> dict:
         "loss_adam": adam_eval["loss_u"] + adam_eval["loss_f"],
         "adam_steps": int(config.num_steps),
         "lbfgs_steps": int(p.lbfgs_steps),
+        "lbfgs_stopped": stopped,  # the line searches stalled: the last iterations were idle
         "seconds_adam": seconds_adam,
         "seconds_lbfgs": seconds_lbfgs,
         "max_abs_error": float(np.abs(pred - problem.grid_u).max()),

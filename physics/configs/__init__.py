@@ -92,6 +92,7 @@ CHECKS = {
     "pinn.dtype": one_of(*PINN_DTYPES),
     "pinn.lbfgs_steps": NON_NEGATIVE_INT,
     "pinn.lbfgs_memory": POSITIVE_INT,
+    "pinn.lbfgs_patience": POSITIVE_INT,
 }
 
 

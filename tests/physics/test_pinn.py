@@ -42,7 +42,7 @@ def test_residual_of_the_exact_solution_vanishes():
 
 def _tiny(dtype=jnp.float64):
     model = pinn.make_net(width=2, depth=1)
-    params = pinn._init_params(model, jax.random.PRNGKey(3), dtype)
+    params = pinn.init_params(model, jax.random.PRNGKey(3), dtype)
     params = jax.tree_util.tree_map(
         lambda a: a + 0.3 * jax.random.normal(jax.random.PRNGKey(4), a.shape, dtype), params
     )
@@ -93,7 +93,7 @@ def test_loss_terms_by_hand():
 def test_forward_and_taylor_modes_agree_with_finite_differences():
     with jax.enable_x64(True):
         model = pinn.make_net(width=4, depth=2)
-        params = pinn._init_params(model, jax.random.PRNGKey(1), jnp.float64)
+        params = pinn.init_params(model, jax.random.PRNGKey(1), jnp.float64)
         u_fn = pinn.network_fn(model, params, 0.99)
         t = jnp.array([0.1, 0.4, 0.9])
         x = jnp.array([-0.7, 0.2, 0.95])

@@ -147,6 +147,9 @@ def _evaluate(x, t, nu, potential, num_nodes, half_width, chunk, which):
     return jnp.where(positive, vals, at0).reshape(shape)
 
 
+_evaluate_jit = jax.jit(_evaluate, static_argnums=(2, 3, 4, 5, 6, 7))
+
+
 def _dispatch(x, t, nu, potential, num_nodes, span, chunk, which):
     span = _check(nu, num_nodes, span, potential)
     half_width = math.sqrt(span / (2.0 * nu) + 50.0) if _is_concrete(nu) else None
@@ -156,7 +159,7 @@ def _dispatch(x, t, nu, potential, num_nodes, span, chunk, which):
         if np.any(np.asarray(t) < 0):
             raise ValueError("t must be >= 0")
         with jax.enable_x64(True):
-            out = _evaluate(
+            out = _evaluate_jit(
                 np.asarray(x, np.float64),
                 np.asarray(t, np.float64),
                 float(nu),

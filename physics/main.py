@@ -1,4 +1,4 @@
-"""Command line: ``physics train|eval|aphynity|discover --config PRESET --workdir DIR key=value ...``."""
+"""Command line: ``physics train|eval|aphynity|discover|environments|pinn --config PRESET --workdir DIR key=value ...``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ COMMANDS = {
     "aphynity": "physics.aphynity:run_benchmark",
     "discover": "physics.discovery:run",
     "environments": "physics.environments:run_benchmark",
+    "pinn": "physics.pinn:run_pinn",
 }
 
 # Keys each command reads: a preset of another command is refused in one line.
@@ -22,6 +23,7 @@ _COMMAND_KEYS = {
     "aphynity": ("aphynity.datasets", "aphynity.methods", "aphynity.num_train"),
     "discover": ("discover.equations", "discover.methods", "discover.noise"),
     "environments": ("environments.systems", "environments.methods", "environments.num_test"),
+    "pinn": ("pinn.nu", "pinn.num_collocation", "pinn.derivatives", "pinn.lbfgs_steps"),
 }
 
 main = make_main(
@@ -35,9 +37,10 @@ main = make_main(
         "aphynity": "aphynity",
         "discover": "discover",
         "environments": "environments",
+        "pinn": "pinn",
     },
     description="PDE-driven spatiotemporal disentanglement, APHYNITY, equation discovery, "
-    "learning across environments",
+    "learning across environments and PINNs",
     command_checks={c: {k: _CHECKS[k] for k in keys} for c, keys in _COMMAND_KEYS.items()},
 )
 

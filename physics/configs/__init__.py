@@ -38,6 +38,8 @@ _NOISE_LEVELS = Check(_noise_levels, "a comma-separated list of noise levels in 
 ENV_SYSTEMS = ("lv", "gs")  # physics.environments.SYSTEMS
 ENV_METHODS = ("leads", "leads_no_min", "one_per_env", "one_for_all")  # METHODS without coda
 CODA_STUDY_METHODS = ("coda", "leads", "one_for_all")
+PINN_DERIVATIVES = ("forward", "taylor")  # physics.pinn.DERIVATIVES
+PINN_DTYPES = ("float32", "float64")  # physics.pinn.DTYPES
 
 _ZERO_OR_AT_LEAST_2 = Check(
     lambda v: isinstance(v, int) and not isinstance(v, bool) and (v == 0 or v >= 2),
@@ -148,6 +150,20 @@ CHECKS = {
     "environments.*.lambda_w": NON_NEGATIVE,
     "environments.*.lambda_context": NON_NEGATIVE,
     "environments.*.grad_clip": NON_NEGATIVE,
+    "pinn.nu": POSITIVE,
+    "pinn.t_max": POSITIVE,
+    "pinn.num_boundary": Check(
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 456,
+        "an integer in [1, 456] (the initial and boundary grid points)",
+    ),
+    "pinn.num_collocation": POSITIVE_INT,
+    "pinn.width": POSITIVE_INT,
+    "pinn.depth": POSITIVE_INT,
+    "pinn.derivatives": one_of(*PINN_DERIVATIVES),
+    "pinn.dtype": one_of(*PINN_DTYPES),
+    "pinn.lbfgs_steps": NON_NEGATIVE_INT,
+    "pinn.lbfgs_memory": POSITIVE_INT,
+    "pinn.lbfgs_patience": POSITIVE_INT,
 }
 
 

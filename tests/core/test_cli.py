@@ -143,6 +143,8 @@ BAD_VALUES = [
     ("physics", ["discover", "discover.noise=2"], "'discover.noise' must be a comma-separated list of noise levels in [0, 1)"),
     ("physics", ["environments", "environments.systems=lv,xx"], "'environments.systems' must be a comma-separated list of: lv, gs"),
     ("physics", ["environments", "environments.num_test=0"], "'environments.num_test' must be an integer >= 2, got 0"),
+    ("physics", ["pinn", "pinn.derivatives=reverse"], "'pinn.derivatives' must be one of the valid choices: forward, taylor, got 'reverse'"),
+    ("physics", ["pinn", "pinn.num_collocation=0"], "'pinn.num_collocation' must be a positive integer, got 0"),
     ("generative", ["metrics", "n=0"], "config key 'n' must be a positive integer, got 0"),
     ("generative", ["metrics", "sinkhorn_epsilon=0"], "'sinkhorn_epsilon' must be a finite number > 0, got 0.0"),
     ("generative", ["metrics", "source=cube"], "'source' must be one of the valid choices: eight_gaussians"),

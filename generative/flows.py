@@ -130,7 +130,7 @@ def log_standard_normal(z: jax.Array) -> jax.Array:
 
 
 def bounded_log_scale(raw: jax.Array, mode: str, clamp: float, scale=None) -> jax.Array:
-    """"tanh": scale⊙tanh(raw) (scale [d] learned, RealNVP); "softclamp": c·tanh(raw / c)."""
+    """ "tanh": scale⊙tanh(raw) (scale [d] learned, RealNVP); "softclamp": c·tanh(raw / c)."""
     if mode == "tanh":
         return scale[None, :] * jnp.tanh(raw)
     if mode == "softclamp":
@@ -391,8 +391,9 @@ class SpectralDense(nn.Module):
         w = jax.lax.stop_gradient(kernel)
         u = u_var.value.astype(kernel.dtype)
         if update:
-            for _ in range(self.power_iterations):
-                u = _unit(w.T @ _unit(w @ u))
+            u = jax.lax.fori_loop(
+                0, self.power_iterations, lambda _, u: _unit(w.T @ _unit(w @ u)), u
+            )
             if not self.is_initializing():
                 u_var.value = u
         v = jax.lax.stop_gradient(_unit(w @ u))
@@ -490,7 +491,9 @@ def residual_logdet_roulette(
 
     init = (jnp.ones((), jnp.int32), v, jnp.zeros(x.shape[:1], x.dtype), v)
     _, _, series, neumann = jax.lax.while_loop(cond, body, init)
-    _, jv = jax.jvp(lambda z: g(params, z), (x,), (v,))  # J v, differentiable in x and in g's parameters
+    _, jv = jax.jvp(
+        lambda z: g(params, z), (x,), (v,)
+    )  # J v, differentiable in x and in g's parameters
     surrogate = jnp.sum(neumann * jv, axis=-1)
     return series + surrogate - jax.lax.stop_gradient(surrogate)
 
@@ -565,9 +568,7 @@ class ResidualFlow(nn.Module):
         weights = self.block_weights()
         for i in reversed(range(self.blocks)):
             g = functools.partial(_mlp_g, weights[i])
-            z, _ = fixed_point_inverse(
-                g, z, tol=self.inverse_tol, max_iter=self.inverse_max_iter
-            )
+            z, _ = fixed_point_inverse(g, z, tol=self.inverse_tol, max_iter=self.inverse_max_iter)
             z = (z - self.an_bias[i][None, :]) * jnp.exp(-self.an_log_scale[i])[None, :]
         return z
 
@@ -587,9 +588,7 @@ class ResidualFlow(nn.Module):
 def lipschitz_bounds(model: ResidualFlow, variables: Variables) -> np.ndarray:
     """[blocks] Π_layers ‖W_normalised‖₂ (exact SVD): an upper bound of Lip(g) per block."""
     weights = model.apply(variables, method=ResidualFlow.block_weights)
-    return np.array(
-        [np.prod([np.linalg.norm(np.asarray(w), 2) for w, _ in ws]) for ws in weights]
-    )
+    return np.array([np.prod([np.linalg.norm(np.asarray(w), 2) for w, _ in ws]) for ws in weights])
 
 
 # ----------------------------------------------------------------------------- CNF
@@ -617,7 +616,9 @@ class Flow(NamedTuple):
     init: key -> variables; forward: (variables, x [n, d], key=None) -> (z, logdet [n]);
     inverse: (variables, z) -> x; log_prob: (variables, x, key=None) -> [n];
     sample: (variables, key, n) -> [n, d];
-    train_log_prob: (variables, x, key) -> (log p [n], updated non-param collections or {})."""
+    train_log_prob: (variables, x, key) -> (log p [n], updated non-param collections or {});
+    trajectory (CNF only): (variables, z [n, d], ts) -> [len(ts), n, d], the ODE from z at
+    t1 back to the data (ts descending)."""
 
     kind: str
     dim: int
@@ -628,6 +629,7 @@ class Flow(NamedTuple):
     sample: Callable
     train_log_prob: Callable
     module: Any = None
+    trajectory: Callable | None = None
 
 
 def module_flow(kind: str, module: nn.Module) -> Flow:
@@ -661,3 +663,398 @@ def module_flow(kind: str, module: nn.Module) -> Flow:
     return Flow(kind, dim, init, forward, inverse, log_prob, sample, train_log_prob, module)
 
 
+SOLVERS = ("dopri5", "tsit5")
+ADJOINTS = ("backsolve", "direct", "forward")
+
+
+def _solver(name: str):
+    import diffrax
+
+    _choice("solver", name, SOLVERS)
+    return diffrax.Dopri5() if name == "dopri5" else diffrax.Tsit5()
+
+
+def cnf_flow(
+    field: VectorField,
+    *,
+    t1: float = 1.0,
+    trace: str = "hutchinson",
+    solver: str = "dopri5",
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+    adjoint: str = "backsolve",
+    max_steps: int = 4096,
+) -> Flow:
+    """The `Flow` of a continuous normalizing flow with vector field `field` on [0, t1].
+
+    forward: z = x(t1), logdet = ∫₀^t1 div f dt (`generative.continuous.solve_with_logdet`;
+    `trace` "exact" or "hutchinson", the latter needs a key), the adaptive `solver` at
+    (`rtol`, `atol`); gradients by `adjoint` "backsolve" (diffrax.BacksolveAdjoint: the
+    adjoint ODE backwards in time, O(1) memory, FFJORD's method), "direct" (backpropagation
+    through the solver steps) or "forward" (diffrax.ForwardMode: forward-mode derivatives
+    only, e.g. `jax.jacfwd` of the map in low dimension). inverse / sample / trajectory: the ODE
+    backwards from t1 (no log-det)."""
+    import diffrax
+
+    _choice("trace", trace, TRACES)
+    _choice("adjoint", adjoint, ADJOINTS)
+    _check_dim(field.dim, "a CNF")
+    dim = field.dim
+    ode_solver = _solver(solver)
+
+    def vf(t, x, params):
+        return field.apply({"params": params}, t, x)
+
+    def init(key):
+        return {"params": field.init(key, 0.0, jnp.zeros((1, dim), jnp.float32))["params"]}
+
+    def forward(variables, x, key=None):
+        from generative.continuous import solve_with_logdet
+
+        if trace == "hutchinson" and key is None:
+            raise ValueError("a CNF with trace='hutchinson' needs a PRNG key")
+        res = solve_with_logdet(
+            vf,
+            x,
+            0.0,
+            t1,
+            variables["params"],
+            method=trace,
+            key=key,
+            solver=ode_solver,
+            rtol=rtol,
+            atol=atol,
+            adjoint={
+                "backsolve": diffrax.BacksolveAdjoint(),
+                "direct": None,
+                "forward": diffrax.ForwardMode(),
+            }[adjoint],
+            max_steps=max_steps,
+        )
+        return res.y, res.delta
+
+    def trajectory(variables, z, ts):
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(vf),
+            ode_solver,
+            t1,
+            0.0,
+            None,
+            z,
+            variables["params"],
+            saveat=diffrax.SaveAt(ts=ts),
+            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+            max_steps=max_steps,
+        )
+        return sol.ys
+
+    def inverse(variables, z):
+        return trajectory(variables, z, jnp.zeros((1,), z.dtype))[0]
+
+    def log_prob(variables, x, key=None):
+        z, logdet = forward(variables, x, key)
+        return log_standard_normal(z) + logdet
+
+    def sample(variables, key, n):
+        return inverse(variables, jax.random.normal(key, (n, dim)))
+
+    def train_log_prob(variables, x, key):
+        return log_prob(variables, x, key), {}
+
+    return Flow(
+        "cnf", dim, init, forward, inverse, log_prob, sample, train_log_prob, field, trajectory
+    )
+
+
+# ----------------------------------------------------------------------------- family
+
+
+def _check_family(config: ml_collections.ConfigDict) -> None:
+    got = config.get("family", None)
+    if got != "flow":
+        raise ValueError(f"config.family is {got!r}; this module builds family 'flow'")
+
+
+def build_flow(config: ml_collections.ConfigDict, dim: int = 2, evaluation: bool = False) -> Flow:
+    """The `Flow` of `config.model` for data of dimension `dim`. `evaluation=True`: the
+    residual flow's log-det by `eval.logdet` and the CNF's divergence by `eval.trace` at
+    (`eval.rtol`, `eval.atol`) instead of the training estimators."""
+    m = config.model
+    _choice("model.kind", m.kind, KINDS)
+    hidden = tuple(int(h) for h in m.hidden)
+    if m.kind in ("nice", "realnvp"):
+        module = CouplingFlow(
+            dim,
+            layers=int(m.layers),
+            hidden=hidden,
+            activation=m.activation,
+            coupling="additive" if m.kind == "nice" else "affine",
+            log_scale=m.log_scale,
+            clamp=float(m.clamp),
+            scaling=m.kind == "nice",
+        )
+        return module_flow(m.kind, module)
+    if m.kind == "maf":
+        module = MAF(
+            dim,
+            layers=int(m.layers),
+            hidden=hidden,
+            activation=m.activation,
+            log_scale=m.log_scale,
+            clamp=float(m.clamp),
+        )
+        return module_flow("maf", module)
+    if m.kind == "resflow":
+        logdet = config.eval.logdet if evaluation else m.logdet
+        _choice("logdet", logdet, LOGDETS)
+        module = ResidualFlow(
+            dim,
+            blocks=int(m.layers),
+            hidden=hidden,
+            lipschitz=float(m.lipschitz),
+            power_iterations=int(m.power_iterations),
+            logdet=logdet,
+            roulette_p=float(m.roulette_p),
+            exact_terms=int(m.exact_terms),
+            inverse_tol=float(m.inverse_tol),
+            inverse_max_iter=int(m.inverse_max_iter),
+        )
+        return module_flow("resflow", module)
+    field = VectorField(dim, hidden, m.activation)
+    e = config.eval
+    return cnf_flow(
+        field,
+        t1=float(m.t1),
+        trace=e.trace if evaluation else m.trace,
+        solver=m.solver,
+        rtol=float(e.rtol if evaluation else m.rtol),
+        atol=float(e.atol if evaluation else m.atol),
+        adjoint=m.adjoint,
+        max_steps=int(m.max_steps),
+    )
+
+
+@functools.partial(jax.jit, static_argnums=(0, 2))
+def _draw_toy(name: str, key: jax.Array, n: int) -> jax.Array:
+    from generative.data.toy import sample_toy
+
+    return sample_toy(name, key, n)
+
+
+def _check_toy(name: str) -> None:
+    from generative.data.toy import TOY_DATASETS
+
+    _choice("data.toy", name, tuple(TOY_DATASETS))
+
+
+def _test_data(config: ml_collections.ConfigDict, salt: int = 2**31 - 1) -> np.ndarray:
+    """`eval.num_test` held-out toy samples [n, 2] (a key no training step uses)."""
+    _check_toy(config.data.toy)
+    key = jax.random.fold_in(jax.random.PRNGKey(int(config.seed)), salt)
+    return np.asarray(_draw_toy(config.data.toy, key, int(config.eval.num_test)), np.float32)
+
+
+def _variables(state) -> Variables:
+    return {"params": state.params, **(state.model_state or {})}
+
+
+def make_experiment(config: ml_collections.ConfigDict, workdir=None):
+    """The `Experiment` of a flow preset (`config.family == "flow"`): maximum likelihood,
+    loss = −mean log p(x) (nats) on a fresh toy batch each step. Logging steps report the test
+    NLL on `eval.log_num_test` held-out points (evaluation estimators) and, with `workdir`,
+    save a sample snapshot there (for `training.gif`)."""
+    from generative.core.train import Experiment, TrainState, loss_step, make_optimizer
+    from generative.data.toy import sample_toy
+
+    _check_family(config)
+    flow = build_flow(config)
+    eval_flow = build_flow(config, evaluation=True)
+    tx = make_optimizer(config.optimizer, int(config.num_steps))
+    batch_size, toy = int(config.batch_size), config.data.toy
+    _check_toy(toy)
+
+    def init(key):
+        variables = dict(flow.init(key))
+        params = variables.pop("params")
+        return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), variables or None)
+
+    def loss_fn(params, model_state, batch, key):
+        del batch
+        kd, kf = jax.random.split(key)
+        x = sample_toy(toy, kd, batch_size)
+        logp, updates = flow.train_log_prob({"params": params, **(model_state or {})}, x, kf)
+        new_state = {**model_state, **updates} if model_state else model_state
+        return -jnp.mean(logp), ({}, new_state)
+
+    n_log = min(int(config.eval.log_num_test), int(config.eval.num_test))
+    log_x = jnp.asarray(_test_data(config)[: max(n_log, 1)])  # the first test points
+    log_key = jax.random.fold_in(jax.random.PRNGKey(int(config.seed)), 11)
+
+    @jax.jit
+    def log_fn(variables):
+        nll = -jnp.mean(eval_flow.log_prob(variables, log_x, log_key))
+        return nll, eval_flow.sample(variables, log_key, 1000)
+
+    def evaluate(step, state):
+        if not n_log and workdir is None:
+            return {}
+        nll, samples = log_fn(_variables(state))
+        if workdir is not None:
+            from generative.plots import save_snapshot
+
+            save_snapshot(workdir, step, samples)
+        return {"test_nll": float(nll)} if n_log else {}
+
+    def finalize(state, wd):
+        return evaluate_state(config, state, wd)
+
+    return Experiment(init=init, step=loss_step(loss_fn, tx), evaluate=evaluate, finalize=finalize)
+
+
+def _batched(fn, x: np.ndarray, batch: int) -> np.ndarray:
+    """fn over x in batches of `batch` rows (the last one padded: one compiled shape)."""
+    n = len(x)
+    batch = max(1, min(batch, n))
+    pad = (-n) % batch
+    xp = np.concatenate([x, np.repeat(x[-1:], pad, 0)]) if pad else x
+    out = [np.asarray(fn(jnp.asarray(xp[i : i + batch]))) for i in range(0, len(xp), batch)]
+    return np.concatenate(out)[:n]
+
+
+def evaluate_state(config: ml_collections.ConfigDict, state, workdir) -> dict:
+    """Test metrics and figures of a trained flow, written into `workdir`.
+
+    eval.json: `nll_nats` = −mean log p on `eval.num_test` held-out points with its standard
+    error (evaluation estimators: exact log-det / divergence in 2-D), next to the data's
+    entropy (`entropy_nats`, ln 32 for the checkerboard: the floor of the expected NLL);
+    `sinkhorn` (ε = `eval.sinkhorn_epsilon`; NaN when `eval.sinkhorn` is off) and `energy`
+    distances of `eval.num_samples`
+    samples to as many held-out points, and the same distances between two independent data
+    sets of that size (`*_data`, the noise floor); `grid_mass`, ∫ exp(log p) over the
+    plotted grid [−`eval.extent`, `eval.extent`]² (≈ 1 when the mass lies inside);
+    `inverse_max_error` of inverse(forward(x)) on held-out points; residual flows also the
+    largest Lipschitz bound of g (exact SVD of the normalised weights, < 1 for
+    invertibility). Figures: density.png (exp log p on the grid), samples_scatter.png,
+    training.gif (samples over training, when snapshots were saved) and, for the CNF,
+    flow.gif (noise carried to data along the ODE time).
+    """
+    from generative import metrics as metrics_lib
+    from generative import plots
+
+    _check_family(config)
+    t0 = time.perf_counter()
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    e = config.eval
+    flow = build_flow(config, evaluation=True)
+    variables = _variables(state)
+    test = _test_data(config)
+    n, n_samples = len(test), min(int(e.num_samples), len(test))
+    root = jax.random.fold_in(jax.random.PRNGKey(int(config.seed)), 13)
+
+    log_prob = jax.jit(lambda x: flow.log_prob(variables, x, root))
+    logp = _batched(log_prob, test, int(e.batch))
+    nll = -float(logp.mean())
+    samples = np.asarray(jax.jit(flow.sample, static_argnums=2)(variables, root, n_samples))
+    reference = test[:n_samples]
+    other = _test_data(config, salt=2**31 - 2)[:n_samples]
+    eps = float(e.sinkhorn_epsilon)
+
+    @jax.jit
+    def distances(a, b):
+        sink = metrics_lib.sinkhorn_divergence(a, b, eps) if e.sinkhorn else jnp.nan
+        return sink, metrics_lib.energy_distance(a, b)
+
+    finite = np.isfinite(samples).all(1)
+    sink, energy = map(float, distances(samples[finite], reference))
+    sink_data, energy_data = map(float, distances(other, reference))
+
+    g, ext = int(e.grid), float(e.extent)
+    h = 2 * ext / g
+    centres = -ext + h * (np.arange(g) + 0.5)
+    gx, gy = np.meshgrid(centres, centres)  # [G, G]: row i at y_i, column j at x_j
+    grid = np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)
+    density = np.exp(_batched(log_prob, grid, int(e.batch))).reshape(g, g)
+    mass = float(density.sum() * h * h)
+
+    m = min(n, 1000)
+    fwd = jax.jit(lambda x: flow.forward(variables, x, root)[0])
+    inv = jax.jit(lambda z: flow.inverse(variables, z))
+    inverse_error = float(np.abs(np.asarray(inv(fwd(jnp.asarray(test[:m])))) - test[:m]).max())
+
+    toy = config.data.toy
+    out: dict[str, Any] = {
+        "family": "flow",
+        "kind": config.model.kind,
+        "step": int(jax.device_get(state.step)),
+        "data": f"toy {toy} (generative.data.toy)",
+        "num_test": n,
+        "nll_nats": nll,
+        "nll_nats_stderr": float(logp.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0,
+    }
+    if toy in ENTROPY_NATS:
+        out["entropy_nats"] = ENTROPY_NATS[toy]
+        out["nll_minus_entropy"] = nll - ENTROPY_NATS[toy]
+    out.update(
+        {
+            "num_samples": n_samples,
+            "nonfinite_samples": int((~finite).sum()),
+            "sinkhorn": sink,
+            "sinkhorn_data": sink_data,
+            "sinkhorn_epsilon": eps,
+            "energy": energy,
+            "energy_data": energy_data,
+            "grid_mass": mass,
+            "grid": g,
+            "extent": ext,
+            "inverse_max_error": inverse_error,
+            "num_parameters": int(sum(np.size(a) for a in jax.tree.leaves(state.params))),
+        }
+    )
+    if config.model.kind == "resflow":
+        out["lipschitz_bound_max"] = float(lipschitz_bounds(flow.module, variables).max())
+    if config.model.kind == "cnf":
+        out["logdet"] = f"exact divergence, rtol {e.rtol:g}, atol {e.atol:g}"
+    elif config.model.kind == "resflow":
+        out["logdet"] = e.logdet
+
+    name = config.model.kind
+    title = f"{name} density (exp log p), NLL {nll:.3f} nats"
+    plots.save_density_grid(workdir / "density.png", density, ext, title=title)
+    plots.save_scatter(workdir / "samples_scatter.png", samples[finite], reference, ext,
+                       title=f"{name} samples, {toy}")  # fmt: skip
+
+    def render(a, step):
+        return plots.scatter_frame(a, reference, ext, title=f"step {step}")
+
+    gif = plots.snapshots_gif(workdir, workdir / "training.gif", render)
+    if gif is not None:
+        out["training_gif"] = gif.name
+    if flow.trajectory is not None:
+        frames = int(e.gif_frames)
+        ts = np.linspace(float(config.model.t1), 0.0, frames).astype(np.float32)
+        z = jax.random.normal(jax.random.fold_in(root, 1), (n_samples, flow.dim))
+        path = jax.jit(flow.trajectory)(variables, z, jnp.asarray(ts))
+        ode_dir = workdir / "ode_time"
+        for i, xs in enumerate(np.asarray(path)):
+            plots.save_snapshot(ode_dir, i, xs)
+
+        def render_t(a, i):
+            return plots.scatter_frame(a, reference, ext, title=f"ODE time t = {ts[i]:.2f}")
+
+        gif = plots.snapshots_gif(ode_dir, workdir / "flow.gif", render_t, max_frames=frames)
+        out["flow_gif"] = gif.name
+    out["eval_seconds"] = time.perf_counter() - t0
+    (workdir / "eval.json").write_text(json.dumps(out, indent=2) + "\n")
+    logger.info(
+        "flow %s eval (%s): test NLL %.4f ± %.4f nats (%d points)%s, Sinkhorn %.4g (data %.4g)",
+        name,
+        toy,
+        nll,
+        out["nll_nats_stderr"],
+        n,
+        f", entropy {ENTROPY_NATS[toy]:.4f}" if toy in ENTROPY_NATS else "",
+        sink,
+        sink_data,
+    )
+    return out

@@ -13,6 +13,7 @@ from generative.configs.flow_realnvp_checkerboard import CHECKS, CROSS_CHECKS, f
 
 def get_config():
     c = flow_config("cnf")
+    c.num_steps, c.log_every, c.checkpoint_every = 4000, 500, 1000
     c.model.hidden = (64, 64, 64)
     c.model.activation = "tanh"
     c.batch_size = 256

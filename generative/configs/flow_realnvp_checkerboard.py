@@ -81,10 +81,10 @@ CROSS_CHECKS = (_reported_logdet_is_exact,)
 def flow_config(kind: str = "realnvp") -> ml_collections.ConfigDict:
     c = base_config()
     c.family = "flow"
-    c.num_steps = 10000
+    c.num_steps = 20000
     c.batch_size = 512
-    c.log_every = 1000
-    c.checkpoint_every = 5000
+    c.log_every = 2000
+    c.checkpoint_every = 10000
     c.optimizer.lr = 1e-3
     c.optimizer.schedule = "cosine"
 

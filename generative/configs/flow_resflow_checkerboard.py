@@ -12,6 +12,7 @@ from generative.configs.flow_realnvp_checkerboard import CHECKS, CROSS_CHECKS, f
 
 def get_config():
     c = flow_config("resflow")
+    c.num_steps, c.log_every, c.checkpoint_every = 10000, 1000, 5000
     c.model.layers = 8
     c.model.hidden = (64, 64)
     return c

@@ -170,7 +170,7 @@ def test_roulette_log_det_and_its_gradient_are_unbiased():
             est = lambda ws: flows.residual_logdet_roulette(g, ws, x, key)  # noqa: E731
             return est(ws), jax.grad(lambda ws: est(ws).sum())(ws)
 
-        n = 20000
+        n = 5000
         est, grads = jax.jit(jax.vmap(draw))(jax.random.split(jax.random.PRNGKey(4), n))
         truth = [exact(ws)] + jax.tree.leaves(jax.grad(lambda ws: exact(ws).sum())(ws))
         draws = [est] + jax.tree.leaves(grads)
@@ -182,7 +182,7 @@ def test_roulette_log_det_and_its_gradient_are_unbiased():
             np.testing.assert_allclose(np.asarray(t).reshape(-1)[~keep], 0.0, atol=1e-12)
             zs.append((d.mean(0)[keep] - np.asarray(t).reshape(-1)[keep]) / se[keep])
         zs = np.concatenate(zs)
-        assert np.abs(zs).max() < 4.5, zs  # ~ 50 z-scores
+        assert np.abs(zs).max() < 4.5, zs  # 40 z-scores
         assert abs(zs.mean()) < 4 / math.sqrt(len(zs)), zs.mean()
         assert np.abs(np.asarray(exact(ws))).min() > 0.02  # a non-trivial log-det
 
@@ -226,16 +226,18 @@ def test_cnf_log_det_is_the_limit_of_euler_flows_at_first_order():
 
 
 def test_bad_options_are_one_line_value_errors():
+    def shapes(flow):  # builds the modules (their checks run) without compiling anything
+        return jax.eval_shape(flows.module_flow("f", flow).init, jax.random.PRNGKey(0))
+
+    residual = flows.module_flow("r", flows.ResidualFlow(2, 1, (4,)))
     errors = []
     for make, match in [
-        (lambda: flows.CouplingFlow(1).init(jax.random.PRNGKey(0), jnp.zeros((1, 1))), "d >= 2"),
-        (lambda: flows.MAF(2, log_scale="exp").init(jax.random.PRNGKey(0), jnp.zeros((1, 2))),
-         "softclamp"),
-        (lambda: flows.ResidualFlow(2, lipschitz=1.0).init(jax.random.PRNGKey(0),
-                                                           jnp.zeros((1, 2))), r"\(0, 1\)"),
-        (lambda: flows.module_flow("r", flows.ResidualFlow(2, 1, (4,))).log_prob(
-            flows.module_flow("r", flows.ResidualFlow(2, 1, (4,))).init(jax.random.PRNGKey(0)),
-            jnp.zeros((1, 2))), "needs a PRNG key"),
+        (lambda: shapes(flows.CouplingFlow(1)), "d >= 2"),
+        (lambda: shapes(flows.MAF(2, log_scale="exp")), "softclamp"),
+        (lambda: shapes(flows.ResidualFlow(2, lipschitz=1.0)), r"\(0, 1\)"),
+        (lambda: jax.eval_shape(residual.log_prob, shapes(residual.module), jnp.zeros((1, 2))),
+         "needs a PRNG key"),
+        (lambda: flows.cnf_flow(flows.VectorField(2), adjoint="semi"), "backsolve, direct"),
         (lambda: _tiny(["model.kind=glow"]), "nice, realnvp"),
         (lambda: _tiny(["model.kind=resflow", "eval.logdet=roulette"]), "eval.logdet"),
     ]:  # fmt: skip
@@ -253,7 +255,7 @@ def test_tiny_training_run_writes_its_evaluation(tmp_path):
     from generative.main import main
 
     code = main(["train", "--config", "flow_realnvp_tiny", "--workdir", str(tmp_path),
-                 "eval.sinkhorn_epsilon=0.5"])  # fmt: skip
+                 "eval.sinkhorn=false"])  # fmt: skip
     assert code in (0, None)
     ev = json.loads((tmp_path / "eval.json").read_text())
     assert ev["kind"] == "realnvp" and ev["step"] == 20 and ev["num_test"] == 256
@@ -261,6 +263,6 @@ def test_tiny_training_run_writes_its_evaluation(tmp_path):
     assert ev["nll_nats"] > math.log(32) - 5 * ev["nll_nats_stderr"]  # no model beats the floor
     assert ev["inverse_max_error"] < 1e-4
     assert 0.9 < ev["grid_mass"] <= 1.0 + 1e-3
-    assert ev["sinkhorn"] > ev["sinkhorn_data"] > 0
+    assert ev["energy"] > ev["energy_data"] > 0 and math.isnan(ev["sinkhorn"])
     for name in ("density.png", "samples_scatter.png", "training.gif", "metrics.csv"):
         assert (tmp_path / name).stat().st_size > 0

@@ -100,13 +100,27 @@ def _torch_discrete(kind: str, layers: int, hidden: tuple[int, ...], xs: np.ndar
     return call, sum(p.numel() for p in flow.parameters())
 
 
-def _ours_cnf(x: np.ndarray, hidden: tuple[int, ...], tol: float):
+def _trained_cnf_params(workdir: str):
+    """The field parameters of a trained `flow_cnf_*` run (its newest checkpoint)."""
+    import ml_collections
+
+    from generative.families import restore_state
+
+    config = ml_collections.ConfigDict(
+        json.loads((pathlib.Path(workdir) / "config.json").read_text())
+    )
+    _, state = restore_state(config, workdir)
+    return state.params, [int(h) for h in config.model.hidden]
+
+
+def _ours_cnf(x: np.ndarray, hidden: tuple[int, ...], tol: float, params=None):
     """(step call, params of the field, (forward, backward) evaluations of one step)."""
     field = flows.VectorField(2, hidden, "tanh")
     settings = dict(trace="hutchinson", solver="dopri5", rtol=tol, atol=tol, adjoint="backsolve")
     flow = flows.cnf_flow(field, **settings)
     tx = optax.adam(1e-3)
-    params = flow.init(jax.random.PRNGKey(0))["params"]
+    if params is None:
+        params = flow.init(jax.random.PRNGKey(0))["params"]
     state = (params, tx.init(params))
     xd = jnp.asarray(x)
 
@@ -190,6 +204,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--cnf-batch", type=int, default=256)
     ap.add_argument("--cnf-hidden", default="64,64,64")
     ap.add_argument("--tol", type=float, default=1e-5)
+    ap.add_argument(
+        "--cnf-workdir",
+        default="",
+        help="a trained flow_cnf_* run: time the step at its weights (default: initial weights)",
+    )
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--out", default=str(pathlib.Path(__file__).parent / "results/flows.json"))
@@ -250,8 +269,12 @@ def main(argv=None) -> dict:
 
     if "cnf" in only:
         cnf_hidden = tuple(int(h) for h in args.cnf_hidden.split(","))
+        trained = None
+        if args.cnf_workdir:
+            trained, widths = _trained_cnf_params(args.cnf_workdir)
+            cnf_hidden = tuple(widths)
         x = _batches(1, args.cnf_batch, seed=3)[0]
-        ours, params, (fwd, bwd) = _ours_cnf(x, cnf_hidden, args.tol)
+        ours, params, (fwd, bwd) = _ours_cnf(x, cnf_hidden, args.tol, trained)
         fns, names = [ours], ["ours"]
         nfe_torch = {}
         if torch is not None:
@@ -276,6 +299,7 @@ def main(argv=None) -> dict:
             "solver": "dopri5",
             "trace": "hutchinson",
             "adjoint": "diffrax.BacksolveAdjoint vs torchdiffeq.odeint_adjoint",
+            "weights": f"trained ({args.cnf_workdir})" if trained is not None else "initial",
             "seconds_per_step": sec,
             "nfe_ours": {"forward": fwd, "backward": bwd},
         }

@@ -127,9 +127,12 @@ def solve_with_logdet(
         else:
             eps = jax.random.normal(key, x.shape, dtype=x.dtype)
 
-    def augmented(t, state, args):
+    # the probe travels in the solver's args, not in a closure: an adjoint's custom VJP
+    # (diffrax.BacksolveAdjoint) must not close over values traced by an enclosing jit
+    def augmented(t, state, args_and_probe):
         z, _ = state
-        fz, div = divergence(lambda u: vector_field(t, u, args), z, method=method, eps=eps)
+        args, probe = args_and_probe
+        fz, div = divergence(lambda u: vector_field(t, u, args), z, method=method, eps=probe)
         return fz, div
 
     solver = diffrax.Tsit5() if solver is None else solver
@@ -149,7 +152,7 @@ def solve_with_logdet(
         t1,
         dt0,
         (x, jnp.zeros((x.shape[0],), x.dtype)),
-        args,
+        (args, eps),
         saveat=diffrax.SaveAt(t1=True),
         stepsize_controller=controller,
         max_steps=max_steps,

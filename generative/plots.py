@@ -19,6 +19,7 @@ __all__ = [
     "image_grid_frame",
     "save_scatter",
     "save_density",
+    "save_density_grid",
     "save_snapshot",
     "load_snapshots",
     "snapshots_gif",
@@ -182,4 +183,30 @@ def snapshots_gif(
         return None
     path = pathlib.Path(path)
     imageio.mimsave(path, frames, duration=duration, loop=0)
+    return path
+
+
+def save_density_grid(
+    path, density: np.ndarray, extent: float, title: str = "", log: bool = False
+) -> pathlib.Path:
+    """Write a density given on a regular grid over [−extent, extent]²: density [G, G] with
+    row i at y_i and column j at x_j (both ascending, cell centres), e.g. exp(log p) of a
+    model; `log=True` shows log density."""
+    density = np.asarray(density, np.float64)
+    if density.ndim != 2:
+        raise ValueError(f"save_density_grid expects a [G, G] array, got shape {density.shape}")
+    fig = _figure(5.0, 120)
+    ax = fig.add_subplot(1, 1, 1)
+    shown = np.log(np.maximum(density, 1e-300)) if log else density
+    ax.imshow(
+        shown,
+        extent=(-extent, extent, -extent, extent),
+        origin="lower",
+        cmap="magma",
+        interpolation="nearest",
+    )
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path = pathlib.Path(path)
+    fig.savefig(path)
     return path

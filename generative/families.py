@@ -28,6 +28,7 @@ FAMILIES = {
     "ali": "generative.ali",
     "vae": "generative.vae",
     "vqvae": "generative.vqvae",
+    "diffusion": "generative.diffusion",
 }
 
 

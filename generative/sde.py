@@ -193,9 +193,11 @@ class VESDE(_SDE):
         return self.sigma(t) * math.sqrt(2 * math.log(self.sigma_max / self.sigma_min))
 
     def marginal(self, t):
-        """(m(t), σ(t)) = (1, √(σ_v(t)² − σ_min²))."""
-        s = self.sigma(t)
-        return jnp.ones_like(s), jnp.sqrt(s**2 - self.sigma_min**2)
+        """(m(t), σ(t)) = (1, √(σ_v(t)² − σ_min²)), computed as σ_min √(expm1(2t ln r)),
+        r = σ_max/σ_min (no cancellation near t = 0)."""
+        t = jnp.asarray(t)
+        log_r = math.log(self.sigma_max / self.sigma_min)
+        return jnp.ones_like(t), self.sigma_min * jnp.sqrt(jnp.expm1(2.0 * t * log_r))
 
 
 def make_sde(name: str, **kwargs) -> _SDE:
@@ -439,6 +441,7 @@ def log_likelihood(
     eps: float = 1e-5,
     method: str = "exact",
     key: jax.Array | None = None,
+    noise: str = "rademacher",
     solver: str = "tsit5",
     rtol: float = 1e-5,
     atol: float = 1e-5,
@@ -447,30 +450,25 @@ def log_likelihood(
 ):
     """log p_eps(x) [n] (nats) by the probability-flow ODE from eps to T, with the divergence
     integrated alongside (`generative.continuous.solve_with_logdet`; method "exact" or
-    "hutchinson", which needs `key`). prior_logp defaults to the SDE's prior. Returns
-    (log p [n], number of solver steps)."""
+    "hutchinson", which needs `key`; one probe per example, `noise` rademacher or gaussian).
+    prior_logp defaults to the SDE's prior. Returns (log p [n], vector-field evaluations)."""
     from generative.continuous import solve_with_logdet
 
-    field = probability_flow(sde, score_fn)
-    shape = x.shape
-
-    def flat_field(t, y, args):  # solve_with_logdet works on [n, d]
-        return field(t, y.reshape(shape), args).reshape(y.shape)
-
     res = solve_with_logdet(
-        flat_field,
-        x.reshape(shape[0], -1),
+        probability_flow(sde, score_fn),
+        x,
         eps,
         sde.T,
         method=method,
         key=key,
+        noise=noise,
         solver=ode_solver(solver),
         rtol=rtol,
         atol=atol,
         max_steps=max_steps,
     )
     prior = sde.prior_logp if prior_logp is None else prior_logp
-    return prior(res.y.reshape(shape)) + res.delta, res.num_steps
+    return prior(res.y) + res.delta, res.num_evaluations
 
 
 def bits_per_dim(log_density, dims: int, *, levels: int = 256, scale: float = 2.0):

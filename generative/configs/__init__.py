@@ -14,7 +14,7 @@ TOY_DATASETS = (
     "swiss_roll",
 )
 
-FAMILIES = ("gan", "ali", "vae", "vqvae")  # generative.families.FAMILIES
+FAMILIES = ("gan", "ali", "vae", "vqvae", "diffusion")  # generative.families.FAMILIES
 TABLE_MODELS = ("gan", "ali", "wgan_gp", "lsgan", "hinge")  # generative.modes.MODELS
 TABLE_DATASETS = ("grid", "ring")  # generative.modes.DATASETS
 TABLE_PROTOCOLS = ("ali_paper", "pacgan")  # generative.modes.PROTOCOLS

@@ -97,6 +97,7 @@ __all__ = [
     "load_data",
     "make_experiment",
     "evaluate_state",
+    "make_sampler",
     "sample",
     "test_data",
     "log_likelihood",
@@ -699,18 +700,38 @@ def _draw(model: _Model, sampler: str, opts: dict, params, key, n: int, frames: 
     return out.x, out.path, out.nfe
 
 
-def sample(config: ml_collections.ConfigDict, state, key: jax.Array, n: int, sampler: str = ""):
-    """n samples of a trained model in the data space (images in [0, 1]) with `sampler`
-    (default: the first of `config.eval.samplers`). -> (samples, network evaluations)."""
+def make_sampler(config: ml_collections.ConfigDict, sampler: str, n: int, **overrides):
+    """A jitted `(params, key) -> (samples [n, ...] in the data space, evaluations)` of a
+    trained model's `sampler`, its settings from `config.sample` / `config.ncsn` /
+    `config.ddpm.variance` updated by `overrides` (keys: steps, pc_steps, corrector_steps,
+    snr, ddim_steps, eta, solver, rtol, atol, ode_steps, eps, variance, langevin_steps,
+    step_eps, denoise). evaluations: network evaluations ([] int; fixed-cost samplers count
+    them ahead, the adaptive ODE from its solver steps)."""
     _check_family(config)
     data_shape = (2,) if config.data.name == "toy" else (28, 28, 1)
     model = _model(config, data_shape)
-    sampler = sampler or _samplers(config)[0]
     opts = _sampler_settings(config)
-    fn = jax.jit(lambda p, k: _draw(model, sampler, opts, p, k, n))
-    x, _, nfe = fn(state.params, key)
-    nfe = _nfe(model, sampler, opts) if nfe is None else int(nfe)
-    return np.asarray(_to_data(config, x)), nfe
+    unknown = sorted(set(overrides) - set(opts))
+    if unknown:
+        raise ValueError(f"unknown sampler settings {', '.join(unknown)}; valid: {', '.join(opts)}")
+    opts.update(overrides)
+    _choice(f"sampler for model.kind={model.kind}", sampler, SAMPLERS[model.kind])
+    fixed = _nfe(model, sampler, opts)
+
+    @jax.jit
+    def fn(params, key):
+        x, _, nfe = _draw(model, sampler, opts, params, key, n)
+        return _to_data(config, x), jnp.asarray(fixed if nfe is None else nfe)
+
+    return fn
+
+
+def sample(config: ml_collections.ConfigDict, state, key: jax.Array, n: int, sampler: str = ""):
+    """n samples of a trained model in the data space (images in [0, 1]) with `sampler`
+    (default: the first of `config.eval.samplers`). -> (samples, network evaluations)."""
+    fn = make_sampler(config, sampler or _samplers(config)[0], n)
+    x, nfe = fn(state.params, key)
+    return np.asarray(x), int(nfe)
 
 
 def _to_data(config, x):
@@ -791,7 +812,7 @@ def evaluate_state(config: ml_collections.ConfigDict, state, workdir, data=None)
     dequantisation), except for NCSN; for guidance, the fraction of samples of each class y
     nearest to its mode for each scale of `guidance.scales`. Figures: samples_<sampler>.png
     (scatter, or an image grid), samples_density.png (2-D), flow.gif (the probability-flow ODE
-    carrying prior noise to data; Langevin dynamics for NCSN)."""
+    carrying prior noise to data; Langevin dynamics for NCSN; `eval.gif_sampler`)."""
     from generative import metrics as m
     from generative import plots
 
@@ -828,9 +849,9 @@ def evaluate_state(config: ml_collections.ConfigDict, state, workdir, data=None)
             )
     first = None
     for i, sampler in enumerate(samplers):
-        fn = jax.jit(lambda p, k, s=sampler: _draw(model, s, opts, p, k, n))
         key = jax.random.fold_in(root, i)
-        x, _, nfe = jax.block_until_ready(fn(state.params, key))  # compile
+        fn = jax.jit(lambda p, k, s=sampler: _draw(model, s, opts, p, k, n))
+        fn = fn.lower(state.params, key).compile()  # compiled ahead: the timing runs it only
         t0 = time.perf_counter()
         x, _, nfe = jax.block_until_ready(fn(state.params, key))
         seconds = time.perf_counter() - t0
@@ -909,15 +930,20 @@ def _nll(config, model: _Model, params, data: DiffusionData, key) -> dict:
 
 
 def _flow_gif(config, model: _Model, opts, params, data: DiffusionData, workdir, root):
-    """flow.gif: the probability-flow ODE (NCSN: annealed Langevin; DDPM without an ODE
-    sampler: ancestral) from prior noise to data, eval.gif_frames frames."""
+    """flow.gif: eval.gif_frames frames of the way from prior noise to data, by
+    eval.gif_sampler (auto: the probability-flow ODE; NCSN: annealed Langevin)."""
     from generative import plots
 
     frames = int(config.eval.gif_frames)
     if frames <= 0:
         return None
     n = int(config.eval.gif_samples)
-    sampler = "langevin" if model.kind == "ncsn" else "ode"
+    sampler = config.eval.gif_sampler
+    if sampler == "auto":
+        sampler = "langevin" if model.kind == "ncsn" else "ode"
+    _choice(f"eval.gif_sampler for model.kind={model.kind}", sampler,
+            tuple(s for s in SAMPLERS[model.kind] if s in ("ode", "ancestral", "ddim",
+                                                           "langevin")))  # fmt: skip
     fn = jax.jit(lambda p, k: _draw(model, sampler, opts, p, k, n, frames=frames)[1])
     path = np.asarray(_to_data(config, fn(params, jax.random.fold_in(root, 77))))
     folder = workdir / "flow_frames"
@@ -926,7 +952,7 @@ def _flow_gif(config, model: _Model, opts, params, data: DiffusionData, workdir,
     for k, frame in enumerate(path):
         plots.save_snapshot(folder, k, frame)
     count = len(path)
-    what = "probability-flow ODE" if sampler == "ode" else "annealed Langevin"
+    what = {"ode": "probability-flow ODE", "langevin": "annealed Langevin"}.get(sampler, sampler)
     if len(data.shape) == 3:
         render = lambda a, k: plots.image_grid_frame(a[:64])  # noqa: E731
     else:

@@ -101,6 +101,7 @@ CHECKS = {
     "eval.nll_eps": interval(0, 1, high_open=True),
     "eval.gif_frames": NON_NEGATIVE_INT,
     "eval.gif_samples": POSITIVE_INT,
+    "eval.gif_sampler": one_of("auto", "ode", "ancestral", "ddim", "langevin"),
     "eval.guided_per_class": POSITIVE_INT,
 }
 
@@ -223,6 +224,7 @@ def diffusion_config() -> ml_collections.ConfigDict:
     c.eval.nll_eps = 1e-5
     c.eval.gif_frames = 40  # probability-flow frames of flow.gif (0: none)
     c.eval.gif_samples = 1000
+    c.eval.gif_sampler = "auto"  # auto (ode; ncsn: langevin) | ode | ancestral | ddim | langevin
     c.eval.guided_per_class = 250
     return c
 

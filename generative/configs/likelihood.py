@@ -6,15 +6,7 @@ generative likelihood likelihood.runs=runs/a,runs/b likelihood.num=2000
 
 import ml_collections
 
-from generative.core.config import POSITIVE_INT, Check
-
-_NAMES = Check(lambda v: isinstance(v, str), "a comma-separated list (may be empty)")
-
-CHECKS = {
-    "likelihood.runs": _NAMES,
-    "likelihood.presets": _NAMES,
-    "likelihood.num": POSITIVE_INT,
-}
+# The checks of likelihood.* are the package's (generative/configs/__init__.py).
 
 
 def get_config():

@@ -36,7 +36,7 @@ def test_ddpm_schedule_and_closed_form_marginal_match_the_chain():
         sch = dm.linear_schedule(T, 1e-4, 0.02)
         np.testing.assert_allclose(float(sch.alpha_bars[-1]), 4.0358e-5, rtol=1e-4)
         x0 = jnp.array([-2.0, 0.5, 3.0])
-        n = 5000
+        n = 3000
 
         # the chain x_t = √α_t x_{t−1} + √β_t ε, step by step, moments kept at every t
         def step(x, t):
@@ -72,13 +72,14 @@ def test_sde_coefficients_against_closed_forms_and_their_odes():
         # the kernel moments solve dm/dt = a(t) m, dΣ/dt = 2 a(t) Σ + g(t)², m(0) = 1, Σ(0) = 0
         ts = [0.05, 0.3, 0.7, 1.0]
         for sde in (vp, sub, ve):
+            coef = jax.jit(lambda t, sde=sde: jnp.stack([sde.drift_coef(t), sde.diffusion(t)]))
 
-            def ode(t, y, sde=sde):
-                a, g = float(sde.drift_coef(t)), float(sde.diffusion(t))
+            def ode(t, y, coef=coef):
+                a, g = np.asarray(coef(t))
                 return [a * y[0], 2 * a * y[1] + g * g]
 
-            sol = scipy.integrate.solve_ivp(ode, (0, 1), [1.0, 0.0], t_eval=ts, rtol=1e-11,
-                                            atol=1e-13)  # fmt: skip
+            sol = scipy.integrate.solve_ivp(ode, (0, 1), [1.0, 0.0], t_eval=ts, rtol=1e-10,
+                                            atol=1e-12)  # fmt: skip
             m, s = (np.asarray(a) for a in sde.marginal(jnp.asarray(ts)))
             np.testing.assert_allclose(m, sol.y[0], rtol=1e-7, err_msg=sde.name)
             np.testing.assert_allclose(s**2, sol.y[1], rtol=1e-7, atol=1e-12, err_msg=sde.name)
@@ -158,8 +159,9 @@ def test_probability_flow_likelihood_of_a_correlated_gaussian_exact_and_hutchins
         kw = dict(eps=0.0, rtol=1e-8, atol=1e-8, prior_logp=prior)
         lp = jax.jit(lambda x: sde_lib.log_likelihood(vp, score, x, **kw)[0])(jnp.asarray(x))
         np.testing.assert_allclose(np.asarray(lp), exact, atol=1e-4)
-        copies = 256
+        copies = 128
         xs = jnp.asarray(np.repeat(x, copies, axis=0))
+        kw.update(rtol=1e-6, atol=1e-6)  # the probe's noise dominates the solver's error
         hutch = jax.jit(lambda x, k: sde_lib.log_likelihood(vp, score, x, method="hutchinson",
                                                             key=k, **kw)[0])  # fmt: skip
         est = np.asarray(hutch(xs, jax.random.PRNGKey(3))).reshape(4, copies)
@@ -178,24 +180,26 @@ def test_ddim_and_ancestral_with_the_exact_eps_of_a_gaussian():
         ab_T = float(sch.alpha_bars[-1])
         u = np.array([[-1.0, -1.0], [0.0, 0.0], [1.0, 1.0]])
         x_T = jnp.asarray(math.sqrt(ab_T) * m + np.sqrt(ab_T * s**2 + 1 - ab_T) * u)
+        xs = jax.random.normal(jax.random.PRNGKey(1), (5, 2))
+        n = 8000
+        noise = jax.random.normal(jax.random.PRNGKey(2), (n, 2))
+
+        @jax.jit
+        def run(x_T, xs, noise):
+            ddim = [dm.ddim_sample(eps, sch, key, x_T, steps)[0] for steps in (10, 1000)]
+            eta1 = dm.ddim_sample(eps, sch, key, xs, T, eta=1.0)[0]
+            post = dm.ancestral_sample(eps, sch, key, xs, variance="posterior")[0]
+            return ddim, eta1, post, dm.ancestral_sample(eps, sch, key, noise)[0]
+
+        ddim, eta1, post, x = jax.tree_util.tree_map(np.asarray, run(x_T, xs, noise))
         errors = []
-        for steps in (10, 100, 1000):
-            out, _ = jax.jit(lambda x, steps=steps: dm.ddim_sample(eps, sch, key, x, steps))(x_T)
-            out = np.asarray(out)
+        for out in ddim:
             np.testing.assert_allclose(out[1], m, atol=1e-9)  # the mean, exact at any steps
             errors.append(np.abs((out[2] - out[0]) / 2 - s) / s)
-        assert np.all(errors[2] < 5e-3) and np.all(errors[2] < errors[1])
-        assert np.all(errors[1] < errors[0])
+        assert np.all(errors[1] < 5e-3) and np.all(errors[1] < errors[0] / 10), errors
         # η = 1 on every step is ancestral sampling with the posterior variance β̃_t
-        xs = jax.random.normal(jax.random.PRNGKey(1), (5, 2))
-        a, _ = dm.ddim_sample(eps, sch, key, xs, T, eta=1.0)
-        b, _ = dm.ancestral_sample(eps, sch, key, xs, variance="posterior")
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-9)
+        np.testing.assert_allclose(eta1, post, atol=1e-9)
         # ancestral sampling (σ_t² = β_t) from N(0, I) reproduces the data's moments
-        n = 20000
-        x_T = jax.random.normal(jax.random.PRNGKey(2), (n, 2))
-        x, _ = jax.jit(lambda x: dm.ancestral_sample(eps, sch, key, x))(x_T)
-        x = np.asarray(x)
         assert np.all(np.abs(x.mean(0) - m) < 4 * s / math.sqrt(n))
         assert np.all(np.abs(x.std(0) - s) < 4 * s / math.sqrt(2 * n)), x.std(0)
 
@@ -204,14 +208,13 @@ def test_training_losses_at_the_exact_eps_equal_their_minimum():
     """With ε̂ the exact E[ε | x_t] of data N(0, s²), each loss is E_t[Var(ε | x_t)] =
     E_t[m² s²/(m² s² + σ²)] (weighted by g²/σ² with the likelihood weighting)."""
     with jax.enable_x64(True):
-        s, n = 0.5, 400_000
+        s, n = 0.5, 100_000
         x0 = s * jax.random.normal(jax.random.PRNGKey(0), (n, 1))
         sch = dm.linear_schedule(T)
         ab = np.asarray(sch.alpha_bars)
-        got = float(jnp.mean(dm.ddpm_loss(_gaussian_eps(sch, [0.0], [s]), sch, x0,
-                                          jax.random.PRNGKey(1))))  # fmt: skip
+        loss = dm.ddpm_loss(_gaussian_eps(sch, [0.0], [s]), sch, x0, jax.random.PRNGKey(1))
         want = np.mean(ab * s**2 / (ab * s**2 + 1 - ab))
-        assert abs(got - want) < 0.01 * want, (got, want)
+        assert abs(float(loss.mean()) - want) < 4 * float(loss.std()) / math.sqrt(n), want
         vp = sde_lib.VPSDE()
 
         def eps_fn(x, t):
@@ -268,8 +271,9 @@ def test_guidance_with_the_exact_classifier_gives_the_class_score():
         x = jax.random.normal(jax.random.PRNGKey(0), (6, 2)) * 2
         t = jnp.full((6,), 0.3)
         y = jnp.array([0, 1, 0, 1, 1, 0])
-        guided = dm.guided_score(score, comp_logp, y, 1.0)(x, t)
-        want = jax.grad(lambda x: jnp.sum(jnp.take_along_axis(comp_logp(x, t), y[:, None], 1)))(x)
+        guided = jax.jit(dm.guided_score(score, comp_logp, y, 1.0))(x, t)
+        want = jax.jit(jax.grad(lambda x: jnp.sum(jnp.take_along_axis(comp_logp(x, t), y[:, None],
+                                                                      1))))(x)  # fmt: skip
         np.testing.assert_allclose(np.asarray(guided), np.asarray(want), atol=1e-10)
     # the labelled sampler draws what sample_toy draws
     from generative.data.toy import mixture, sample_toy
@@ -327,15 +331,17 @@ def test_tiny_run_from_the_command_line_and_the_likelihood_table(tmp_path, capsy
     run = tmp_path / "run"
     assert main(["train", "--config", "ddpm_checkerboard_tiny", "--workdir", str(run)]) == 0
     ev = json.loads((run / "eval.json").read_text())
-    assert ev["kind"] == "ddpm" and ev["ancestral"]["nfe"] == 100 and ev["ddim"]["nfe"] == 10
-    assert ev["ode"]["nfe"] > 0 and ev["nll_method"] == "exact" and ev["nll_num"] == 50
-    assert all(ev[s]["finite"] and ev[s]["energy"] > 0 for s in ("ancestral", "ddim", "ode"))
-    assert ev["nll_nats"] > ev["nll_floor_nats"] == pytest.approx(math.log(32))
+    assert ev["kind"] == "ddpm" and ev["ancestral"]["nfe"] == 100 and ev["ancestral"]["finite"]
+    assert ev["ancestral"]["energy"] > ev["energy_floor"] > 0 and "nll_nats" not in ev
     for name in ("samples_ancestral.png", "samples_density.png", "flow.gif"):
         assert (run / name).stat().st_size > 0
     table = tmp_path / "table"
     args = ["likelihood", "--workdir", str(table), f"likelihood.runs={run}", "likelihood.num=50"]
     assert main(args) == 0
-    text = (table / "likelihood.md").read_text()
-    row = [line for line in text.splitlines() if str(run) in line][0]
-    assert f"{ev['nll_nats']:.3f}" in row  # the same test points and keys as the eval
+    row = json.loads((table / "likelihood.json").read_text())[0]
+    assert row["family"] == "diffusion" and row["model"] == "ddpm" and row["num"] == 50
+    # above the checkerboard's entropy ln 32, the floor of any model's test NLL
+    assert math.log(32) < row["nll_nats"] < 20 and row["bits_per_dim"] == pytest.approx(
+        row["nll_nats"] / (2 * math.log(2))
+    )
+    assert f"{row['nll_nats']:.3f}" in (table / "likelihood.md").read_text()

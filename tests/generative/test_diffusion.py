@@ -212,27 +212,32 @@ def test_training_losses_at_the_exact_eps_equal_their_minimum():
         x0 = s * jax.random.normal(jax.random.PRNGKey(0), (n, 1))
         sch = dm.linear_schedule(T)
         ab = np.asarray(sch.alpha_bars)
-        loss = dm.ddpm_loss(_gaussian_eps(sch, [0.0], [s]), sch, x0, jax.random.PRNGKey(1))
-        want = np.mean(ab * s**2 / (ab * s**2 + 1 - ab))
-        assert abs(float(loss.mean()) - want) < 4 * float(loss.std()) / math.sqrt(n), want
         vp = sde_lib.VPSDE()
 
         def eps_fn(x, t):
             mt, st = vp.marginal(t)
             return st[:, None] * x / (mt**2 * s**2 + st**2)[:, None]
 
-        for weighting in (False, True):
-            loss = sde_lib.dsm_loss(vp, eps_fn, x0, jax.random.PRNGKey(2), eps=1e-3,
-                                    likelihood_weighting=weighting)  # fmt: skip
+        @jax.jit
+        def losses(x0):
+            ddpm = dm.ddpm_loss(_gaussian_eps(sch, [0.0], [s]), sch, x0, jax.random.PRNGKey(1))
+            return [ddpm] + [sde_lib.dsm_loss(vp, eps_fn, x0, jax.random.PRNGKey(2), eps=1e-3,
+                                              likelihood_weighting=w) for w in (False, True)]  # fmt: skip
 
-            def integrand(t, weighting=weighting):
-                mt, st = (float(v) for v in vp.marginal(t))
-                w = float(vp.diffusion(t)) ** 2 / st**2 if weighting else 1.0
-                return w * mt**2 * s**2 / (mt**2 * s**2 + st**2)
+        ddpm, plain, weighted = (np.asarray(v) for v in losses(x0))
+        want = np.mean(ab * s**2 / (ab * s**2 + 1 - ab))
+        assert abs(ddpm.mean() - want) < 4 * ddpm.std() / math.sqrt(n), (ddpm.mean(), want)
 
-            want = scipy.integrate.quad(integrand, 1e-3, 1, limit=200)[0] / (1 - 1e-3)
-            se = float(jnp.std(loss)) / math.sqrt(n)
-            assert abs(float(jnp.mean(loss)) - want) < 4 * se, (weighting, loss.mean(), want)
+        def integrand(t, weighting):  # the VP closed forms: β = 0.1 + 19.9 t, m², σ², g² = β
+            b = 0.1 * t + 0.5 * 19.9 * t**2
+            m2, s2 = math.exp(-b), -math.expm1(-b)
+            w = (0.1 + 19.9 * t) / s2 if weighting else 1.0
+            return w * m2 * s**2 / (m2 * s**2 + s2)
+
+        for loss, weighting in ((plain, False), (weighted, True)):
+            want = scipy.integrate.quad(integrand, 1e-3, 1, (weighting,), limit=200)[0] / (1 - 1e-3)
+            se = loss.std() / math.sqrt(n)
+            assert abs(loss.mean() - want) < 4 * se, (weighting, loss.mean(), want)
 
 
 def test_annealed_langevin_with_the_exact_score_reaches_the_gaussian():

@@ -29,6 +29,7 @@ FAMILIES = {
     "vae": "generative.vae",
     "vqvae": "generative.vqvae",
     "flow": "generative.flows",
+    "diffusion": "generative.diffusion",
 }
 
 

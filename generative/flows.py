@@ -74,6 +74,8 @@ from generative.layers import Dense
 from generative.nets import ACTIVATIONS, MLP
 
 __all__ = [
+    "log_likelihood",
+    "test_data",
     "KINDS",
     "LOG_SCALES",
     "LOGDETS",
@@ -850,11 +852,32 @@ def _check_toy(name: str) -> None:
     _choice("data.toy", name, tuple(TOY_DATASETS))
 
 
-def _test_data(config: ml_collections.ConfigDict, salt: int = 2**31 - 1) -> np.ndarray:
-    """`eval.num_test` held-out toy samples [n, 2] (a key no training step uses)."""
+def _test_data(
+    config: ml_collections.ConfigDict, salt: int = 2**31 - 1, n: int | None = None
+) -> np.ndarray:
+    """`n` (default `eval.num_test`) held-out toy samples [n, 2] (a key no training step
+    uses)."""
     _check_toy(config.data.toy)
     key = jax.random.fold_in(jax.random.PRNGKey(int(config.seed)), salt)
-    return np.asarray(_draw_toy(config.data.toy, key, int(config.eval.num_test)), np.float32)
+    n = int(config.eval.num_test) if n is None else int(n)
+    return np.asarray(_draw_toy(config.data.toy, key, n), np.float32)
+
+
+def test_data(config: ml_collections.ConfigDict, n: int) -> np.ndarray:
+    """The n held-out points the likelihood is measured on (the `generative likelihood`
+    hook): the evaluation's held-out set when n = `eval.num_test`."""
+    return _test_data(config, n=n)
+
+
+def log_likelihood(config: ml_collections.ConfigDict, state, x, key: jax.Array) -> np.ndarray:
+    """[n] log-likelihood in nats of 2-D points x [n, 2] (the `generative likelihood` hook),
+    with the evaluation estimators (exact log-det / divergence); ``key`` feeds the flows that
+    draw (none in 2-D evaluation)."""
+    _check_family(config)
+    flow = build_flow(config, evaluation=True)
+    variables = _variables(state)
+    fn = jax.jit(lambda y: flow.log_prob(variables, y, key))
+    return _batched(fn, np.asarray(x, np.float32), int(config.eval.batch))
 
 
 def _variables(state) -> Variables:

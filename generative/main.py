@@ -4,6 +4,7 @@ generative train --config gan_grid            # any preset: generative --list-pr
 generative eval  --config gan_grid --workdir runs/generative-train-gan_grid
 generative table --config modes               # the mode-coverage study
 generative metrics --config toy_metrics       # distances between two toy distributions
+generative likelihood likelihood.runs=runs/a,runs/b   # test NLL table of trained runs
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ COMMANDS = {
     "eval": "generative.families:evaluate",
     "table": "generative.modes:run_table",
     "metrics": metrics,
+    "likelihood": "generative.likelihood:run_table",
 }
 
 _CHECKS, _ = package_checks("generative.configs")
@@ -52,6 +54,7 @@ _COMMAND_KEYS = {
     "eval": ("family",),
     "table": ("table.models", "table.datasets", "table.protocols", "table.seeds"),
     "metrics": ("source", "target", "n"),
+    "likelihood": ("likelihood.runs", "likelihood.presets", "likelihood.num"),
 }
 
 main = make_main(
@@ -64,8 +67,9 @@ main = make_main(
         "eval": "gan_grid",
         "table": "modes",
         "metrics": "toy_metrics",
+        "likelihood": "likelihood",
     },
-    description="Generative-model families (GAN, ALI, VAE, VQ-VAE), toy data and metrics.",
+    description="Generative-model families (GAN, ALI, VAE, VQ-VAE, diffusion), toy data, metrics.",
     command_checks={c: {k: _CHECKS[k] for k in keys} for c, keys in _COMMAND_KEYS.items()},
 )
 

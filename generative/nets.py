@@ -1,6 +1,8 @@
 """Networks shared by the packages: MLPs (plain, batch-normalised, maxout) and the DCGAN / VGG
 image encoders and decoders.
 
+`UNet` is the noise-conditional image network of the diffusion models (`generative.diffusion`).
+
 The DCGAN and VGG families are those of the SRVP reference (`video`), which the
 spatiotemporal-disentanglement model (`physics`) reuses at any power-of-two frame size with
 group normalisation. Every option below exists because one of the two models needs it; the
@@ -35,6 +37,8 @@ __all__ = [
     "DCGANDecoder",
     "VGGEncoder",
     "VGGDecoder",
+    "sinusoidal_embedding",
+    "UNet",
     "normalize",
     "final_activation",
 ]
@@ -375,3 +379,106 @@ class VGGDecoder(nn.Module):
         layer = ConvTranspose if self.out_transpose else Conv
         h = layer(self.out_shape[-1], (3, 3), padding="SAME", kernel_init=self.kernel_init)(h)
         return final_activation(h, self.output_activation)
+
+
+def sinusoidal_embedding(t: jax.Array, dim: int, max_period: float = 10000.0) -> jax.Array:
+    """Transformer-style embedding of scalars: t [n] -> [n, dim],
+    [cos(t ω_0), …, cos(t ω_{h−1}), sin(t ω_0), …, sin(t ω_{h−1})] with h = dim/2 and
+    ω_k = max_period^{−k/h} (periods from 2π to 2π·max_period; dim must be even)."""
+    if dim % 2:
+        raise ValueError(f"sinusoidal_embedding needs an even dim, got {dim}")
+    half = dim // 2
+    freqs = jnp.exp(-math.log(max_period) * jnp.arange(half, dtype=jnp.float32) / half)
+    args = jnp.asarray(t, jnp.float32)[:, None] * freqs[None, :]
+    return jnp.concatenate([jnp.cos(args), jnp.sin(args)], axis=-1)
+
+
+class _ResBlock(nn.Module):
+    """GroupNorm -> SiLU -> 3×3 conv, plus a Dense projection of the time embedding added per
+    channel, GroupNorm -> SiLU -> 3×3 conv; the input (1×1-projected when the width
+    changes) is added back."""
+
+    features: int
+    groups: int
+
+    @nn.compact
+    def __call__(self, x, emb):
+        h = nn.silu(GroupNorm(num_groups=min(self.groups, x.shape[-1]))(x))
+        h = Conv(self.features, (3, 3))(h)
+        h = h + Dense(self.features)(nn.silu(emb))[:, None, None, :]
+        h = nn.silu(GroupNorm(num_groups=min(self.groups, self.features))(h))
+        h = Conv(self.features, (3, 3))(h)
+        if x.shape[-1] != self.features:
+            x = Conv(self.features, (1, 1))(x)
+        return x + h
+
+
+class UNet(nn.Module):
+    """A small noise-conditional U-Net (DDPM style, without attention) for images whose side
+    halves evenly len(mults) − 1 times (28×28: 28, 14, 7; 32×32: 32, 16, 8).
+
+    (x [n, H, W, C], t [n]) -> [n, H, W, out_channels or C]. t (a noise level or time, e.g. in
+    [0, 1]) is embedded by `sinusoidal_embedding(time_scale · t, nf)` and a two-layer SiLU MLP
+    of width 4·nf. Level i has `blocks` residual blocks of width nf·mults[i] (`_ResBlock`:
+    GroupNorm with min(groups, C) groups, SiLU, 3×3 convolutions, the embedding added per
+    channel), then a stride-2 3×3 convolution down to the next level; the decoder mirrors it
+    with skip connections (concatenated) and nearest ×2 upsampling followed by a 3×3
+    convolution. The output convolution starts at zero (the network starts as ε̂ = 0).
+    `patch` > 1: the image is first cut into patch × patch blocks stacked as channels
+    (space to depth, [n, H/p, W/p, p²C]) and the output is reassembled (depth to space), so
+    that every convolution runs at 1/p² of the positions (a CPU-sized network).
+    """
+
+    nf: int = 32
+    mults: Sequence[int] = (1, 2, 2)
+    blocks: int = 1
+    groups: int = 8
+    out_channels: int | None = None
+    time_scale: float = 1000.0
+    patch: int = 1
+
+    @nn.compact
+    def __call__(self, x, t):
+        if x.ndim != 4:
+            raise ValueError(f"UNet expects images [n, H, W, C], got shape {x.shape}")
+        levels = len(self.mults)
+        div = self.patch * 2 ** (levels - 1)
+        for side in x.shape[1:3]:
+            if side % div:
+                raise ValueError(
+                    f"UNet with {levels} levels and patch {self.patch} needs sides divisible "
+                    f"by {div}, got {x.shape[1]}×{x.shape[2]}"
+                )
+        n, height, width, channels = x.shape
+        out = self.out_channels or channels
+        p = self.patch
+        if p > 1:  # space to depth: [n, H/p, W/p, p·p·C]
+            x = x.reshape(n, height // p, p, width // p, p, channels)
+            x = x.transpose(0, 1, 3, 2, 4, 5).reshape(n, height // p, width // p, -1)
+        emb = sinusoidal_embedding(self.time_scale * jnp.asarray(t).reshape(-1), self.nf)
+        emb = Dense(4 * self.nf)(emb)
+        emb = Dense(4 * self.nf)(nn.silu(emb))
+        h = Conv(self.nf, (3, 3))(x)
+        skips = [h]
+        for i, m in enumerate(self.mults):
+            for _ in range(self.blocks):
+                h = _ResBlock(self.nf * m, self.groups)(h, emb)
+                skips.append(h)
+            if i < levels - 1:
+                h = Conv(h.shape[-1], (3, 3), (2, 2))(h)
+                skips.append(h)
+        h = _ResBlock(h.shape[-1], self.groups)(h, emb)
+        for i, m in reversed(list(enumerate(self.mults))):
+            for _ in range(self.blocks + 1):
+                h = _ResBlock(self.nf * m, self.groups)(
+                    jnp.concatenate([h, skips.pop()], axis=-1), emb
+                )
+            if i > 0:
+                h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)
+                h = Conv(h.shape[-1], (3, 3))(h)
+        h = nn.silu(GroupNorm(num_groups=min(self.groups, h.shape[-1]))(h))
+        h = Conv(out * p * p, (3, 3), kernel_init=nn.initializers.zeros)(h)
+        if p > 1:  # depth to space
+            h = h.reshape(n, height // p, width // p, p, p, out).transpose(0, 1, 3, 2, 4, 5)
+            h = h.reshape(n, height, width, out)
+        return h

@@ -1,7 +1,7 @@
 """`generative` presets, and the checks of their values (applied by
 `generative.core.config.resolve` before any command runs)."""
 
-from generative.core.config import POSITIVE, POSITIVE_INT, comma_list, one_of
+from generative.core.config import POSITIVE, POSITIVE_INT, Check, comma_list, one_of
 
 TOY_DATASETS = (
     "eight_gaussians",
@@ -14,7 +14,7 @@ TOY_DATASETS = (
     "swiss_roll",
 )
 
-FAMILIES = ("gan", "ali", "vae", "vqvae", "flow")  # generative.families.FAMILIES
+FAMILIES = ("gan", "ali", "vae", "vqvae", "flow", "diffusion")  # generative.families.FAMILIES
 TABLE_MODELS = ("gan", "ali", "wgan_gp", "lsgan", "hinge")  # generative.modes.MODELS
 TABLE_DATASETS = ("grid", "ring")  # generative.modes.DATASETS
 TABLE_PROTOCOLS = ("ali_paper", "pacgan")  # generative.modes.PROTOCOLS
@@ -31,4 +31,7 @@ CHECKS = {
     "target": one_of(*TOY_DATASETS),
     "n": POSITIVE_INT,
     "sinkhorn_epsilon": POSITIVE,
+    "likelihood.runs": Check(lambda v: isinstance(v, str), "a comma-separated list of folders"),
+    "likelihood.presets": Check(lambda v: isinstance(v, str), "a comma-separated list of presets"),
+    "likelihood.num": POSITIVE_INT,
 }

@@ -266,3 +266,8 @@ def test_tiny_training_run_writes_its_evaluation(tmp_path):
     assert ev["energy"] > ev["energy_data"] > 0 and math.isnan(ev["sinkhorn"])
     for name in ("density.png", "samples_scatter.png", "training.gif", "metrics.csv"):
         assert (tmp_path / name).stat().st_size > 0
+    # the likelihood table's hook, restored from the folder, scores the same held-out points
+    from generative.likelihood import likelihood_of_run
+
+    row = likelihood_of_run(tmp_path, 256)
+    np.testing.assert_allclose(row["nll_nats"], ev["nll_nats"], rtol=1e-5)

@@ -155,6 +155,8 @@ BAD_VALUES = [
     ("generative", ["train", "--config", "gan_digits", "data.source=mnist", "data.data_dir=/nonexistent/tfds"], "MNIST is not prepared under /nonexistent/tfds"),
     ("generative", ["eval", "--config", "gan_grid"], "no checkpoint in runs/generative-eval-gan_grid/checkpoints; train first"),
     ("generative", ["table", "table.models=gan,wgan"], "'table.models' must be a comma-separated list of: gan, ali, wgan_gp, lsgan, hinge"),
+    ("generative", ["likelihood", "likelihood.num=0"], "config key 'likelihood.num' must be a positive integer, got 0"),
+    ("generative", ["likelihood"], "name runs to compare: likelihood.runs=DIR,... or likelihood.presets=P,..."),
 ]  # fmt: skip
 
 

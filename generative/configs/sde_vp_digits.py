@@ -3,21 +3,12 @@
 generative train --config sde_vp_digits --workdir runs/sde_vp_digits
 """
 
-from generative.configs.ddpm_checkerboard import CHECKS, CROSS_CHECKS, diffusion_config  # noqa: F401
+from generative.configs import ddpm_digits
+from generative.configs.ddpm_checkerboard import CHECKS, CROSS_CHECKS  # noqa: F401
 
 
 def get_config():
-    c = diffusion_config()
-    c.num_steps, c.log_every, c.checkpoint_every = 800, 100, 400
-    c.batch_size = 32
-    c.optimizer.lr = 2e-4
-    c.optimizer.warmup_steps = 50
-    c.data.name = "digits"
+    c = ddpm_digits.get_config()  # same data, U-Net, budget and evaluation sizes
     c.model.kind = "sde"
-    c.model.net = "unet"
     c.eval.samplers = "ode,em"
-    c.eval.num_samples = 64
-    c.eval.nll_num, c.eval.nll_batch = 64, 32
-    c.eval.nll_rtol = c.eval.nll_atol = 1e-3
-    c.eval.gif_frames, c.eval.gif_samples = 20, 64
     return c

@@ -6,7 +6,8 @@ samples the 2-D checkerboard with
 - ancestral sampling, T = 1000 network evaluations;
 - the probability-flow ODE of the VP SDE that DDPM discretises (β(t) = T β_t, so the same
   ε-network serves both), solved backwards by diffrax's Tsit5 with an adaptive step at a
-  sweep of tolerances (rtol = atol);
+  sweep of tolerances (rtol = atol), in the SDE's time t and in the noise-to-signal ratio
+  ς = σ/m (`--variables`, see `generative.sde.ode_sample`);
 - DDIM (η = 0) at a few step counts, for reference.
 
 Quality: the energy distance of n samples to n held-out points, averaged over --seeds
@@ -62,6 +63,11 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--tolerances", default="3e-1,1e-1,3e-2,1e-2,3e-3,1e-3,1e-4")
+    p.add_argument(
+        "--variables",
+        default="t,sigma",
+        help="ODE variables (generative.sde.ode_sample): t, sigma (ς = σ/m, state x/m)",
+    )
     p.add_argument("--ddim", default="10,20,50,100")
     p.add_argument("--out", default=str(RESULTS))
     p.add_argument("overrides", nargs="*", help="preset overrides (key=value)")
@@ -152,8 +158,13 @@ def main(argv=None) -> int:
     rows = [point("ancestral T=1000", "ancestral")]
     for steps in [int(v) for v in args.ddim.split(",") if v]:
         rows.append(point(f"ddim {steps} steps", "ddim", ddim_steps=steps))
-    for tol in [float(v) for v in args.tolerances.split(",") if v]:
-        rows.append(point(f"ode tsit5 tol {tol:g}", "ode", rtol=tol, atol=tol))
+    for variable in [v for v in args.variables.split(",") if v]:
+        for tol in [float(v) for v in args.tolerances.split(",") if v]:
+            rows.append(
+                point(
+                    f"ode({variable}) tol {tol:g}", "ode", rtol=tol, atol=tol, ode_variable=variable
+                )  # fmt: skip
+            )
     anc = rows[0]
     reached = None
     for r in sorted((r for r in rows if r["sampler"] == "ode"), key=lambda r: r["nfe"]):

@@ -17,6 +17,7 @@ median and min/max. Writes ``benchmarks/results/environments.json``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import pathlib
 import platform
@@ -36,7 +37,24 @@ from physics import environments as E  # noqa: E402
 from physics.configs import environments as preset  # noqa: E402
 
 
-def bench(system: str, hidden: int, repeats: int, threads: int) -> dict:
+def _compiled_step(model, problem, rc, key):
+    """(call, compile seconds, initial parameters on the host) of a jitted LEADS step (state donated)."""
+    exp, _ = E.make_experiment(model, problem, rc)
+    state = jax.jit(exp.init)(jax.random.PRNGKey(0))
+    t = time.perf_counter()
+    compiled = jax.jit(exp.step, donate_argnums=0).lower(state, None, key).compile()
+    compile_s = time.perf_counter() - t
+    params = jax.device_get(state.params)
+    holder = {"state": state}
+
+    def call():
+        holder["state"], m = compiled(holder["state"], None, key)
+        jax.block_until_ready(m)
+
+    return call, compile_s, params
+
+
+def bench(system: str, hidden: int, repeats: int, threads: int, forms: bool = False) -> dict:
     cfg = preset.get_config()
     sub = cfg.environments[system]
     sub.hidden = hidden
@@ -45,18 +63,8 @@ def bench(system: str, hidden: int, repeats: int, threads: int) -> dict:
     problem = E.make_problem(system, num_train=1, num_test=2, **kwargs)
     model = E._build(system, "leads", problem.num_envs, sub, problem.state_shape)
     rc = E._run_config(cfg, sub, 1000, float(sub.lr), 0.0, "leads")
-    exp, _ = E.make_experiment(model, problem, rc)
-    state = jax.jit(exp.init)(jax.random.PRNGKey(0))
     key = jax.random.PRNGKey(1)
-    t = time.perf_counter()
-    compiled = jax.jit(exp.step, donate_argnums=0).lower(state, None, key).compile()
-    compile_s = time.perf_counter() - t
-    jax_params = jax.device_get(state.params)
-    holder = {"state": state}
-
-    def ours():
-        holder["state"], m = compiled(holder["state"], None, key)
-        jax.block_until_ready(m)
+    ours, compile_s, jax_params = _compiled_step(model, problem, rc, key)
 
     row = {
         "system": system,
@@ -91,7 +99,7 @@ def bench(system: str, hidden: int, repeats: int, threads: int) -> dict:
         ours_traj = float(
             E.objective(
                 model,
-                state.params,
+                jax.device_put(jax_params),  # the initial parameters
                 None,
                 jnp.asarray(problem.train),
                 jnp.asarray(ts),
@@ -109,15 +117,22 @@ def bench(system: str, hidden: int, repeats: int, threads: int) -> dict:
             loss_rel_diff=abs(ours_traj - torch_traj) / abs(torch_traj),
         )
         fns.append(lambda: ref.step(obs, ts))
+    if forms and system == "gs":  # the same step with generative.layers.Conv's default CPU form
+        other = dataclasses.replace(model, net=model.net.clone(im2col=False))
+        call, row["default_form_compile_s"], _ = _compiled_step(other, problem, rc, key)
+        fns.append(call)
     times = alternating(fns, repeats, warmup=2)
     row.update(median_s=statistics.median(times[0]), min_s=min(times[0]), max_s=max(times[0]))
-    if len(times) > 1:
+    if torch is not None:
         row.update(
             torch_median_s=statistics.median(times[1]),
             torch_min_s=min(times[1]),
             torch_max_s=max(times[1]),
         )
         row["speedup_vs_torch"] = row["torch_median_s"] / row["median_s"]
+    if forms and system == "gs":
+        row["default_form_median_s"] = statistics.median(times[-1])
+        row["im2col_speedup"] = row["default_form_median_s"] / row["median_s"]
     row["repeats"] = repeats
     return row
 
@@ -130,6 +145,12 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=30)
     p.add_argument("--gs-repeats", type=int, default=5)
     p.add_argument("--torch-threads", type=int, default=2)
+    p.add_argument(
+        "--gs-forms",
+        action="store_true",
+        help="GS: also time the step with generative.layers.Conv's default CPU form "
+        "(im2col=False) in the same run",
+    )
     p.add_argument(
         "--out",
         default=str(pathlib.Path(__file__).resolve().parent / "results" / "environments.json"),
@@ -157,7 +178,7 @@ def main(argv=None) -> int:
         else:
             cases += [("gs", int(h), args.gs_repeats) for h in args.gs_hidden.split(",")]
     for system, hidden, repeats in cases:
-        row = bench(system, hidden, repeats, args.torch_threads)
+        row = bench(system, hidden, repeats, args.torch_threads, args.gs_forms)
         results["rows"].append(row)
         print(json.dumps(row), flush=True)
         pathlib.Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
@@ -170,6 +191,11 @@ def main(argv=None) -> int:
             f"{r['system']:6s} {r['environments']:4d} {r['hidden']:6d} {r['median_s']:9.4f} "
             f"{r.get('torch_median_s', float('nan')):9.4f} {r.get('speedup_vs_torch', float('nan')):6.2f}"
         )
+        if "im2col_speedup" in r:
+            print(
+                f"{'':6s} GS step with the default CPU conv form {r['default_form_median_s']:.4f} s: "
+                f"im2col form {r['im2col_speedup']:.2f}x faster"
+            )
     print(f"wrote {args.out}")
     return 0
 

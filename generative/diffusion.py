@@ -363,7 +363,7 @@ def build_network(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]
     if m.net == "mlp":
         if len(data_shape) != 1:
             raise ValueError(f"model.net=mlp takes flat data, got examples of shape {data_shape}")
-        return TimeMLP(int(m.hidden), int(m.layers), int(m.embed_dim))
+        return TimeMLP(int(m.hidden), int(m.layers), int(m.embed_dim), time_scale=_time_scale(m))
     if len(data_shape) != 3:
         raise ValueError(f"model.net=unet takes images [H, W, C], got shape {data_shape}")
     return UNet(
@@ -372,7 +372,12 @@ def build_network(config: ml_collections.ConfigDict, data_shape: tuple[int, ...]
         blocks=int(m.blocks),
         groups=int(m.groups),
         patch=int(m.patch),
+        time_scale=_time_scale(m),
     )
+
+
+def _time_scale(m) -> float:
+    return float(m.get("time_scale", 1000.0))  # run folders written before the key: 1000
 
 
 # ----------------------------------------------------------------------------- guidance
@@ -621,6 +626,8 @@ def _sampler_settings(config) -> dict:
         rtol=float(s.ode_rtol),
         atol=float(s.ode_atol),
         ode_steps=int(s.ode_steps),
+        ode_variable=str(s.get("ode_variable", "t")),
+        ode_denoise=bool(s.get("ode_denoise", False)),
         eps=float(s.eps),
         variance=config.ddpm.variance,
         langevin_steps=int(config.ncsn.langevin_steps),
@@ -643,7 +650,7 @@ def _nfe(model: _Model, sampler: str, opts: dict) -> int | None:
         return len(model.sigmas) * opts["langevin_steps"] + int(opts["denoise"])
     if opts["ode_steps"] > 0:
         return int(sde_lib.ode_function_evaluations(sde_lib.ode_solver(opts["solver"]),
-                                                    opts["ode_steps"]))  # fmt: skip
+                                                    opts["ode_steps"])) + int(opts["ode_denoise"])  # fmt: skip
     return None
 
 
@@ -696,7 +703,8 @@ def _draw(model: _Model, sampler: str, opts: dict, params, key, n: int, frames: 
         return x, None, nfe
     out = sde_lib.ode_sample(sde, score, x_T, eps=opts["eps"], solver=opts["solver"],
                              rtol=opts["rtol"], atol=opts["atol"], steps=opts["ode_steps"],
-                             save_every=frames)  # fmt: skip
+                             save_every=frames, variable=opts["ode_variable"],
+                             denoise=opts["ode_denoise"])  # fmt: skip
     return out.x, out.path, out.nfe
 
 
@@ -704,7 +712,7 @@ def make_sampler(config: ml_collections.ConfigDict, sampler: str, n: int, **over
     """A jitted `(params, key) -> (samples [n, ...] in the data space, evaluations)` of a
     trained model's `sampler`, its settings from `config.sample` / `config.ncsn` /
     `config.ddpm.variance` updated by `overrides` (keys: steps, pc_steps, corrector_steps,
-    snr, ddim_steps, eta, solver, rtol, atol, ode_steps, eps, variance, langevin_steps,
+    snr, ddim_steps, eta, solver, rtol, atol, ode_steps, ode_variable, ode_denoise, eps, variance, langevin_steps,
     step_eps, denoise). evaluations: network evaluations ([] int; fixed-cost samplers count
     them ahead, the adaptive ODE from its solver steps)."""
     _check_family(config)

@@ -73,6 +73,7 @@ __all__ = [
     "ode_solver",
     "ode_function_evaluations",
     "ode_sample",
+    "ODE_VARIABLES",
     "log_likelihood",
     "bits_per_dim",
 ]
@@ -99,7 +100,8 @@ def _sum_event(a: jax.Array) -> jax.Array:
 
 class _SDE:
     """Methods shared by the three SDEs (each defines name, T, drift_coef, diffusion,
-    marginal, prior_std)."""
+    marginal, prior_std, and the noise-to-signal ratio ς(t) = σ(t)/m(t) with its inverse,
+    `noise_ratio` and `time_of_noise_ratio`)."""
 
     T: float = 1.0
 
@@ -153,6 +155,20 @@ class VPSDE(_SDE):
         b = self.integral_beta(jnp.asarray(t))
         return jnp.exp(-0.5 * b), jnp.sqrt(-jnp.expm1(-b))
 
+    def time_of_integral(self, b):
+        """t with B(t) = b: the positive root 2b / (β_min + √(β_min² + 2 b (β_max − β_min)))
+        of ½ (β_max − β_min) t² + β_min t − b (no cancellation; β_max = β_min allowed)."""
+        d = self.beta_max - self.beta_min
+        return 2.0 * b / (self.beta_min + jnp.sqrt(self.beta_min**2 + 2.0 * d * b))
+
+    def noise_ratio(self, t):
+        """ς(t) = σ(t)/m(t) = √(e^{B} − 1)."""
+        return jnp.sqrt(jnp.expm1(self.integral_beta(jnp.asarray(t))))
+
+    def time_of_noise_ratio(self, r):
+        """The inverse of `noise_ratio`: B = log(1 + ς²)."""
+        return self.time_of_integral(jnp.log1p(jnp.asarray(r) ** 2))
+
 
 @dataclasses.dataclass(frozen=True)
 class SubVPSDE(VPSDE):
@@ -168,6 +184,14 @@ class SubVPSDE(VPSDE):
         """(m(t), σ(t)) = (e^{−B/2}, 1 − e^{−B})."""
         b = self.integral_beta(jnp.asarray(t))
         return jnp.exp(-0.5 * b), -jnp.expm1(-b)
+
+    def noise_ratio(self, t):
+        """ς(t) = σ(t)/m(t) = e^{B/2} − e^{−B/2} = 2 sinh(B/2)."""
+        return 2.0 * jnp.sinh(0.5 * self.integral_beta(jnp.asarray(t)))
+
+    def time_of_noise_ratio(self, r):
+        """The inverse of `noise_ratio`: B = 2 asinh(ς/2)."""
+        return self.time_of_integral(2.0 * jnp.arcsinh(0.5 * jnp.asarray(r)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,6 +222,15 @@ class VESDE(_SDE):
         t = jnp.asarray(t)
         log_r = math.log(self.sigma_max / self.sigma_min)
         return jnp.ones_like(t), self.sigma_min * jnp.sqrt(jnp.expm1(2.0 * t * log_r))
+
+    def noise_ratio(self, t):
+        """ς(t) = σ(t) (m = 1)."""
+        return self.marginal(t)[1]
+
+    def time_of_noise_ratio(self, r):
+        """The inverse of `noise_ratio`: t = log(1 + (ς/σ_min)²) / (2 ln(σ_max/σ_min))."""
+        log_r = math.log(self.sigma_max / self.sigma_min)
+        return jnp.log1p((jnp.asarray(r) / self.sigma_min) ** 2) / (2.0 * log_r)
 
 
 def make_sde(name: str, **kwargs) -> _SDE:
@@ -394,43 +427,97 @@ def ode_sample(
     steps: int = 0,
     save_every: int = 0,
     max_steps: int = 4096,
+    variable: str = "t",
+    denoise: bool = False,
 ) -> ODESample:
     """Samples by the probability-flow ODE solved from T (x_T from the prior) down to eps.
 
+    variable = 't': the ODE dx/dt = f − ½ g² s in the SDE's time (Song et al.).
+    variable = 'sigma': the same ODE in the noise-to-signal ratio ς = σ(t)/m(t) and the scaled
+    state y = x/m(t). For the three SDEs g² = d(σ²)/dt − 2 a σ² (a = f/x), which turns it into
+    dy/dς = ε̂(m y, t(ς)) = −σ s (Song et al., 2021a, eq. 13 in these variables; DDIM's
+    deterministic update is its Euler step, Karras et al. 2022's σ-ODE is its VE form). Its
+    solutions are close to straight lines in ς away from the data scale, so an adaptive solver
+    takes few, large steps there; tolerances apply to y.
+
     steps = 0: adaptive step size (PID controller, rtol/atol on the RMS norm of the whole
-    batch); steps > 0: that many uniform steps (any solver, Euler included). save_every > 0:
-    the path at `save_every + 1` equally spaced times from T to eps is returned too (for the
-    animation)."""
+    batch); steps > 0: that many uniform steps in the chosen variable (any solver, Euler
+    included). save_every > 0: the path at `save_every + 1` equally spaced times from T to eps
+    is returned too (for the animation).
+
+    denoise: one more network evaluation at eps returns Tweedie's estimate of the clean
+    sample, E[x(0) | x(eps)] = (x + σ² s(x, eps)) / m (Song et al.'s final denoising step; the
+    Euler step from ς(eps) to ς = 0), so that eps can stop the solver before the region of
+    small t where the score is steep and the adaptive steps are many."""
     import diffrax
 
-    field = probability_flow(sde, score_fn)
+    _check_variable(variable)
     solv = ode_solver(solver)
+    if steps <= 0 and solver == "euler":
+        raise ValueError("the euler solver has no error estimate: set a fixed number of steps")
+    ts = jnp.linspace(sde.T, eps, save_every + 1, dtype=x_T.dtype) if save_every > 0 else None
+    if variable == "t":
+        field, s0, s1, y0 = probability_flow(sde, score_fn), sde.T, eps, x_T
+        save_at = ts
+    else:
+        field = _sigma_flow(sde, score_fn)
+        with jax.ensure_compile_time_eval():
+            s0, s1 = (float(sde.noise_ratio(v)) for v in (sde.T, eps))
+        y0 = x_T / sde.marginal(sde.T)[0]
+        save_at = None if ts is None else sde.noise_ratio(ts)
     if steps > 0:
-        controller, dt0 = diffrax.ConstantStepSize(), -(sde.T - eps) / steps
+        controller, dt0 = diffrax.ConstantStepSize(), (s1 - s0) / steps
     else:
-        if solver == "euler":
-            raise ValueError("the euler solver has no error estimate: set a fixed number of steps")
         controller, dt0 = diffrax.PIDController(rtol=rtol, atol=atol), None
-    if save_every > 0:
-        ts = jnp.linspace(sde.T, eps, save_every + 1, dtype=x_T.dtype)
-        saveat = diffrax.SaveAt(ts=ts)
-    else:
-        saveat = diffrax.SaveAt(t1=True)
+    saveat = diffrax.SaveAt(ts=save_at) if save_at is not None else diffrax.SaveAt(t1=True)
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(field),
         solv,
-        sde.T,
-        eps,
+        s0,
+        s1,
         dt0,
-        x_T,
+        y0,
         stepsize_controller=controller,
         saveat=saveat,
         max_steps=max_steps if steps <= 0 else steps,
     )
     num = sol.stats["num_steps"]
-    path = sol.ys if save_every > 0 else None
-    x = sol.ys[-1]
-    return ODESample(x, path, num, ode_function_evaluations(solv, num))
+    ys = sol.ys
+    if variable == "sigma":
+        times = ts if ts is not None else jnp.asarray([eps], x_T.dtype)
+        m = sde.marginal(times)[0].astype(x_T.dtype)
+        ys = ys * m.reshape(m.shape + (1,) * (ys.ndim - 1))
+    path = ys if save_every > 0 else None
+    x, nfe = ys[-1], ode_function_evaluations(solv, num)
+    if denoise:
+        m, std = sde.marginal(eps)
+        tt = _times(eps, x.shape[0], x.dtype)
+        x = (x + jnp.asarray(std**2, x.dtype) * score_fn(x, tt)) / jnp.asarray(m, x.dtype)
+        nfe = nfe + 1
+    return ODESample(x, path, num, nfe)
+
+
+ODE_VARIABLES = ("t", "sigma")
+
+
+def _check_variable(variable: str) -> None:
+    if variable not in ODE_VARIABLES:
+        raise ValueError(
+            f"unknown ODE variable {variable!r}; valid choices: {', '.join(ODE_VARIABLES)}"
+        )
+
+
+def _sigma_flow(sde: _SDE, score_fn: ScoreFn):
+    """The probability-flow ODE in (ς, y = x/m): (ς, y, args) -> dy/dς = −σ(t) s(m y, t),
+    t = t(ς) (see `ode_sample`)."""
+
+    def field(r, y, args=None):
+        t = sde.time_of_noise_ratio(r)
+        m, std = sde.marginal(t)
+        tt = _times(t, y.shape[0], y.dtype)
+        return -jnp.asarray(std, y.dtype) * score_fn(jnp.asarray(m, y.dtype) * y, tt)
+
+    return field
 
 
 def log_likelihood(

@@ -84,29 +84,32 @@ def mlp_augmentation(dim: int, hidden: int = 64) -> MLP:
     return MLP((hidden, hidden, dim), activation="tanh")
 
 
-def _periodic_conv(x, features: int, name: str):
+def _periodic_conv(x, features: int, name: str, im2col: bool = False):
     # F_a runs inside the RK4 loop (see generative.layers: kernel gradients as products on CPU)
     x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="wrap")
-    return Conv(features, (3, 3), padding="VALID", name=name)(x)
+    return Conv(features, (3, 3), padding="VALID", im2col=im2col, name=name)(x)
 
 
 class ConvAugmentation(nn.Module):
     """F_a for fields: x [B, C, H, W] -> [B, C, H, W], ``depth`` 3×3 periodic convolutions
     ("conv0", "conv1", ...) with ``activation`` (a name of `generative.nets.ACTIVATIONS`)
-    between them, the output multiplied by ``scale``."""
+    between them, the output multiplied by ``scale``. ``im2col``: the CPU form of
+    `generative.layers.Conv` for networks vmapped over their parameters (one per environment).
+    """
 
     hidden: int = 16
     depth: int = 3
     activation: str = "relu"
     scale: float = 1.0
+    im2col: bool = False
 
     @nn.compact
     def __call__(self, x):
         act = ACTIVATIONS[self.activation]
         h = jnp.moveaxis(x, -3, -1)  # [B, H, W, C]
         for i in range(self.depth - 1):
-            h = act(_periodic_conv(h, self.hidden, f"conv{i}"))
-        h = _periodic_conv(h, x.shape[-3], f"conv{self.depth - 1}")
+            h = act(_periodic_conv(h, self.hidden, f"conv{i}", self.im2col))
+        h = _periodic_conv(h, x.shape[-3], f"conv{self.depth - 1}", self.im2col)
         if self.scale != 1.0:
             h = h * self.scale
         return jnp.moveaxis(h, -1, -3)

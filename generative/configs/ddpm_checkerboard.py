@@ -31,6 +31,7 @@ DATASETS = ("toy", "digits")  # generative.diffusion.DATASETS
 VARIANCES = ("beta", "posterior")  # generative.diffusion.VARIANCES
 SDES = ("vp", "subvp", "ve")  # generative.sde.SDES
 SOLVERS = ("tsit5", "dopri5", "dopri8", "bosh3", "heun", "midpoint", "ralston", "euler")
+ODE_VARIABLES = ("t", "sigma")  # generative.sde.ODE_VARIABLES
 GUIDED_SAMPLERS = ("em", "pc", "ode")
 SAMPLERS = {  # generative.diffusion.SAMPLERS
     "ddpm": ("ancestral", "ddim", "ode", "em", "pc"),
@@ -46,6 +47,7 @@ CHECKS = {
     "model.hidden": POSITIVE_INT,
     "model.layers": POSITIVE_INT,
     "model.embed_dim": at_least(2, integer=True),
+    "model.time_scale": POSITIVE,
     "model.nf": POSITIVE_INT,
     "model.mults": each(POSITIVE_INT),
     "model.blocks": POSITIVE_INT,
@@ -81,6 +83,7 @@ CHECKS = {
     "sample.ode_rtol": POSITIVE,
     "sample.ode_atol": POSITIVE,
     "sample.ode_steps": NON_NEGATIVE_INT,
+    "sample.ode_variable": one_of(*ODE_VARIABLES),
     "sample.eps": interval(0, 1, high_open=True),
     "guidance.enabled": one_of(True, False),
     "guidance.hidden": POSITIVE_INT,
@@ -152,7 +155,10 @@ def diffusion_config() -> ml_collections.ConfigDict:
     c.model.net = "mlp"  # mlp (flat data) | unet (images)
     c.model.hidden = 256  # mlp width
     c.model.layers = 3  # mlp hidden layers
-    c.model.embed_dim = 64  # sinusoidal embedding of 1000·c (mlp and the guidance classifier)
+    c.model.embed_dim = 64  # sinusoidal embedding of time_scale·c (mlp and the guidance classifier)
+    # the embedding's highest frequency in rad per unit of c = t/T: 1000 is DDPM's embedding of
+    # the step index; ~100 makes ε̂ smooth in t between steps (fewer probability-flow ODE steps)
+    c.model.time_scale = 1000.0
     c.model.nf = 32  # unet base channels
     c.model.mults = (1, 2)  # unet channel multipliers per level
     c.model.blocks = 1  # unet residual blocks per level
@@ -200,6 +206,8 @@ def diffusion_config() -> ml_collections.ConfigDict:
     c.sample.ode_rtol = 1e-3
     c.sample.ode_atol = 1e-3
     c.sample.ode_steps = 0  # 0: adaptive; > 0: that many uniform steps
+    c.sample.ode_variable = "t"  # "sigma": in ς = σ/m and x/m (generative.sde.ode_sample)
+    c.sample.ode_denoise = False  # one last network evaluation: Tweedie's E[x(0) | x(eps)]
     c.sample.eps = 1e-3  # samplers stop at t = eps
 
     c.guidance = ml_collections.ConfigDict()

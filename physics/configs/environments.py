@@ -32,7 +32,7 @@ def _lv():
 
 def _gs():
     s = _lv()
-    s.steps = 200
+    s.steps = 5000
     s.size = 32
     s.hidden = 16
     s.scale = 1e-3  # output factor of the convolutional network

@@ -163,6 +163,32 @@ def test_off_cpu_the_program_is_flax_s_own(case, platform):
     assert _stablehlo(make(_Ours), x, platform) == _stablehlo(make(nn), x, platform)
 
 
+def test_im2col_form_equals_flax_and_is_flax_off_cpu():
+    """`Conv(im2col=True)`: the same function as flax's layer to second order (strided,
+    float64), and stride 1 vmapped over per-member kernels (the use it is for); off CPU the program is
+    flax's own."""
+    with jax.enable_x64(True):
+        kw = dict(strides=2, padding="SAME", param_dtype=jnp.float64)
+        x = jax.random.normal(jax.random.PRNGKey(1), (2, 7, 6, 3), jnp.float64)
+        ours = Conv(4, (3, 3), im2col=True, **kw)
+        assert _compare(nn.Conv(4, (3, 3), **kw), ours, x, second=True) < 1e-10
+        key = jax.random.PRNGKey(0)
+        x = jax.random.normal(key, (3, 2, 6, 6, 3), jnp.float64)  # [members, N, H, W, C]
+        ref, ours = nn.Conv(4, (3, 3), param_dtype=jnp.float64), Conv(4, (3, 3), im2col=True)
+        v = jax.vmap(lambda k: ref.init(k, x[0]))(jax.random.split(key, 3))
+
+        def loss(m, v):
+            return jnp.sum(jnp.sin(jax.vmap(m.apply)(v, x)))
+
+        a, b = jax.grad(lambda v: loss(ref, v))(v), jax.grad(lambda v: loss(ours, v))(v)
+        for p, q in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+            np.testing.assert_allclose(q, p, rtol=1e-10, atol=1e-12)
+    x = jnp.ones((2, 8, 8, 3), jnp.float32)
+    assert _stablehlo(Conv(5, (3, 3), im2col=True), x, "cuda") == _stablehlo(
+        nn.Conv(5, (3, 3)), x, "cuda"
+    )
+
+
 def _cpu_convolutions(module, x):
     """The convolutions of the value-and-gradient program lowered for CPU."""
     return [ln for ln in _stablehlo(module, x, "cpu").splitlines() if "stablehlo.convolution" in ln]

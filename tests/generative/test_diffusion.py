@@ -204,6 +204,36 @@ def test_ddim_and_ancestral_with_the_exact_eps_of_a_gaussian():
         assert np.all(np.abs(x.std(0) - s) < 4 * s / math.sqrt(2 * n)), x.std(0)
 
 
+def test_probability_flow_sampling_in_t_and_in_the_noise_ratio_is_exact_for_a_gaussian():
+    """Data N(0, c² I): the score is −x/(m² c² + σ²), and the probability-flow ODE carries x_T
+    to x_T √(m(ε)² c² + σ(ε)²) / √(m(T)² c² + σ(T)²) (each coordinate scaled; also along the
+    path). ς for every SDE, t for VP (its other SDEs' t-ODE are the likelihood tests'), float64;
+    ς(t) inverted exactly."""
+    c = 0.7
+    with jax.enable_x64(True):
+        x_T = jax.random.normal(jax.random.PRNGKey(0), (3, 2))
+        ts = jnp.linspace(1.0, 1e-3, 5)
+        for sde in (sde_lib.VPSDE(), sde_lib.SubVPSDE(), sde_lib.VESDE()):
+            t = jnp.linspace(1e-3, 1.0, 9)
+            np.testing.assert_allclose(sde.time_of_noise_ratio(sde.noise_ratio(t)), t, rtol=1e-12)
+            m, std = sde.marginal(t)
+            np.testing.assert_allclose(sde.noise_ratio(t), std / m, rtol=1e-12)
+
+            def score(x, t, sde=sde):
+                m, std = sde.marginal(t)
+                return -x / (m**2 * c**2 + std**2)[:, None]
+
+            m, std = sde.marginal(ts)
+            scale = jnp.sqrt(m**2 * c**2 + std**2)
+            x0 = sde.prior_std * x_T
+            exact = x0[None] * (scale / scale[0])[:, None, None]
+            for variable in sde_lib.ODE_VARIABLES if sde.name == "vp" else ("sigma",):
+                out = sde_lib.ode_sample(sde, score, x0, rtol=1e-10, atol=1e-10,
+                                         save_every=4, variable=variable)  # fmt: skip
+                np.testing.assert_allclose(out.path, exact, atol=1e-8, err_msg=variable)
+                np.testing.assert_allclose(out.x, exact[-1], atol=1e-8, err_msg=variable)
+
+
 def test_training_losses_at_the_exact_eps_equal_their_minimum():
     """With ε̂ the exact E[ε | x_t] of data N(0, s²), each loss is E_t[Var(ε | x_t)] =
     E_t[m² s²/(m² s² + σ²)] (weighted by g²/σ² with the likelihood weighting)."""
@@ -297,6 +327,7 @@ def test_networks_and_one_line_errors():
 
     assert preset.KINDS == dm.KINDS and preset.SAMPLERS == dm.SAMPLERS
     assert preset.SDES == sde_lib.SDES and preset.SOLVERS == sde_lib.SOLVERS
+    assert preset.ODE_VARIABLES == sde_lib.ODE_VARIABLES
     key = jax.random.PRNGKey(0)
     for side, patch, mults in ((28, 2, (1, 2)), (32, 1, (1, 2, 2))):
         net = UNet(nf=8, mults=mults, groups=4, patch=patch)
@@ -326,6 +357,14 @@ def test_networks_and_one_line_errors():
     errors.append(e)
     with pytest.raises(ValueError, match="fixed number of steps") as e:
         sde_lib.ode_sample(sde_lib.VPSDE(), lambda x, t: x, jnp.zeros((2, 2)), solver="euler")
+    errors.append(e)
+    with pytest.raises(ValueError, match="valid choices: t, sigma") as e:
+        sde_lib.ode_sample(sde_lib.VPSDE(), lambda x, t: x, jnp.zeros((2, 2)), variable="logsnr")
+    errors.append(e)
+    with pytest.raises(ValueError, match="sigma") as e:
+        config_lib.resolve(
+            "generative.configs", "ddpm_checkerboard_tiny", ["sample.ode_variable=s"]
+        )
     errors.append(e)
     assert all("\n" not in str(e.value) for e in errors)
 

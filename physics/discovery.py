@@ -31,6 +31,11 @@ milliseconds. JAX generates the data (:mod:`physics.pde`, diffrax).
 
 Pipelines: :func:`sindy` (ODE data [T, k]) and :func:`pde_find` (field data [T, n]);
 :func:`run` is the ``physics discover`` command (tables against Rudy et al. and PySINDy).
+
+Model selection without the true equation (:func:`select_pde`): PDE-FIND over a grid of
+derivative windows and ε₀; each distinct PDE found is integrated forward from smoothed states of
+the data (:func:`simulate_pde`: pseudo-spectral, ETDRK4, JAX) and scored against the data by an
+information criterion (:func:`information_criterion`, AICc by default).
 """
 
 from __future__ import annotations
@@ -70,6 +75,14 @@ __all__ = [
     "pde_find",
     "format_equation",
     "coefficient_errors",
+    "SELECTION_GRID_KEYS",
+    "DEFAULT_SELECTION_GRID",
+    "CRITERIA",
+    "simulate_pde",
+    "spectral_smooth",
+    "information_criterion",
+    "Selection",
+    "select_pde",
     "add_noise",
     "pde_dataset",
     "ode_dataset",

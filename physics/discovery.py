@@ -1272,7 +1272,8 @@ def _settings_text(equation: str, noisy: bool, method: str, fit: Fit, cfg) -> st
     s = fit.info["settings"]
     text = (
         f"poly deg_x = {s['deg_x']}, width_x = {s['width_x']}, deg_t = {s['deg_t']}, "
-        f"width_t = {s['width_t']}, ε₀ = {s['l0_penalty'] or 'auto'} ({eps:.3g})"
+        f"width_t = {s['width_t']}, "
+        + (f"ε₀ = {s['l0_penalty']:g}" if s["l0_penalty"] else f"ε₀ = auto ({eps:.3g})")
     )
     if "criterion" in fit.info:
         text = (

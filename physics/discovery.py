@@ -1265,7 +1265,7 @@ def _settings_text(equation: str, noisy: bool, method: str, fit: Fit, cfg) -> st
         return f"FD{cfg.fd_accuracy if not noisy else 2}, STLSQ {c.threshold:g}"
     if method != "ours":
         smooth = f", Savitzky–Golay {2 * c.width_t + 1}/{c.deg_t}" if noisy else ""
-        return f"{fit.info.get('optimizer', method)} {c.pysindy_threshold:g}{smooth}"
+        return f"{fit.info.get('optimizer', method).upper()}, threshold {c.pysindy_threshold:g}{smooth}"
     eps = fit.info.get("l0_penalty", float("nan"))
     if not noisy:
         return f"FD{cfg.fd_accuracy}, ε₀ = {eps:.3g}"

@@ -51,7 +51,8 @@ def main(argv=None):
     for axis in AXES:
         value = getattr(args, axis)
         if value is not None:
-            grid[axis] = value
+            kind = float if axis == "l0_penalty" else int
+            grid[axis] = tuple(kind(v) for v in value.split(",") if v.strip())
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     results = {
         "cpu": cpu_model(),
@@ -60,7 +61,7 @@ def main(argv=None):
         "date": time.strftime("%Y-%m-%d"),
         "noise": args.noise,
         "fixed": args.fixed,
-        "grid_overrides": grid,
+        "grid_overrides": {k: list(v) for k, v in grid.items()},
         "equations": {},
     }
     for eq in [e.strip() for e in args.equations.split(",") if e.strip()]:

@@ -1189,10 +1189,6 @@ def _names(text: str) -> list[str]:
     return [v.strip() for v in str(text).split(",") if v.strip()]
 
 
-def _ints(text) -> list[int]:
-    return [int(v) for v in str(text).split(",") if v.strip()]
-
-
 def discover_equation(equation: str, data: dict, noisy: bool, cfg) -> Fit:
     """Our fit with the settings of ``cfg`` (the ``discover`` section of a preset): PDE-FIND
     (finite differences of ``cfg.fd_accuracy`` on clean data; on noisy data local polynomials,
@@ -1209,13 +1205,7 @@ def discover_equation(equation: str, data: dict, noisy: bool, cfg) -> Fit:
             seed=cfg.split_seed,
         )
         if noisy and c.get("select", False):
-            grid = {
-                "deg_x": _ints(c.select_deg_x),
-                "width_x": _ints(c.select_width_x),
-                "deg_t": _ints(c.select_deg_t),
-                "width_t": _ints(c.select_width_t),
-                "l0_penalty": _floats(c.select_l0_penalty),
-            }
+            grid = {k: tuple(c[f"select_{k}"]) for k in SELECTION_GRID_KEYS}
             sel = select_pde(
                 data["u"],
                 data["dx"],

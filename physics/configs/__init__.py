@@ -11,6 +11,7 @@ from generative.core.config import (
     Check,
     at_least,
     comma_list,
+    each,
     interval,
     one_of,
 )
@@ -37,21 +38,6 @@ def _noise_levels(v):
 _NOISE_LEVELS = Check(_noise_levels, "a comma-separated list of noise levels in [0, 1)")
 
 
-def _number_list(kind, low):
-    def accepts(v):
-        try:
-            values = [kind(x) for x in v.split(",")] if isinstance(v, str) else []
-        except ValueError:
-            return False
-        return bool(values) and all(x >= low for x in values)
-
-    return accepts
-
-
-_POSITIVE_INTS = Check(_number_list(int, 1), "a comma-separated list of positive integers")
-_NON_NEGATIVE_NUMBERS = Check(
-    _number_list(float, 0.0), "a comma-separated list of numbers >= 0 (0: 1e-3 cond(Θ))"
-)
 SELECTION_CRITERIA = ("aicc", "aic", "bic")  # physics.discovery.CRITERIA
 ENV_SYSTEMS = ("lv", "gs")  # physics.environments.SYSTEMS
 ENV_METHODS = ("leads", "leads_no_min", "one_per_env", "one_for_all")  # METHODS without coda
@@ -133,11 +119,11 @@ CHECKS = {
     "discover.*.width_t": POSITIVE_INT,
     "discover.*.pysindy_threshold": POSITIVE,
     "discover.*.select": Check(lambda v: isinstance(v, bool), "True or False"),
-    "discover.*.select_deg_x": _POSITIVE_INTS,
-    "discover.*.select_width_x": _POSITIVE_INTS,
-    "discover.*.select_deg_t": _POSITIVE_INTS,
-    "discover.*.select_width_t": _POSITIVE_INTS,
-    "discover.*.select_l0_penalty": _NON_NEGATIVE_NUMBERS,
+    "discover.*.select_deg_x": each(POSITIVE_INT),
+    "discover.*.select_width_x": each(POSITIVE_INT),
+    "discover.*.select_deg_t": each(POSITIVE_INT),
+    "discover.*.select_width_t": each(POSITIVE_INT),
+    "discover.*.select_l0_penalty": each(NON_NEGATIVE),  # 0: 1e-3 cond(Θ)
     "discover.*.select_horizon": POSITIVE_INT,
     "discover.*.select_starts": POSITIVE_INT,
     "discover.*.select_criterion": one_of(*SELECTION_CRITERIA),

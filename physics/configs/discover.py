@@ -23,9 +23,9 @@ def _pde(n, nt, max_power, d_tol, deg_x, width_x, deg_t, width_t, l0_penalty, py
     # output steps from `starts` smoothed states and scored by `criterion` against the data;
     # deg_x ... width_t and l0_penalty above are then unused (they serve with select = False)
     s.select = True
-    s.select_deg_x, s.select_width_x = "4,5,6", "8,10,12,14,16"
-    s.select_deg_t, s.select_width_t = "3,5", "5,10"
-    s.select_l0_penalty = "0,0.5,2,5"  # 0: 1e-3 cond(Θ)
+    s.select_deg_x, s.select_width_x = (4, 5, 6), (8, 10, 12, 14, 16)
+    s.select_deg_t, s.select_width_t = (3, 5), (5, 10)
+    s.select_l0_penalty = (0.0, 0.5, 2.0, 5.0)  # 0: 1e-3 cond(Θ)
     s.select_horizon, s.select_starts = 10, 8
     s.select_criterion = "aicc"
     return s

@@ -14,6 +14,6 @@ def get_config():
     c.discover.methods = "ours"
     c.discover.lorenz.t1 = 2.0
     b = c.discover.burgers
-    b.select_deg_x, b.select_width_x, b.select_deg_t, b.select_width_t = "4,6", "8,12", "3", "5"
-    b.select_l0_penalty, b.select_horizon, b.select_starts = "0,2", 5, 4
+    b.select_deg_x, b.select_width_x, b.select_deg_t, b.select_width_t = (4, 6), (8, 12), (3,), (5,)
+    b.select_l0_penalty, b.select_horizon, b.select_starts = (0.0, 2.0), 5, 4
     return c

@@ -162,7 +162,10 @@ def test_discover_command_writes_table_and_reports_missing_pysindy(tmp_path, mon
         candidates = list(csv.DictReader(f))
     assert len(candidates) == 8 and [c["selected"] for c in candidates].count("True") == 1
     assert main(["discover", "--config", "discover_tiny", "discover.equations=heat"]) == 2
-    assert main(["discover", "--config", "discover_tiny", "discover.burgers.select_deg_t=3,x"]) == 2
+    assert (
+        main(["discover", "--config", "discover_tiny", "discover.burgers.select_width_t=(5,0)"])
+        == 2
+    )
 
 
 def test_bad_inputs_stop_with_one_line():
@@ -187,7 +190,11 @@ def test_bad_inputs_stop_with_one_line():
         (lambda: D.select_pde(u, 0.1, 0.1, criterion="mdl"), "criterion 'mdl'; valid choices"),
         (lambda: D.select_pde(u, 0.1, 0.1), "no window of the selection grid fits the data"),
         (lambda: D.simulate_pde({"u u_y": 1.0}, u[0], 0.1, 2, 1.0), "unknown PDE term 'u u_y'"),
+        (lambda: D.information_criterion(1.0, 10, 1, "mdl"), "criterion 'mdl'; valid choices"),
     ]
+    import physics.configs as presets
+
+    assert presets.SELECTION_CRITERIA == D.CRITERIA
     for fn, message in cases:
         with pytest.raises(ValueError, match=message) as e:
             fn()

@@ -780,15 +780,14 @@ def spectral_smooth(u, *, threshold: float = 3.0):
     """Low-pass filter of noisy periodic fields u [..., n] at the noise floor: with ``S_m`` the
     power of Fourier mode m averaged over the leading axes and ``σ²`` the median of ``S_m`` over
     the upper half of the modes (white noise there), the modes ``m ≥ m*`` are dropped, ``m*``
-    the first mode with ``S_m < threshold · σ²``. Returns (smoothed u, m*)."""
+    the first mode ``m ≥ 1`` with ``S_m < threshold · σ²``. Returns (smoothed u, m*)."""
     u = _check_finite("the data", u)
     n = u.shape[-1]
     f = np.fft.rfft(u, axis=-1)
     power = np.mean(np.abs(f.reshape(-1, f.shape[-1])) ** 2, axis=0)
     floor = np.median(power[len(power) // 2 :])
-    below = np.flatnonzero(power < threshold * floor)
+    below = np.flatnonzero(power[1:] < threshold * floor) + 1  # the mean (m = 0) always kept
     cutoff = int(below[0]) if len(below) else len(power)
-    cutoff = max(cutoff, 1)
     f[..., cutoff:] = 0.0
     return np.fft.irfft(f, n=n, axis=-1), cutoff
 
@@ -836,6 +835,14 @@ def _selection_grid(grid) -> dict[str, tuple]:
         values = tuple(grid.get(key, DEFAULT_SELECTION_GRID[key]))
         if not values:
             raise ValueError(f"the selection grid {key!r} is empty; give at least one value")
+        if key == "l0_penalty":
+            ok = all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in values)
+            valid = "numbers >= 0 (0: 1e-3 cond(Θ))"
+        else:
+            ok = all(isinstance(v, (int, np.integer)) and v >= 1 for v in values)
+            valid = "positive integers"
+        if not ok:
+            raise ValueError(f"the selection grid {key!r} must hold {valid}, got {values}")
         out[key] = values
     return out
 

@@ -183,6 +183,7 @@ def test_bad_inputs_stop_with_one_line():
         (lambda: D.pde_find(u, 0.1, 0.1, diff="spline"), "unknown derivative method 'spline'"),
         (lambda: D.finite_difference(u, 0.1, 1, accuracy=3), "accuracy must be 2 or 4"),
         (lambda: D.select_pde(u, 0.1, 0.1, grid={"width_x": ()}), "grid 'width_x' is empty"),
+        (lambda: D.select_pde(u, 0.1, 0.1, grid={"l0_penalty": (-1,)}), "numbers >= 0"),
         (
             lambda: D.select_pde(u, 0.1, 0.1, grid={"degree": (4,)}),
             r"unknown selection grid key 'degree'; valid choices: \['deg_x', 'width_x'",

@@ -6,10 +6,11 @@
 For each (equation, noise level): the data come from the spectral solver of physics.pde
 (float64), the noise is 1 % of std(u) (seed 0). Each fit is the whole pipeline on the data in
 memory: derivatives, library, sparse regression. Ours: the settings of the ``discover`` preset
-(Rudy et al.'s TrainSTRidge; finite differences on clean data, local polynomials on noisy
-data). PySINDy: ``PDELibrary`` with the same (P+1)(D+1) terms, ``STLSQ`` with normalised
-columns (finite differences on clean data, Savitzky–Golay smoothing before them on noisy data,
-same windows as ours). Both are timed alternately (``_common.alternating``: one call of each in
+(Rudy et al.'s TrainSTRidge; finite differences on clean data, local polynomials at the fixed
+windows on noisy data: one fit, not the selection among a grid of them, which
+benchmarks/discovery_select.py measures). PySINDy: ``PDELibrary`` with the same (P+1)(D+1)
+terms, ``STLSQ`` with normalised columns (finite differences on clean data, Savitzky–Golay
+smoothing before them on noisy data, same windows as ours). Both are timed alternately (``_common.alternating``: one call of each in
 turn after a warm-up), median and spread over ``--repeats``; the ratio is PySINDy / ours.
 Writes benchmarks/results/discovery.json (``--out``). Without pysindy the PySINDy columns are
 empty ("pysindy not installed").
@@ -63,6 +64,8 @@ def main(argv=None):
         pysindy_version = None
         print("pysindy not installed: ours only")
     cfg = preset.get_config().discover
+    for eq in D.PDE_EQUATIONS:  # one fit at the fixed windows (the selection: discovery_select.py)
+        cfg[eq].select = False
     results = {
         "cpu": cpu_model(),
         "python": platform.python_version(),

@@ -31,6 +31,11 @@ milliseconds. JAX generates the data (:mod:`physics.pde`, diffrax).
 
 Pipelines: :func:`sindy` (ODE data [T, k]) and :func:`pde_find` (field data [T, n]);
 :func:`run` is the ``physics discover`` command (tables against Rudy et al. and PySINDy).
+
+Model selection without the true equation (:func:`select_pde`): PDE-FIND over a grid of
+derivative windows and ε₀; each distinct PDE found is integrated forward from smoothed states of
+the data (:func:`simulate_pde`: pseudo-spectral, ETDRK4, JAX) and scored against the data by an
+information criterion (:func:`information_criterion`, AICc by default).
 """
 
 from __future__ import annotations
@@ -70,6 +75,14 @@ __all__ = [
     "pde_find",
     "format_equation",
     "coefficient_errors",
+    "SELECTION_GRID_KEYS",
+    "DEFAULT_SELECTION_GRID",
+    "CRITERIA",
+    "simulate_pde",
+    "spectral_smooth",
+    "information_criterion",
+    "Selection",
+    "select_pde",
     "add_noise",
     "pde_dataset",
     "ode_dataset",
@@ -403,6 +416,13 @@ def train_stridge(
 
     theta: [n, m]; y: [n]. Returns (ξ [m], info {'tolerance', 'l0_penalty', 'loss'}).
     """
+    grams = _split_grams(theta, y, split, seed)
+    return _train_stridge_grams(grams, alpha, d_tol, max_iter, stridge_iter, l0_penalty)
+
+
+def _split_grams(theta, y, split, seed):
+    """TrainSTRidge's sufficient statistics: Gram matrices of all rows and of the held-out rows
+    (a random ``1 − split`` of them, ``seed``)."""
     theta, y = _check_system(theta, y)
     if y.ndim != 1:
         raise ValueError(f"y must be one target [n], got shape {y.shape}")
@@ -413,9 +433,13 @@ def train_stridge(
         raise ValueError(f"split {split} leaves no fitting or no held-out rows out of {n}")
     test = np.sort(perm[n_train:])
     x_te, y_te = theta[test], y[test]
-    # Gram matrices of all rows, of the held-out rows, and (their difference) of the fitting rows
     g_all, b_all = theta.T @ theta, theta.T @ y
-    g_te, b_te, yy_te = x_te.T @ x_te, x_te.T @ y_te, float(y_te @ y_te)
+    return g_all, b_all, x_te.T @ x_te, x_te.T @ y_te, float(y_te @ y_te)
+
+
+def _train_stridge_grams(grams, alpha, d_tol, max_iter, stridge_iter, l0_penalty):
+    g_all, b_all, g_te, b_te, yy_te = grams
+    # the fitting rows' Gram matrix: all rows' minus the held-out rows'
     g_tr, b_tr = g_all - g_te, b_all - b_te
     scale = 1.0 / np.sqrt(np.maximum(np.diag(g_tr), np.finfo(float).tiny))
     scale[np.diag(g_tr) <= 0] = 0.0
@@ -586,6 +610,407 @@ def coefficient_errors(found: dict[str, dict[str, float]], true: dict[str, dict[
             errs.append(100.0 * abs(got.get(term, 0.0) - c) / abs(c))
     errs = np.asarray(errs)
     return float(errs.mean()), float(errs.std()), bool(exact), errs
+
+
+# ----------------------------------------------------------------------------- model selection
+
+SELECTION_GRID_KEYS = ("deg_x", "width_x", "deg_t", "width_t", "l0_penalty")
+CRITERIA = ("aicc", "aic", "bic")
+_CRITERION_NAMES = {"aicc": "AICc", "aic": "AIC", "bic": "BIC"}
+DEFAULT_SELECTION_GRID = {
+    "deg_x": (4, 5, 6),
+    "width_x": (8, 10, 12, 14, 16),
+    "deg_t": (3, 5),
+    "width_t": (5, 10),
+    "l0_penalty": (0.0, 0.5, 2.0, 5.0),  # 0: Rudy et al.'s 1e-3 cond(Θ)
+}
+
+
+def _library_index(max_power: int, max_derivative: int) -> list[tuple[int, int]]:
+    """(p, d) of each column of :func:`pde_library` with the bias: d-major, then p."""
+    return [(p, d) for d in range(max_derivative + 1) for p in range(max_power + 1)]
+
+
+def _coefficient_grid(coefficients, max_power, max_derivative) -> np.ndarray:
+    """{term name: ξ} -> ξ [D+1, P+1] indexed [d, p]; P, D: at least those the names use."""
+    known = {_pde_term(p, d): (p, d) for d in range(9) for p in range(9)}
+    unknown = [t for t in coefficients if t not in known]
+    if unknown:
+        raise ValueError(
+            f"unknown PDE term {unknown[0]!r}; valid terms look like "
+            "'1', 'u', 'u^2', 'u_x', 'u u_xx', 'u^2 u_xxx' (u^p times ∂_x^d u)"
+        )
+    used = [known[t] for t, c in coefficients.items() if c != 0]
+    p_max = max([max_power or 1, 1] + [p for p, _ in used])
+    d_max = max([max_derivative or 0] + [d for _, d in used])
+    c = np.zeros((d_max + 1, p_max + 1))
+    for t, v in coefficients.items():
+        p, d = known[t]
+        if v != 0:
+            c[d, p] = float(v)
+    return c
+
+
+@functools.cache
+def _library_integrator():
+    """The jitted ETDRK4 integrator of ``u_t = Σ c[d, p] u^p ∂_x^d u`` (see
+    :func:`simulate_pde`), compiled once per (grid, steps, library size, batch)."""
+    import jax
+    import jax.numpy as jnp
+
+    def run(c, v0, h, nsub, length, n, num_out):
+        nd, npow = c.shape
+        modes = jnp.arange(n // 2 + 1)
+        mask = modes <= n // 3
+        ik = jnp.where(mask, 2j * jnp.pi * modes / length, 0.0)
+        # linear part (exact): u and ∂_x^d u; the rest (1, u^p with p >= 2, u^p ∂_x^d u) is N
+        lin = c[0, 1] + sum(c[d, 0] * ik**d for d in range(1, nd))
+        lin = jnp.where(mask, lin, 0.0)
+        r = jnp.exp(2j * jnp.pi * (jnp.arange(32) + 0.5) / 32)
+        z = h * lin[:, None] + r[None, :]
+        ez, ez2 = jnp.exp(z), jnp.exp(z / 2)
+        q = h * jnp.mean((ez2 - 1) / z, axis=1)
+        f1 = h * jnp.mean((-4 - z + ez * (4 - 3 * z + z**2)) / z**3, axis=1)
+        f2 = h * jnp.mean((2 + z + ez * (z - 2)) / z**3, axis=1)
+        f3 = h * jnp.mean((-4 - 3 * z - z**2 + ez * (4 - z)) / z**3, axis=1)
+        e, e2 = jnp.exp(h * lin), jnp.exp(h * lin / 2)
+
+        def nonlinear(v):
+            u = jnp.fft.irfft(v, n=n)
+            powers = [jnp.ones_like(u), u] + [u**p for p in range(2, npow)]
+            out = c[0, 0] * powers[0] + sum(c[0, p] * powers[p] for p in range(2, npow))
+            for d in range(1, nd):
+                factor = sum(c[d, p] * powers[p] for p in range(1, npow))
+                out = out + factor * jnp.fft.irfft(ik**d * v, n=n)
+            return jnp.where(mask, jnp.fft.rfft(out), 0.0)
+
+        def step(_, v):
+            nv = nonlinear(v)
+            a = e2 * v + q * nv
+            na = nonlinear(a)
+            b = e2 * v + q * na
+            nb = nonlinear(b)
+            cc = e2 * a + q * (2 * nb - nv)
+            return e * v + nv * f1 + 2 * (na + nb) * f2 + nonlinear(cc) * f3
+
+        def interval(v, _):
+            v = jax.lax.fori_loop(0, nsub, step, v)
+            return v, v
+
+        def one(v):
+            v = jnp.where(mask, v, 0.0)
+            _, vs = jax.lax.scan(interval, v, None, length=num_out)
+            return jnp.concatenate([v[None], vs])
+
+        return jax.vmap(one)(v0)
+
+    return jax.jit(run, static_argnames=("n", "num_out"))
+
+
+def simulate_pde(
+    coefficients: dict[str, float],
+    u0,
+    dt: float,
+    num_steps: int,
+    length: float,
+    *,
+    max_power: int | None = None,
+    max_derivative: int | None = None,
+    modes: int | None = None,
+    max_step: float = 0.01,
+    safety: float = 2.0,
+    max_substeps: int = 2000,
+) -> np.ndarray:
+    """Integrates a discovered PDE ``u_t = Σ_term ξ_term · term`` (terms of :func:`pde_library`:
+    ``u^p ∂_x^d u``) on the periodic grid of ``u0`` (period ``length``), pseudo-spectrally.
+
+    Fourier modes ``m ≤ modes`` (default and at most ``n/3``: the 2/3 dealiasing rule) on a
+    grid of ``3·modes`` points (rounded up to even); derivatives ``(ik)^d`` by FFT. The linear
+    terms (``u``, ``∂_x^d u``) are integrated exactly by ETDRK4 (Cox & Matthews, φ-functions by
+    Kassam & Trefethen's contour mean, as :func:`physics.pde.solve`), the others explicitly with
+    the fixed step ``h = min(max_step, safety / ρ)``, ``ρ = Σ |ξ_pd| (1.5 max|u0|)^p k_max^d``
+    over the nonlinear terms (their largest rate; ``p · max|u|^(p−1)`` for ``u^p``). A model
+    needing more than ``max_substeps`` steps per output interval is refused (ValueError); one
+    that blows up returns non-finite values. Float64.
+
+    coefficients: {term name: ξ}; u0: [n] or [B, n]; returns u at ``t = 0, dt, …, num_steps·dt``:
+    [num_steps + 1, n] or [B, num_steps + 1, n] (on the grid of u0).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    c = _coefficient_grid(coefficients, max_power, max_derivative)
+    u0 = _check_finite("the initial states", u0)
+    single = u0.ndim == 1
+    u0 = u0[None] if single else u0
+    if u0.ndim != 2:
+        raise ValueError(f"u0 must be [n] or [batch, n], got shape {u0.shape}")
+    if num_steps < 1 or dt <= 0 or length <= 0:
+        raise ValueError("num_steps must be >= 1, dt and length > 0")
+    n = u0.shape[-1]
+    modes = n // 3 if modes is None else max(1, min(int(modes), n // 3))
+    ns = 3 * modes + (3 * modes) % 2
+    kmax = 2 * np.pi * modes / length
+    umax = 1.5 * float(np.abs(u0).max())
+    rho = sum(
+        abs(c[d, p]) * (p * umax ** (p - 1) if d == 0 else umax**p * kmax**d)
+        for d in range(c.shape[0])
+        for p in range(c.shape[1])
+        if (d == 0 and p >= 2) or (d >= 1 and p >= 1)
+    )
+    h = min(max_step, dt, safety / rho if rho > 0 else np.inf)
+    nsub = int(math.ceil(dt / h - 1e-9))
+    if nsub > max_substeps:
+        raise ValueError(
+            f"this PDE needs {nsub} steps per output interval (> max_substeps = {max_substeps})"
+        )
+    v0 = np.fft.rfft(u0, axis=-1)[:, : ns // 2 + 1] * (ns / n)
+    with jax.enable_x64(True):
+        v = _library_integrator()(
+            jnp.asarray(c), jnp.asarray(v0), dt / nsub, nsub, float(length), n=ns, num_out=num_steps
+        )
+        v = np.asarray(v)
+    full = np.zeros(v.shape[:-1] + (n // 2 + 1,), dtype=np.complex128)
+    full[..., : ns // 2 + 1] = v * (n / ns)
+    out = np.fft.irfft(full, n=n, axis=-1)
+    return out[0] if single else out
+
+
+def spectral_smooth(u, *, threshold: float = 3.0):
+    """Low-pass filter of noisy periodic fields u [..., n] at the noise floor: with ``S_m`` the
+    power of Fourier mode m averaged over the leading axes and ``σ²`` the median of ``S_m`` over
+    the upper half of the modes (white noise there), the modes ``m ≥ m*`` are dropped, ``m*``
+    the first mode ``m ≥ 1`` with ``S_m < threshold · σ²``. Returns (smoothed u, m*)."""
+    u = _check_finite("the data", u)
+    n = u.shape[-1]
+    f = np.fft.rfft(u, axis=-1)
+    power = np.mean(np.abs(f.reshape(-1, f.shape[-1])) ** 2, axis=0)
+    floor = np.median(power[len(power) // 2 :])
+    below = np.flatnonzero(power[1:] < threshold * floor) + 1  # the mean (m = 0) always kept
+    cutoff = int(below[0]) if len(below) else len(power)
+    f[..., cutoff:] = 0.0
+    return np.fft.irfft(f, n=n, axis=-1), cutoff
+
+
+def information_criterion(rss: float, n: int, k: int, criterion: str = "aicc") -> float:
+    """Gaussian-likelihood criteria of a model with ``k`` terms whose predictions leave the
+    residual sum of squares ``rss`` over ``n`` values: ``aic = n log(rss/n) + 2k``, ``aicc =
+    aic + 2k(k+1)/(n−k−1)``, ``bic = n log(rss/n) + k log n``. Lower is better; inf if rss is
+    not finite."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown information criterion {criterion!r}; valid choices: {CRITERIA}")
+    if not np.isfinite(rss):
+        return float("inf")
+    fit = n * math.log(max(rss, np.finfo(float).tiny) / n)
+    if criterion == "bic":
+        return fit + k * math.log(n)
+    aic = fit + 2 * k
+    return aic + (2 * k * (k + 1) / (n - k - 1) if criterion == "aicc" else 0.0)
+
+
+@dataclasses.dataclass
+class Selection:
+    """The outcome of :func:`select_pde`: the chosen fit (``fit.info['settings']`` holds its
+    derivative windows and ε₀), and one row per candidate of the grid."""
+
+    fit: Fit
+    settings: dict
+    candidates: list[dict]
+    seconds: float = 0.0
+
+    def table(self) -> list[dict]:
+        """The candidates, best score first."""
+        return sorted(self.candidates, key=lambda r: (r["score"], r["k"]))
+
+
+def _selection_grid(grid) -> dict[str, tuple]:
+    grid = dict(grid or {})
+    for key in grid:
+        if key not in SELECTION_GRID_KEYS:
+            raise ValueError(
+                f"unknown selection grid key {key!r}; valid choices: {list(SELECTION_GRID_KEYS)}"
+            )
+    out = {}
+    for key in SELECTION_GRID_KEYS:
+        values = tuple(grid.get(key, DEFAULT_SELECTION_GRID[key]))
+        if not values:
+            raise ValueError(f"the selection grid {key!r} is empty; give at least one value")
+        if key == "l0_penalty":
+            ok = all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in values)
+            valid = "numbers >= 0 (0: 1e-3 cond(Θ))"
+        else:
+            ok = all(isinstance(v, (int, np.integer)) and v >= 1 for v in values)
+            valid = "positive integers"
+        if not ok:
+            raise ValueError(f"the selection grid {key!r} must hold {valid}, got {values}")
+        out[key] = values
+    return out
+
+
+def select_pde(
+    u,
+    dx: float,
+    dt: float,
+    *,
+    grid: dict | None = None,
+    max_derivative: int = 3,
+    max_power: int = 3,
+    alpha: float = 1e-5,
+    d_tol: float = 1.0,
+    max_iter: int = 25,
+    stridge_iter: int = 10,
+    split: float = 0.8,
+    seed: int = 0,
+    horizon: int = 10,
+    starts: int = 8,
+    criterion: str = "aicc",
+    smooth_threshold: float = 3.0,
+    resolution: float = 2.0,
+) -> Selection:
+    """PDE-FIND with its derivative windows and ε₀ chosen without the true equation: every
+    candidate is scored by how well the PDE it found predicts the data forward in time.
+
+    1. Candidates: each combination of ``grid`` (keys ``deg_x, width_x, deg_t, width_t``, the
+       polynomial derivative windows of :func:`pde_find`, and ``l0_penalty``, ε₀ of
+       :func:`train_stridge`, 0 meaning 10⁻³ cond(Θ); defaults :data:`DEFAULT_SELECTION_GRID`)
+       is one :func:`pde_find` fit with ``diff='poly'``; windows too narrow for their degree or
+       for ``max_derivative`` are skipped.
+    2. Candidates with the same fit (same support and coefficients: e.g. ε₀ values ending at
+       the same support from one window) form one group, integrated once.
+    3. Score: the data u [T, n] (periodic in x, period ``n·dx``) are low-passed at the noise
+       floor (:func:`spectral_smooth`, cutoff ``m*``); from the smoothed state at ``starts``
+       times spread over ``[0, T − 1 − horizon]`` each group's PDE is integrated for
+       ``horizon`` output steps (:func:`simulate_pde` with ``resolution · m*`` modes); RSS =
+       Σ (prediction − data)² over the ``N = starts · horizon · n`` noisy values predicted;
+       score = :func:`information_criterion` (``criterion``: aicc, aic or bic) with k = the
+       number of terms. A PDE that blows up or is too stiff scores inf.
+    4. The candidate of lowest score (fewer terms on a tie) is returned; its fit is exactly
+       ``pde_find(u, dx, dt, diff='poly', **settings)``.
+
+    Returns a :class:`Selection` (chosen fit, its settings, a row per candidate: settings,
+    group, terms, model, k, rss, score, selected).
+    """
+    t0 = time.perf_counter()
+    grid = _selection_grid(grid)
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown information criterion {criterion!r}; valid choices: {CRITERIA}")
+    u = _check_finite("the data", u)
+    if u.ndim != 2:
+        raise ValueError(f"u must be [time, space], got shape {u.shape}")
+    T, n = u.shape
+    if horizon < 1 or starts < 1 or T - 1 < horizon:
+        raise ValueError(
+            f"horizon ({horizon}) and starts ({starts}) must be >= 1 with horizon < {T} times"
+        )
+    # 1. candidates, derivatives shared between windows
+    ut_cache, ux_cache, fits, rows = {}, {}, [], []
+    for deg_x, width_x, deg_t, width_t in itertools.product(
+        grid["deg_x"], grid["width_x"], grid["deg_t"], grid["width_t"]
+    ):
+        if deg_x < max_derivative or deg_x > 2 * width_x or deg_t > 2 * width_t:
+            continue
+        if 2 * width_x + 1 > n or 2 * width_t + 1 > T:
+            continue
+        if (deg_t, width_t) not in ut_cache:
+            ut_cache[deg_t, width_t] = poly_diff(u, dt, 1, degree=deg_t, width=width_t, axis=0)
+        if (deg_x, width_x) not in ux_cache:
+            ux_cache[deg_x, width_x] = [
+                poly_diff(u, dx, d, degree=deg_x, width=width_x, axis=1)
+                for d in range(1, max_derivative + 1)
+            ]
+        keep = (slice(width_t, T - width_t), slice(width_x, n - width_x))
+        theta, terms = pde_library(u[keep], [d[keep] for d in ux_cache[deg_x, width_x]], max_power)
+        y = ut_cache[deg_t, width_t][keep].ravel()
+        grams = _split_grams(theta, y, split, seed)
+        for l0 in grid["l0_penalty"]:
+            xi, info = _train_stridge_grams(
+                grams, alpha, d_tol, max_iter, stridge_iter, float(l0) or None
+            )
+            settings = dict(
+                deg_x=deg_x, width_x=width_x, deg_t=deg_t, width_t=width_t, l0_penalty=float(l0)
+            )
+            fits.append(Fit(xi[:, None], terms, ["u_t"], 0.0, {**info, "settings": settings}))
+    if not fits:
+        raise ValueError(
+            "no window of the selection grid fits the data: need deg_x >= max_derivative, "
+            "deg <= 2·width and 2·width + 1 samples at most"
+        )
+    # 2. groups of identical fits
+    groups: dict[tuple, int] = {}
+    members = []
+    for fit in fits:
+        xi = fit.coefficients[:, 0]
+        key = tuple(np.flatnonzero(xi)) + tuple(np.round(xi[xi != 0], 10))
+        if key not in groups:
+            groups[key] = len(groups)
+            members.append(fit)
+        rows.append({**fit.info["settings"], "group": groups[key]})
+    # 3. forward predictions from the smoothed data
+    length = n * dx
+    smooth, cutoff = spectral_smooth(u, threshold=smooth_threshold)
+    first = np.unique(np.linspace(0, T - 1 - horizon, starts).round().astype(int))
+    observed = np.stack([u[s + 1 : s + 1 + horizon] for s in first])
+    n_obs = observed.size
+    modes = int(math.ceil(resolution * cutoff))
+    scores = []
+    for g, fit in enumerate(members):
+        found = fit.equations()["u_t"]
+        k = len(found)
+        try:
+            pred = simulate_pde(
+                found,
+                smooth[first],
+                dt,
+                horizon,
+                length,
+                max_power=max_power,
+                max_derivative=max_derivative,
+                modes=modes,
+            )[:, 1:]
+            with np.errstate(over="ignore", invalid="ignore"):
+                rss = float(np.sum((pred - observed) ** 2))
+            note = "" if np.isfinite(rss) else "blows up"
+        except ValueError as e:  # too stiff for the step budget
+            rss, note = float("inf"), str(e)
+        rss = rss if np.isfinite(rss) else float("inf")
+        score = information_criterion(rss, n_obs, k, criterion)
+        scores.append(
+            dict(
+                terms=", ".join(found) or "-", model=str(fit), k=k, rss=rss, score=score, note=note
+            )
+        )
+        logger.debug("group %d: %s  rss %.4g  %s %.6g", g, fit, rss, criterion, score)
+    for r in rows:
+        r.update(scores[r["group"]], selected=False)
+    best_group = min(range(len(members)), key=lambda g: (scores[g]["score"], scores[g]["k"]))
+    best = next(i for i, r in enumerate(rows) if r["group"] == best_group)
+    rows[best]["selected"] = True
+    chosen = fits[best]
+    settings = dict(chosen.info["settings"])
+    info = {
+        **chosen.info,
+        "criterion": criterion,
+        "score": scores[best_group]["score"],
+        "rss": scores[best_group]["rss"],
+        "candidates": len(fits),
+        "distinct": len(members),
+        "cutoff_mode": cutoff,
+        "simulated_modes": min(modes, n // 3),
+        "horizon": horizon,
+        "starts": len(first),
+    }
+    seconds = time.perf_counter() - t0
+    fit = Fit(chosen.coefficients, chosen.terms, chosen.lhs, seconds, info)
+    logger.info(
+        "selected %s (%s) of %d candidates (%d distinct) by %s in %.1f s",
+        fit,
+        settings,
+        len(fits),
+        len(members),
+        criterion,
+        seconds,
+    )
+    return Selection(fit, settings, rows, seconds)
 
 
 # ----------------------------------------------------------------------------- data sets
@@ -773,25 +1198,50 @@ def _names(text: str) -> list[str]:
 
 def discover_equation(equation: str, data: dict, noisy: bool, cfg) -> Fit:
     """Our fit with the settings of ``cfg`` (the ``discover`` section of a preset): PDE-FIND
-    (finite differences of ``cfg.fd_accuracy`` on clean data, local polynomials on noisy data)
-    or SINDy. ``data``: :func:`pde_dataset` / :func:`ode_dataset` output."""
+    (finite differences of ``cfg.fd_accuracy`` on clean data; on noisy data local polynomials,
+    their windows and ε₀ chosen by :func:`select_pde` when ``cfg[equation].select``, else the
+    fixed ones) or SINDy. ``data``: :func:`pde_dataset` / :func:`ode_dataset` output. A
+    selection leaves its candidate rows in ``fit.info['table']``."""
     if equation in PDE_EQUATIONS:
         c = cfg[equation]
-        kwargs = dict(
+        common = dict(
             max_derivative=c.max_derivative,
             max_power=c.max_power,
             alpha=c.alpha,
             d_tol=c.d_tol,
-            l0_penalty=c.l0_penalty or None,
             seed=cfg.split_seed,
         )
+        if noisy and c.get("select", False):
+            grid = {k: tuple(c[f"select_{k}"]) for k in SELECTION_GRID_KEYS}
+            sel = select_pde(
+                data["u"],
+                data["dx"],
+                data["dt"],
+                grid=grid,
+                horizon=c.select_horizon,
+                starts=c.select_starts,
+                criterion=c.select_criterion,
+                **common,
+            )
+            sel.fit.info["table"] = sel.table()
+            return sel.fit
+        kwargs = dict(common, l0_penalty=c.l0_penalty or None)
         if noisy:
             kwargs.update(
                 diff="poly", deg_x=c.deg_x, deg_t=c.deg_t, width_x=c.width_x, width_t=c.width_t
             )
         else:
             kwargs.update(diff="fd", accuracy=cfg.fd_accuracy)
-        return pde_find(data["u"], data["dx"], data["dt"], **kwargs)
+        fit = pde_find(data["u"], data["dx"], data["dt"], **kwargs)
+        if noisy:
+            fit.info["settings"] = dict(
+                deg_x=c.deg_x,
+                width_x=c.width_x,
+                deg_t=c.deg_t,
+                width_t=c.width_t,
+                l0_penalty=float(c.l0_penalty),
+            )
+        return fit
     c = cfg[equation]
     return sindy(
         data["x"],
@@ -802,6 +1252,34 @@ def discover_equation(equation: str, data: dict, noisy: bool, cfg) -> Fit:
         accuracy=cfg.fd_accuracy if not noisy else 2,
         names=data["names"],
     )
+
+
+def _settings_text(equation: str, noisy: bool, method: str, fit: Fit, cfg) -> str:
+    """How a row's fit was made: derivatives, regression settings, and whether they were
+    selected (and among how many candidates)."""
+    c = cfg[equation]
+    if equation not in PDE_EQUATIONS:
+        return f"FD{cfg.fd_accuracy if not noisy else 2}, STLSQ {c.threshold:g}"
+    if method != "ours":
+        smooth = f", Savitzky–Golay {2 * c.width_t + 1}/{c.deg_t}" if noisy else ""
+        return f"{fit.info.get('optimizer', method).upper()}, threshold {c.pysindy_threshold:g}{smooth}"
+    eps = fit.info.get("l0_penalty", float("nan"))
+    if not noisy:
+        return f"FD{cfg.fd_accuracy}, ε₀ = {eps:.3g}"
+    s = fit.info["settings"]
+    text = (
+        f"poly deg_x = {s['deg_x']}, width_x = {s['width_x']}, deg_t = {s['deg_t']}, "
+        f"width_t = {s['width_t']}, "
+        + (f"ε₀ = {s['l0_penalty']:g}" if s["l0_penalty"] else f"ε₀ = auto ({eps:.3g})")
+    )
+    if "criterion" in fit.info:
+        text = (
+            f"selected by {_CRITERION_NAMES[fit.info['criterion']]} among {fit.info['candidates']} "
+            f"({fit.info['distinct']} distinct): {text}"
+        )
+    else:
+        text = f"fixed: {text}"
+    return text
 
 
 def _pysindy_fits(equation: str, data: dict, noisy: bool, cfg) -> list[tuple[str, Fit]]:
@@ -824,7 +1302,7 @@ def _pysindy_fits(equation: str, data: dict, noisy: bool, cfg) -> list[tuple[str
     return out
 
 
-def _row(equation, noise, method, fit: Fit):
+def _row(equation, noise, method, fit: Fit, cfg):
     true = TRUE_COEFFICIENTS[equation]
     found = fit.equations()
     mean, std, exact, errs = coefficient_errors(found, true)
@@ -843,7 +1321,15 @@ def _row(equation, noise, method, fit: Fit):
         "seconds": fit.seconds,
         "model": str(fit),
         "coefficients": json.dumps(found),
+        "settings": _settings_text(equation, noise > 0, method, fit, cfg),
     }
+
+
+def _write_csv(path, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]) if rows else ["equation"])
+        w.writeheader()
+        w.writerows(rows)
 
 
 def _figure(rows, path):
@@ -926,7 +1412,9 @@ def run(config, workdir) -> list[dict]:
             if use_pysindy and eq in PDE_EQUATIONS:
                 fits += _pysindy_fits(eq, data, noise > 0, cfg)
             for method, fit in fits:
-                row = _row(eq, noise, method, fit)
+                row = _row(eq, noise, method, fit, cfg)
+                if "table" in fit.info:
+                    _write_csv(workdir / f"discover_select_{eq}_{noise:g}.csv", fit.info["table"])
                 logger.info(
                     "%s noise %g %s: %s (error %.3g ± %.3g %%, %.3f s)",
                     eq,
@@ -938,20 +1426,18 @@ def run(config, workdir) -> list[dict]:
                     row["seconds"],
                 )
                 rows.append(row)
-    with open(workdir / "discover.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, list(rows[0]) if rows else ["equation"])
-        w.writeheader()
-        w.writerows(rows)
+    _write_csv(workdir / "discover.csv", rows)
     lines = [
         "| equation | noise | method | terms found | exact terms | coefficient error (%) | "
-        "Rudy et al. (%) | time (s) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "Rudy et al. (%) | time (s) | settings |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(
             f"| {r['equation']} | {r['noise']:g} | {r['method']} | {r['terms_found']} | "
             f"{'yes' if r['exact_terms'] else 'no'} | {r['error_mean_pct']:.3g} ± "
-            f"{r['error_std_pct']:.2g} | {r['published_pct'] or '—'} | {r['seconds']:.3f} |"
+            f"{r['error_std_pct']:.2g} | {r['published_pct'] or '—'} | {r['seconds']:.3f} | "
+            f"{r['settings']} |"
         )
     if "pysindy" in methods and not use_pysindy:
         lines.append("\npysindy not installed: no PySINDy rows.")

@@ -11,6 +11,7 @@ from generative.core.config import (
     Check,
     at_least,
     comma_list,
+    each,
     interval,
     one_of,
 )
@@ -35,6 +36,9 @@ def _noise_levels(v):
 
 
 _NOISE_LEVELS = Check(_noise_levels, "a comma-separated list of noise levels in [0, 1)")
+
+
+SELECTION_CRITERIA = ("aicc", "aic", "bic")  # physics.discovery.CRITERIA
 ENV_SYSTEMS = ("lv", "gs")  # physics.environments.SYSTEMS
 ENV_METHODS = ("leads", "leads_no_min", "one_per_env", "one_for_all")  # METHODS without coda
 CODA_STUDY_METHODS = ("coda", "leads", "one_for_all")
@@ -114,6 +118,15 @@ CHECKS = {
     "discover.*.width_x": POSITIVE_INT,
     "discover.*.width_t": POSITIVE_INT,
     "discover.*.pysindy_threshold": POSITIVE,
+    "discover.*.select": Check(lambda v: isinstance(v, bool), "True or False"),
+    "discover.*.select_deg_x": each(POSITIVE_INT),
+    "discover.*.select_width_x": each(POSITIVE_INT),
+    "discover.*.select_deg_t": each(POSITIVE_INT),
+    "discover.*.select_width_t": each(POSITIVE_INT),
+    "discover.*.select_l0_penalty": each(NON_NEGATIVE),  # 0: 1e-3 cond(Θ)
+    "discover.*.select_horizon": POSITIVE_INT,
+    "discover.*.select_starts": POSITIVE_INT,
+    "discover.*.select_criterion": one_of(*SELECTION_CRITERIA),
     "discover.*.degree": NON_NEGATIVE_INT,
     "discover.*.threshold": NON_NEGATIVE,
     "discover.*.t1": POSITIVE,

@@ -155,7 +155,17 @@ def test_discover_command_writes_table_and_reports_missing_pysindy(tmp_path, mon
     assert "| burgers | 0 | ours | u_t: u u_x, u_xx | yes |" in md
     assert "pysindy not installed" in md
     assert (tmp_path / "discover.png").stat().st_size > 0
+    # the noisy row's windows and ε₀ were selected; the candidates are in their own table
+    assert rows[0]["settings"].startswith("FD2")
+    assert rows[1]["settings"].startswith("selected by AICc among 8 (5 distinct): poly deg_x = 6")
+    with open(tmp_path / "discover_select_burgers_0.01.csv", newline="") as f:
+        candidates = list(csv.DictReader(f))
+    assert len(candidates) == 8 and [c["selected"] for c in candidates].count("True") == 1
     assert main(["discover", "--config", "discover_tiny", "discover.equations=heat"]) == 2
+    assert (
+        main(["discover", "--config", "discover_tiny", "discover.burgers.select_width_t=(5,0)"])
+        == 2
+    )
 
 
 def test_bad_inputs_stop_with_one_line():
@@ -172,8 +182,89 @@ def test_bad_inputs_stop_with_one_line():
         (lambda: D.sindy(np.full((20, 2), np.nan), 0.1), "NaN"),
         (lambda: D.pde_find(u, 0.1, 0.1, diff="spline"), "unknown derivative method 'spline'"),
         (lambda: D.finite_difference(u, 0.1, 1, accuracy=3), "accuracy must be 2 or 4"),
+        (lambda: D.select_pde(u, 0.1, 0.1, grid={"width_x": ()}), "grid 'width_x' is empty"),
+        (lambda: D.select_pde(u, 0.1, 0.1, grid={"l0_penalty": (-1,)}), "numbers >= 0"),
+        (
+            lambda: D.select_pde(u, 0.1, 0.1, grid={"degree": (4,)}),
+            r"unknown selection grid key 'degree'; valid choices: \['deg_x', 'width_x'",
+        ),
+        (lambda: D.select_pde(u, 0.1, 0.1, criterion="mdl"), "criterion 'mdl'; valid choices"),
+        (lambda: D.select_pde(u, 0.1, 0.1), "no window of the selection grid fits the data"),
+        (lambda: D.simulate_pde({"u u_y": 1.0}, u[0], 0.1, 2, 1.0), "unknown PDE term 'u u_y'"),
+        (lambda: D.information_criterion(1.0, 10, 1, "mdl"), "criterion 'mdl'; valid choices"),
     ]
+    import physics.configs as presets
+
+    assert presets.SELECTION_CRITERIA == D.CRITERIA
     for fn, message in cases:
         with pytest.raises(ValueError, match=message) as e:
             fn()
         assert "\n" not in str(e.value)
+
+
+def test_simulate_pde_matches_the_spectral_solvers_and_closed_forms():
+    # one compiled shape (64 points, 4 output steps, library P = 2, D = 3) for every case
+    n, ts = 64, np.linspace(0.0, 0.4, 5)
+    kw = dict(max_power=2, max_derivative=3, max_step=1e-3)
+    for equation, length, coefficients in [
+        ("burgers", 16.0, {"u u_x": -1.0, "u_xx": 0.1}),
+        ("kdv", 40.0, {"u u_x": -6.0, "u_xxx": -1.0}),
+    ]:
+        x = pde.grid(n, length, -length / 2)
+        s = 2 * np.pi * x / length  # band-limited: both solvers keep modes <= n/3 exactly
+        u0 = 0.4 + 0.3 * np.sin(s) + 0.2 * np.cos(3 * s)
+        with jax.enable_x64(True):
+            ref = np.asarray(pde.solve(equation, u0, ts, length=length, max_step=1e-3))
+        got = D.simulate_pde(coefficients, u0, ts[1], 4, length, **kw)
+        assert got.shape == (5, n)
+        assert np.abs(got - ref).max() < 1e-12, equation
+    # linear terms (exact): u_t = -0.3 u - 2 u_x; a nonlinear term without derivative:
+    # u_t = 0.5 u² from a constant, u = 1 / (1 - t/2)
+    length = 10.0
+    x = pde.grid(n, length)
+    u0 = np.stack([np.sin(2 * np.pi * x / length), np.ones(n)])
+    got = D.simulate_pde({"u": -0.3, "u_x": -2.0}, u0[:1], ts[1], 4, length, **kw)
+    exact = np.exp(-0.3 * ts)[:, None] * np.sin(2 * np.pi * (x[None] - 2 * ts[:, None]) / length)
+    assert np.abs(got[0] - exact).max() < 1e-12
+    got = D.simulate_pde({"u^2": 0.5}, u0[1:], ts[1], 4, length, **kw)
+    np.testing.assert_allclose(
+        got[0], np.broadcast_to(1 / (1 - ts[:, None] / 2), (5, n)), rtol=1e-12
+    )
+
+
+def test_select_pde_prefers_the_true_support_and_integrates_each_distinct_fit_once(
+    burgers_data, monkeypatch
+):
+    d = burgers_data
+    noisy = D.add_noise(d["u"], 0.01, seed=0)
+    calls = []
+    simulate = D.simulate_pde
+    monkeypatch.setattr(D, "simulate_pde", lambda *a, **k: calls.append(1) or simulate(*a, **k))
+    # deg_x = 4 finds u u_x, u_xx plus two spurious u_xxx terms; deg_x = 6 the true pair; the
+    # two ε₀ values end at the same support for each window
+    grid = dict(deg_x=(4, 6), width_x=(12,), deg_t=(3,), width_t=(5,), l0_penalty=(0.0, 2.0))
+    sel = D.select_pde(noisy, d["dx"], d["dt"], grid=grid, d_tol=1.0, horizon=5, starts=4)
+    rows = sel.candidates
+    assert len(rows) == 4 and len({r["group"] for r in rows}) == 2 and len(calls) == 2
+    for g in (0, 1):
+        same = [r for r in rows if r["group"] == g]
+        assert len(same) == 2 and len({(r["model"], r["score"]) for r in same}) == 1
+    true = set(D.TRUE_COEFFICIENTS["burgers"]["u_t"])
+    spurious = [r for r in rows if set(r["terms"].split(", ")) > true]
+    assert spurious, "the grid no longer offers a candidate with extra terms"
+    assert set(sel.fit.equations()["u_t"]) == true and sel.settings["deg_x"] == 6
+    assert all(r["score"] > sel.fit.info["score"] for r in spurious)
+    assert [r["selected"] for r in rows].count(True) == 1
+    # the chosen fit is PDE-FIND's with the chosen settings
+    s = sel.settings
+    again = D.pde_find(
+        noisy, d["dx"], d["dt"], diff="poly", max_power=3, d_tol=1.0,
+        deg_x=s["deg_x"], width_x=s["width_x"], deg_t=s["deg_t"], width_t=s["width_t"],
+        l0_penalty=s["l0_penalty"] or None,
+    )  # fmt: skip
+    np.testing.assert_array_equal(again.coefficients, sel.fit.coefficients)
+    # AICc: n log(RSS/n) + 2k + 2k(k+1)/(n-k-1)
+    n_obs = 4 * 5 * noisy.shape[1]
+    r = next(r for r in rows if r["selected"])
+    aicc = n_obs * np.log(r["rss"] / n_obs) + 4 + 12 / (n_obs - 3)
+    assert r["score"] == pytest.approx(aicc, rel=1e-12)

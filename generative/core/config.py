@@ -340,6 +340,8 @@ def _coerce(key: str, old: Any, new: Any) -> Any:
         if isinstance(new, (int, float)) and not isinstance(new, bool):
             return float(new)
     elif kind is str:
+        if isinstance(new, (tuple, list)):  # "a,b" typed for a comma-separated string key
+            return ",".join(str(v) for v in new)
         return str(new)
     elif kind in (tuple, list):
         if isinstance(new, (tuple, list)):

@@ -15,6 +15,9 @@ def test_overrides_win_over_preset_and_are_typed():
     assert c.kernel.architecture == "relu_nobias"
     assert c.eval.figures is False
     assert config_lib.resolve("gantk.configs", "demo", seed=7).seed == 7
+    # a comma-separated string key given numbers (parsed as a tuple) stays that string
+    c = config_lib.resolve("physics.configs", "discover_tiny", ["discover.noise=0,0.01"])
+    assert c.discover.noise == "0,0.01"
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ samples the 2-D checkerboard with
 Quality: the energy distance of n samples to n held-out points, averaged over --seeds
 sampling keys (with its standard error), beside the same distance between two independent
 data sets of that size (the floor). The ODE "reaches the ancestral quality" at the cheapest
-tolerance whose mean distance is within two combined standard errors of the ancestral one
-(or below it). Network evaluations of the ODE are counted by a host callback in the network
+ODE setting whose mean distance is at or below the ancestral one (the standard errors are
+printed beside). Network evaluations of the ODE are counted by a host callback in the network
 (and compared with the solver's step count times the stages); seconds are the median of
 --repeats timed runs after one compile run, without the callback.
 
@@ -168,8 +168,7 @@ def main(argv=None) -> int:
     anc = rows[0]
     reached = None
     for r in sorted((r for r in rows if r["sampler"] == "ode"), key=lambda r: r["nfe"]):
-        margin = 2 * float(np.hypot(anc["energy_se"], r["energy_se"]))
-        if r["energy"] <= anc["energy"] + margin:
+        if r["energy"] <= anc["energy"]:
             reached = r
             break
     summary = {

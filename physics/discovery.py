@@ -654,9 +654,12 @@ def _coefficient_grid(coefficients, max_power, max_derivative) -> np.ndarray:
 @functools.cache
 def _library_integrator():
     """The jitted ETDRK4 integrator of ``u_t = Σ c[d, p] u^p ∂_x^d u`` (see
-    :func:`simulate_pde`), compiled once per (grid, steps, library size, batch)."""
+    :func:`simulate_pde`; the scheme of :mod:`physics.pde`), compiled once per (grid, steps,
+    library size, batch)."""
     import jax
     import jax.numpy as jnp
+
+    from physics import pde
 
     def run(c, v0, h, nsub, length, n, num_out):
         nd, npow = c.shape
@@ -666,14 +669,7 @@ def _library_integrator():
         # linear part (exact): u and ∂_x^d u; the rest (1, u^p with p >= 2, u^p ∂_x^d u) is N
         lin = c[0, 1] + sum(c[d, 0] * ik**d for d in range(1, nd))
         lin = jnp.where(mask, lin, 0.0)
-        r = jnp.exp(2j * jnp.pi * (jnp.arange(32) + 0.5) / 32)
-        z = h * lin[:, None] + r[None, :]
-        ez, ez2 = jnp.exp(z), jnp.exp(z / 2)
-        q = h * jnp.mean((ez2 - 1) / z, axis=1)
-        f1 = h * jnp.mean((-4 - z + ez * (4 - 3 * z + z**2)) / z**3, axis=1)
-        f2 = h * jnp.mean((2 + z + ez * (z - 2)) / z**3, axis=1)
-        f3 = h * jnp.mean((-4 - 3 * z - z**2 + ez * (4 - z)) / z**3, axis=1)
-        e, e2 = jnp.exp(h * lin), jnp.exp(h * lin / 2)
+        coeffs = pde.etdrk4_coefficients(lin, h, contour_points=32, xp=jnp)
 
         def nonlinear(v):
             u = jnp.fft.irfft(v, n=n)
@@ -684,23 +680,8 @@ def _library_integrator():
                 out = out + factor * jnp.fft.irfft(ik**d * v, n=n)
             return jnp.where(mask, jnp.fft.rfft(out), 0.0)
 
-        def step(_, v):
-            nv = nonlinear(v)
-            a = e2 * v + q * nv
-            na = nonlinear(a)
-            b = e2 * v + q * na
-            nb = nonlinear(b)
-            cc = e2 * a + q * (2 * nb - nv)
-            return e * v + nv * f1 + 2 * (na + nb) * f2 + nonlinear(cc) * f3
-
-        def interval(v, _):
-            v = jax.lax.fori_loop(0, nsub, step, v)
-            return v, v
-
         def one(v):
-            v = jnp.where(mask, v, 0.0)
-            _, vs = jax.lax.scan(interval, v, None, length=num_out)
-            return jnp.concatenate([v[None], vs])
+            return pde.etdrk4_states(jnp.where(mask, v, 0.0), coeffs, nonlinear, num_out, nsub)
 
         return jax.vmap(one)(v0)
 

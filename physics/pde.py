@@ -38,6 +38,8 @@ __all__ = [
     "grid",
     "wavenumbers",
     "spectral_derivative",
+    "etdrk4_coefficients",
+    "etdrk4_states",
     "solve",
     "solve_burgers",
     "solve_kdv",
@@ -92,26 +94,25 @@ def _dealias_mask(n: int, dealias: bool) -> np.ndarray:
     return (m <= n // 3) if dealias else np.ones_like(m, dtype=bool)
 
 
-def _etdrk4_coefficients(lin: np.ndarray, h: float, contour_points: int = 64):
+def etdrk4_coefficients(lin, h: float, contour_points: int = 64, xp=np):
     """E = e^{hL}, E2 = e^{hL/2}, Q, f1, f2, f3 of Kassam & Trefethen (2005), eq. (2.5), by a
-    mean over ``contour_points`` points of the unit circle around each ``hL`` (complex L)."""
-    r = np.exp(2j * np.pi * (np.arange(contour_points) + 0.5) / contour_points)
+    mean over ``contour_points`` points of the unit circle around each ``hL`` (complex L [m]).
+    ``xp``: numpy (host) or jax.numpy (L traced, e.g. a fitted PDE's linear part)."""
+    r = xp.exp(2j * np.pi * (np.arange(contour_points) + 0.5) / contour_points)
     z = h * lin[:, None] + r[None, :]
-    ez, ez2 = np.exp(z), np.exp(z / 2)
-    q = h * np.mean((ez2 - 1) / z, axis=1)
-    f1 = h * np.mean((-4 - z + ez * (4 - 3 * z + z**2)) / z**3, axis=1)
-    f2 = h * np.mean((2 + z + ez * (z - 2)) / z**3, axis=1)
-    f3 = h * np.mean((-4 - 3 * z - z**2 + ez * (4 - z)) / z**3, axis=1)
-    return np.exp(h * lin), np.exp(h * lin / 2), q, f1, f2, f3
+    ez, ez2 = xp.exp(z), xp.exp(z / 2)
+    q = h * xp.mean((ez2 - 1) / z, axis=1)
+    f1 = h * xp.mean((-4 - z + ez * (4 - 3 * z + z**2)) / z**3, axis=1)
+    f2 = h * xp.mean((2 + z + ez * (z - 2)) / z**3, axis=1)
+    f3 = h * xp.mean((-4 - 3 * z - z**2 + ez * (4 - z)) / z**3, axis=1)
+    return xp.exp(h * lin), xp.exp(h * lin / 2), q, f1, f2, f3
 
 
-@functools.partial(jax.jit, static_argnames=("n", "num_out", "substeps"))
-def _etdrk4_run(v0, coeffs, flux, n: int, num_out: int, substeps: int):
+def etdrk4_states(v0, coeffs, nonlinear, num_out: int, substeps: int):
+    """ETDRK4 (Cox & Matthews 2002) in Fourier space: ``v_t = L v + N(v)`` from v0 [m] with
+    ``coeffs`` of :func:`etdrk4_coefficients` and ``nonlinear`` N, ``substeps`` steps per
+    output interval. Returns the Fourier states [num_out + 1, m] (v0 first). Traceable."""
     e, e2, q, f1, f2, f3 = coeffs
-
-    def nonlinear(v):
-        u = jnp.fft.irfft(v, n=n)
-        return flux * jnp.fft.rfft(u * u)
 
     def step(_, v):
         nv = nonlinear(v)
@@ -128,7 +129,16 @@ def _etdrk4_run(v0, coeffs, flux, n: int, num_out: int, substeps: int):
         return v, v
 
     _, vs = jax.lax.scan(interval, v0, None, length=num_out)
-    return jnp.fft.irfft(jnp.concatenate([v0[None], vs]), n=n)
+    return jnp.concatenate([v0[None], vs])
+
+
+@functools.partial(jax.jit, static_argnames=("n", "num_out", "substeps"))
+def _etdrk4_run(v0, coeffs, flux, n: int, num_out: int, substeps: int):
+    def nonlinear(v):
+        u = jnp.fft.irfft(v, n=n)
+        return flux * jnp.fft.rfft(u * u)
+
+    return jnp.fft.irfft(etdrk4_states(v0, coeffs, nonlinear, num_out, substeps), n=n)
 
 
 def _diffrax_run(v0, lin, flux, n: int, ts, rtol: float, atol: float, max_steps: int):
@@ -205,7 +215,7 @@ def solve(
             raise ValueError("method 'etdrk4' needs evenly spaced output times ts")
         substeps = int(np.ceil(dts[0] / max_step - 1e-9))
         h = dts[0] / substeps
-        coeffs = tuple(jnp.asarray(c) for c in _etdrk4_coefficients(lin, h))
+        coeffs = tuple(jnp.asarray(c) for c in etdrk4_coefficients(lin, h))
         return _etdrk4_run(v0, coeffs, flux, n, len(ts) - 1, substeps)
     return _diffrax_run(v0, lin, flux, n, jnp.asarray(ts), rtol, atol, max_steps)
 

@@ -83,6 +83,7 @@ ScoreFn = Callable[[jax.Array, jax.Array], jax.Array]  # (x [n, ...], t [n]) -> 
 
 SDES = ("vp", "subvp", "ve")
 SOLVERS = ("tsit5", "dopri5", "dopri8", "bosh3", "heun", "midpoint", "ralston", "euler")
+ODE_VARIABLES = ("t", "sigma")  # the probability-flow ODE's variable (`ode_sample`)
 _LOG_2PI = math.log(2 * math.pi)
 
 
@@ -495,9 +496,6 @@ def ode_sample(
         x = (x + jnp.asarray(std**2, x.dtype) * score_fn(x, tt)) / jnp.asarray(m, x.dtype)
         nfe = nfe + 1
     return ODESample(x, path, num, nfe)
-
-
-ODE_VARIABLES = ("t", "sigma")
 
 
 def _check_variable(variable: str) -> None:

@@ -10,6 +10,12 @@ the same run (steps alternating), with the ratio.
   usual Python loop, one run at a time (so `--seeds` runs take `--seeds` times as long).
 - The conv VAE of `vae_digits` on 28×28 digits, batch 64: our jitted step against PyTorch's.
 
+The 2-D rows also give the work of one step (floating-point operations counted by XLA's
+cost analysis of the compiled step, products as 2·m·n·k) and the host's float32 matrix-product
+rate measured in the same run (1024³ products, JAX and PyTorch, the faster): each side's
+share of that rate, and the highest ratio against PyTorch this host allows, were our step
+to run at the matrix-product rate throughout.
+
 Each timed call runs `--steps` steps (VAE: one step) and blocks until done; `--repeats`
 calls of each side alternate after a warm-up; medians are reported. PyTorch is timed with
 each of `--threads` intra-op thread counts (1 and 2 by default: on a 2-core host whose other
@@ -26,6 +32,7 @@ import json
 import pathlib
 import statistics
 import sys
+import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -73,7 +80,44 @@ def _adversarial(family: str, steps: int, seeds: int):
     one, state = program(1)
     many, _ = program(seeds)
     params = sum(int(np.prod(a.shape[1:])) for a in jax.tree.leaves(state[0].params))
-    return one, many, params
+    return one, many, params, _step_flops(module, net, step)
+
+
+def _step_flops(module, net, step) -> float:
+    """Floating-point operations of one training step (XLA's cost analysis of the compiled
+    step; the discriminator updates are a scan that the analysis counts once, exact for
+    n_critic = 1, which the GAN and ALI presets use)."""
+    if getattr(net, "n_critic", 1) != 1:
+        raise ValueError("the step's operation count is exact only for n_critic = 1")
+    state = jax.jit(lambda k: module.init_state(net, k))(jax.random.PRNGKey(0))
+    cost = jax.jit(step).lower(state, jax.random.PRNGKey(1)).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return float(cost["flops"])
+
+
+def matmul_rate(torch=None, size: int = 1024, repeats: int = 20) -> dict:
+    """The host's float32 matrix-product rate in FLOP/s (size³ products, median of `repeats`;
+    JAX: 8 chained products per call, so that dispatch is negligible), for JAX and, when given,
+    PyTorch at its current thread count."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.float32) / size**0.5
+    chain = jax.jit(lambda a: jax.lax.fori_loop(0, 8, lambda i, c: c @ a, a))
+    jax.block_until_ready(chain(a))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(chain(a))
+        times.append((time.perf_counter() - t0) / 8)
+    out = {"jax": 2 * size**3 / statistics.median(times)}
+    if torch is not None:
+        at = torch.from_numpy(np.array(a))
+        torch.mm(at, at)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            torch.mm(at, at)
+            times.append(time.perf_counter() - t0)
+        out["torch"] = 2 * size**3 / statistics.median(times)
+    return out
 
 
 def _vae(batch: int):
@@ -149,10 +193,26 @@ def main() -> None:
     def fastest(times):
         return min(statistics.median(t) for t in times)
 
+    peak = None
+    if "gan" in only or "ali" in only:
+        rates = {}
+        for n in threads if torch is not None else [None]:
+            if n is not None:
+                torch.set_num_threads(n)
+            for side, rate in matmul_rate(torch).items():
+                rates[side] = max(rates.get(side, 0.0), rate)
+        peak = max(rates.values())
+        results["matmul_rate_flops"] = rates
+        print(
+            "float32 matrix products (1024³): "
+            + ", ".join(f"{side} {r / 1e9:.0f} GFLOP/s" for side, r in rates.items()),
+            flush=True,
+        )
+    seeds_note = f"{args.seeds} runs vmapped"
     for family in ("gan", "ali"):
         if family not in only:
             continue
-        one, many, params = _adversarial(family, args.steps, args.seeds)
+        one, many, params, flops = _adversarial(family, args.steps, args.seeds)
         fns = [one, many]
         if tg is not None:
             model = (tg.GANTorch if family == "gan" else tg.ALITorch)()
@@ -185,6 +245,22 @@ def main() -> None:
                 f"; PyTorch ({model.params()} parameters) {theirs:.1f} steps/s; ratio "
                 f"{ours_1 / theirs:.2f}x (one run), {ours_s / theirs:.2f}x ({args.seeds} runs)"
             )
+        row["step_flops"] = flops
+        if peak:
+            row["ours_share_of_matmul_rate"] = flops * ours_s / peak
+            line += (
+                f"\n  {flops / 1e9:.2f} GFLOP per step: ours {flops * ours_s / 1e9:.0f} GFLOP/s "
+                f"({100 * flops * ours_s / peak:.0f}% of the host's matrix-product rate, "
+                f"{seeds_note})"
+            )
+            if tg is not None:
+                row["torch_share_of_matmul_rate"] = flops * theirs / peak
+                row["ratio_ceiling"] = peak / (flops * theirs)
+                line += (
+                    f", PyTorch {flops * theirs / 1e9:.0f} GFLOP/s "
+                    f"({100 * flops * theirs / peak:.0f}%); highest ratio this host allows "
+                    f"{peak / (flops * theirs):.2f}x"
+                )
         print(line, flush=True)
         results[family] = row
     if "vae" in only:

@@ -9,12 +9,20 @@ output, flax's module and ours timed in turn (`_common.alternating`, median of `
 the ratio flax / ours. `loops`: the same for a 3×3 convolution evaluated inside a 10-step
 `lax.scan` (an ODE vector field, a scanned residual block). Both sides compute the same
 function (`tests/core/test_layers.py`). The CPU model is printed with the figures.
+
+With PyTorch installed, the `layers` table also times the same layer in PyTorch
+(`torch.nn.Conv2d` / `ConvTranspose2d`, NCHW, `--torch-threads`) in the same rotation, and
+prints each side's rate in GFLOP/s (the layer's multiply-adds, counted without padding: 2 per
+multiply-add, three products for value and gradient) next to the host's float32
+matrix-product rate measured in the same run (`generative_step.matmul_rate`): a side at that
+rate cannot be beaten without fewer operations.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import pathlib
 import statistics
 import sys
@@ -29,6 +37,8 @@ from _common import alternating, configure_host_memory, cpu_model  # noqa: E402
 from generative import layers  # noqa: E402
 
 # name, layer (from a module providing Conv / ConvTranspose / ...), input shape without batch
+# name, layer (from a module providing Conv / ConvTranspose / ...), input shape without batch,
+# PyTorch's layer (NCHW) or None
 CASES = [
     ("conv 4x4/2 1->64 @64", lambda m: m.Conv(64, (4, 4), 2, ((1, 1), (1, 1))), (64, 64, 1)),
     ("conv 4x4/2 64->128 @32", lambda m: m.Conv(128, (4, 4), 2, ((1, 1), (1, 1))), (32, 32, 64)),
@@ -64,14 +74,64 @@ def _value_and_grad(module, x, scan_steps=0):
     return lambda: jax.block_until_ready(fn(params, x))
 
 
-def _rows(cases, batch, repeats, scan_steps=0):
+def _torch_layer(torch, module, c_in: int):
+    """The PyTorch layer of one of `CASES`' flax modules (same window, stride, padding)."""
+    k, stride = module.kernel_size[0], module.strides or 1
+    stride = stride if isinstance(stride, int) else stride[0]
+    if isinstance(module, nn.ConvTranspose):
+        pad = 0 if module.padding == "VALID" else (k - stride) // 2  # flax SAME: out = s · in
+        return torch.nn.ConvTranspose2d(c_in, module.features, k, stride, pad)
+    pad = 0 if module.padding == "VALID" else module.padding[0][0]
+    return torch.nn.Conv2d(c_in, module.features, k, stride, pad)
+
+
+def _flops(module, x_shape) -> float:
+    """Floating-point operations of the layer's value and gradient: 3 products (output, input
+    gradient, kernel gradient) of 2 per multiply-add, padding not counted."""
+    window = math.prod(module.kernel_size)
+    c_in, spatial = x_shape[-1], x_shape[1:-1]
+    if isinstance(module, nn.ConvTranspose):
+        positions = math.prod(spatial)  # every input meets every tap
+    else:
+        y = jax.eval_shape(module.init_with_output, jax.random.PRNGKey(0), jnp.zeros(x_shape))[0]
+        positions = math.prod(y.shape[1:-1])
+    return 3 * 2 * x_shape[0] * positions * window * c_in * module.features
+
+
+def _torch_value_and_grad(torch, layer, x_shape):
+    x = torch.randn(x_shape[0], x_shape[-1], *x_shape[1:-1], requires_grad=True)
+
+    def call():
+        layer.zero_grad(set_to_none=True)
+        x.grad = None
+        (layer(x) ** 2).sum().backward()
+
+    return call
+
+
+def _rows(cases, batch, repeats, scan_steps=0, torch=None, rate=None):
     rows = []
     for name, make, shape in cases:
         x = jax.random.normal(jax.random.PRNGKey(1), (batch, *shape) if batch else shape)
         fns = [_value_and_grad(make(m), x, scan_steps) for m in (nn, layers)]
-        t_flax, t_ours = (statistics.median(t) for t in alternating(fns, repeats))
-        rows.append({"layer": name, "flax_s": t_flax, "ours_s": t_ours, "ratio": t_flax / t_ours})
-        print(f"| {name} | {t_flax:.4f} | {t_ours:.4f} | {t_flax / t_ours:.2f}× |", flush=True)
+        with_torch = torch is not None and not scan_steps
+        if with_torch:
+            fns.append(
+                _torch_value_and_grad(torch, _torch_layer(torch, make(nn), shape[-1]), x.shape)
+            )
+        times = [statistics.median(t) for t in alternating(fns, repeats)]
+        t_flax, t_ours = times[:2]
+        row = {"layer": name, "flax_s": t_flax, "ours_s": t_ours, "ratio": t_flax / t_ours}
+        line = f"| {name} | {t_flax:.4f} | {t_ours:.4f} | {t_flax / t_ours:.2f}× |"
+        if with_torch:
+            flops = _flops(make(nn), x.shape)
+            row.update(torch_s=times[2], flops=flops, ours_vs_torch=times[2] / t_ours)
+            line += (
+                f" {times[2]:.4f} | {times[2] / t_ours:.2f}× | {flops / t_ours / 1e9:.0f} | "
+                f"{flops / times[2] / 1e9:.0f} | {100 * flops / times[2] / rate:.0f}% |"
+            )
+        rows.append(row)
+        print(line, flush=True)
     return rows
 
 
@@ -81,6 +141,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--tables", default="layers,loops")
     ap.add_argument("--json", default="")
+    ap.add_argument("--torch-threads", type=int, default=2, help="0: no PyTorch column")
     args = ap.parse_args(argv)
     tables = args.tables.split(",")
     if bad := [t for t in tables if t not in ("layers", "loops")]:
@@ -88,10 +149,31 @@ def main(argv=None):
     configure_host_memory()  # before the first computation; flax and ours share it
     out = {"cpu": cpu_model(), "device": str(jax.devices()[0]), "jax": jax.__version__}
     print(f"{out['cpu']}, {out['device']}, jax {out['jax']}, median of {args.repeats}")
+    torch = rate = None
+    if args.torch_threads > 0:
+        try:
+            import torch
+
+            torch.set_num_threads(args.torch_threads)
+        except ImportError:
+            torch = None
     if "layers" in tables:
-        print(f"\nvalue-and-gradient, batch {args.batch}\n| layer | flax (s) | ours (s) | ratio |")
-        print("| --- | --- | --- | --- |")
-        out["layers"] = _rows(CASES, args.batch, args.repeats)
+        head = "| layer | flax (s) | ours (s) | ratio |"
+        rule = "| --- | --- | --- | --- |"
+        if torch is not None:
+            from generative_step import matmul_rate
+
+            rates = matmul_rate(torch)
+            rate = max(rates.values())
+            out["matmul_rate_flops"] = rates
+            print(
+                f"float32 matrix products (1024³): jax {rates['jax'] / 1e9:.0f}, PyTorch "
+                f"({args.torch_threads} threads) {rates['torch'] / 1e9:.0f} GFLOP/s"
+            )
+            head += " PyTorch (s) | ours vs PyTorch | ours GFLOP/s | PyTorch GFLOP/s | PyTorch / matmul rate |"
+            rule += " --- | --- | --- | --- | --- |"
+        print(f"\nvalue-and-gradient, batch {args.batch}\n{head}\n{rule}")
+        out["layers"] = _rows(CASES, args.batch, args.repeats, torch=torch, rate=rate)
     if "loops" in tables:
         print(f"\n3x3 convolution inside a {LOOP_STEPS}-step lax.scan, value-and-gradient")
         print("| maps | flax (s) | ours (s) | ratio |\n| --- | --- | --- | --- |")

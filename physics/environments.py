@@ -252,15 +252,16 @@ def make_network(system: str, hidden: int = 64, scale: float | None = None) -> n
     """The references' networks: LV an MLP 2 → h → h → h → 2 (swish); GS four periodic 3×3
     convolutions 2 → h → h → h → 2 (swish), output × ``scale`` (default 1e-3).
 
-    The GS convolutions take `generative.layers.Conv`'s im2col form on CPU: inside the
-    vmapped RK4 scan of a training step it is 2.6× (h = 16) to 7× (h = 64) faster than the
-    default CPU form (`benchmarks/environments_bench.py --gs-forms`); GPU/TPU run flax's
-    convolution either way."""
+    The GS convolutions take `generative.layers.Conv`'s im2col form on CPU (the
+    `ConvAugmentation` default): inside the vmapped RK4 scan of a training step it is 2.6×
+    (h = 16) to 7× (h = 64) faster than the default CPU form
+    (`benchmarks/environments_bench.py --gs-forms`); GPU/TPU run flax's convolution either
+    way."""
     _choice("system", system, SYSTEMS)
     if system == "lv":
         return MLP((hidden, hidden, hidden, 2), activation="swish")
     return ConvAugmentation(
-        hidden, depth=4, activation="swish", scale=1e-3 if scale is None else scale, im2col=True
+        hidden, depth=4, activation="swish", scale=1e-3 if scale is None else scale
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import statistics
 import subprocess
 import sys
 import time
@@ -21,6 +22,8 @@ __all__ = [
     "torch_glibc_default",
     "alternating",
     "cpu_model",
+    "jax_matmul_rate",
+    "torch_matmul_rate",
 ]
 
 
@@ -35,6 +38,35 @@ def cpu_model() -> str:
     except OSError:
         pass
     return f"{name} ({os.cpu_count()} cores)"
+
+
+def jax_matmul_rate(size: int = 1024, repeats: int = 20) -> float:
+    """The host's float32 matrix-product rate with JAX in FLOP/s: size³ products, 8 chained
+    per call so that dispatch is negligible, median of `repeats`."""
+    import jax
+
+    a = jax.random.normal(jax.random.PRNGKey(0), (size, size), "float32") / size**0.5
+    chain = jax.jit(lambda a: jax.lax.fori_loop(0, 8, lambda i, c: c @ a, a))
+    jax.block_until_ready(chain(a))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(chain(a))
+        times.append((time.perf_counter() - t0) / 8)
+    return 2 * size**3 / statistics.median(times)
+
+
+def torch_matmul_rate(torch, threads: int, size: int = 1024, repeats: int = 20) -> float:
+    """The same for PyTorch at `threads` intra-op threads (left set)."""
+    torch.set_num_threads(threads)
+    a = torch.randn(size, size) / size**0.5
+    torch.mm(a, a)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, a)
+        times.append(time.perf_counter() - t0)
+    return 2 * size**3 / statistics.median(times)
 
 
 def alternating(fns, repeats: int, warmup: int = 1) -> list[list[float]]:

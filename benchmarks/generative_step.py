@@ -32,7 +32,6 @@ import json
 import pathlib
 import statistics
 import sys
-import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -40,7 +39,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from _common import alternating, cpu_model  # noqa: E402
+from _common import alternating, cpu_model, jax_matmul_rate, torch_matmul_rate  # noqa: E402
 
 
 def _adversarial(family: str, steps: int, seeds: int):
@@ -93,31 +92,6 @@ def _step_flops(module, net, step) -> float:
     cost = jax.jit(step).lower(state, jax.random.PRNGKey(1)).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     return float(cost["flops"])
-
-
-def matmul_rate(torch=None, size: int = 1024, repeats: int = 20) -> dict:
-    """The host's float32 matrix-product rate in FLOP/s (size³ products, median of `repeats`;
-    JAX: 8 chained products per call, so that dispatch is negligible), for JAX and, when given,
-    PyTorch at its current thread count."""
-    a = jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.float32) / size**0.5
-    chain = jax.jit(lambda a: jax.lax.fori_loop(0, 8, lambda i, c: c @ a, a))
-    jax.block_until_ready(chain(a))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(chain(a))
-        times.append((time.perf_counter() - t0) / 8)
-    out = {"jax": 2 * size**3 / statistics.median(times)}
-    if torch is not None:
-        at = torch.from_numpy(np.array(a))
-        torch.mm(at, at)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            torch.mm(at, at)
-            times.append(time.perf_counter() - t0)
-        out["torch"] = 2 * size**3 / statistics.median(times)
-    return out
 
 
 def _vae(batch: int):
@@ -195,12 +169,9 @@ def main() -> None:
 
     peak = None
     if "gan" in only or "ali" in only:
-        rates = {}
-        for n in threads if torch is not None else [None]:
-            if n is not None:
-                torch.set_num_threads(n)
-            for side, rate in matmul_rate(torch).items():
-                rates[side] = max(rates.get(side, 0.0), rate)
+        rates = {"jax": jax_matmul_rate()}
+        if torch is not None:  # at its faster thread count
+            rates["torch"] = max(torch_matmul_rate(torch, n) for n in threads)
         peak = max(rates.values())
         results["matmul_rate_flops"] = rates
         print(
@@ -208,7 +179,6 @@ def main() -> None:
             + ", ".join(f"{side} {r / 1e9:.0f} GFLOP/s" for side, r in rates.items()),
             flush=True,
         )
-    seeds_note = f"{args.seeds} runs vmapped"
     for family in ("gan", "ali"):
         if family not in only:
             continue
@@ -251,7 +221,7 @@ def main() -> None:
             line += (
                 f"\n  {flops / 1e9:.2f} GFLOP per step: ours {flops * ours_s / 1e9:.0f} GFLOP/s "
                 f"({100 * flops * ours_s / peak:.0f}% of the host's matrix-product rate, "
-                f"{seeds_note})"
+                f"{args.seeds} runs vmapped)"
             )
             if tg is not None:
                 row["torch_share_of_matmul_rate"] = flops * theirs / peak

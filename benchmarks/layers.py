@@ -14,7 +14,7 @@ With PyTorch installed, the `layers` table also times the same layer in PyTorch
 (`torch.nn.Conv2d` / `ConvTranspose2d`, NCHW, `--torch-threads`) in the same rotation, and
 prints each side's rate in GFLOP/s (the layer's multiply-adds, counted without padding: 2 per
 multiply-add, three products for value and gradient) next to the host's float32
-matrix-product rate measured in the same run (`generative_step.matmul_rate`): a side at that
+matrix-product rate measured in the same run (`_common.jax_matmul_rate`): a side at that
 rate cannot be beaten without fewer operations.
 """
 
@@ -32,13 +32,17 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _common import alternating, configure_host_memory, cpu_model  # noqa: E402
+from _common import (  # noqa: E402
+    alternating,
+    configure_host_memory,
+    cpu_model,
+    jax_matmul_rate,
+    torch_matmul_rate,
+)
 
 from generative import layers  # noqa: E402
 
 # name, layer (from a module providing Conv / ConvTranspose / ...), input shape without batch
-# name, layer (from a module providing Conv / ConvTranspose / ...), input shape without batch,
-# PyTorch's layer (NCHW) or None
 CASES = [
     ("conv 4x4/2 1->64 @64", lambda m: m.Conv(64, (4, 4), 2, ((1, 1), (1, 1))), (64, 64, 1)),
     ("conv 4x4/2 64->128 @32", lambda m: m.Conv(128, (4, 4), 2, ((1, 1), (1, 1))), (32, 32, 64)),
@@ -153,17 +157,16 @@ def main(argv=None):
     if args.torch_threads > 0:
         try:
             import torch
-
-            torch.set_num_threads(args.torch_threads)
         except ImportError:
             torch = None
     if "layers" in tables:
         head = "| layer | flax (s) | ours (s) | ratio |"
         rule = "| --- | --- | --- | --- |"
         if torch is not None:
-            from generative_step import matmul_rate
-
-            rates = matmul_rate(torch)
+            rates = {
+                "jax": jax_matmul_rate(),
+                "torch": torch_matmul_rate(torch, args.torch_threads),
+            }
             rate = max(rates.values())
             out["matmul_rate_flops"] = rates
             print(

@@ -603,7 +603,8 @@ def _run_config(config, sub, num_steps: int, lr: float, grad_clip: float, method
         c[key] = config[key]
     c.optimizer.lr = float(lr)
     c.optimizer.grad_clip = float(grad_clip)
-    c.env = ml_collections.ConfigDict(sub.to_dict())
+    # the step count is the loop's num_steps (which may grow on resume), not a model setting
+    c.env = ml_collections.ConfigDict({k: v for k, v in sub.to_dict().items() if k != "steps"})
     c.env.method = method
     c.lock()
     return c

@@ -52,7 +52,8 @@ __all__ = [
 ]
 
 # Keys that may differ between a run and its resumption (they do not change the result).
-RESUMABLE_KEYS = ("num_steps", "progress")
+# keys a resumed run may change: the run length and what is logged or kept, not the maths
+RESUMABLE_KEYS = ("num_steps", "progress", "log_every", "checkpoint_every", "keep_checkpoints")
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "constant_then_linear_decay", "cosine", "warmup_cosine")

@@ -54,6 +54,10 @@ def test_resolved_config_written_and_conflicts_refused(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["eta"] == 3.0
     longer = config_lib.resolve("gantk.configs", "demo", ["eta=3", "num_steps=99999"])
     config_lib.save_or_check(longer, tmp_path)  # num_steps may change on resume
+    logged = config_lib.resolve(
+        "gantk.configs", "demo", ["eta=3", "log_every=7", "checkpoint_every=14"]
+    )
+    config_lib.save_or_check(logged, tmp_path)  # so may what is logged and kept
     other = config_lib.resolve("gantk.configs", "demo", ["eta=4"])
     with pytest.raises(config_lib.ConfigError, match="different config .*eta"):
         config_lib.save_or_check(other, tmp_path)

@@ -79,6 +79,31 @@ def test_gray_scott_matches_scipy_and_balances_mass():
     assert np.abs(np.asarray(closed[-1]) - ref[-1]).max() > 1e-2  # the fields do change
 
 
+def test_nine_point_laplacian_spectrum_and_rk4_step_limit():
+    """Plane waves are eigenvectors with symbol −3 + cos a + cos b + cos a cos b (closed form):
+    −4 on the grid-scale modes. There D_u Δ times the observation step Δt = 40 leaves RK4's
+    stability region, and Δt = 2 (20 steps per observation) is inside it."""
+    n = 16
+    k = 2 * np.pi * np.arange(n) / n
+    a, b = np.meshgrid(k, k, indexing="ij")
+    with jax.enable_x64(True):
+        rows, cols = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+        for i, j in [(0, 1), (3, 5), (8, 8), (8, 0), (5, 12)]:
+            wave = np.cos(k[i] * rows + k[j] * cols)
+            out = np.asarray(sim.periodic_laplacian_9(jnp.asarray(wave), 0.5))
+            symbol = (-3 + np.cos(k[i]) + np.cos(k[j]) + np.cos(k[i]) * np.cos(k[j])) / 0.25
+            np.testing.assert_allclose(out, symbol * wave, atol=1e-12)
+    symbols = -3 + np.cos(a) + np.cos(b) + np.cos(a) * np.cos(b)
+    assert symbols.min() == pytest.approx(-4.0)
+
+    def rk4_gain(z):
+        return abs(1 + z + z**2 / 2 + z**3 / 6 + z**4 / 24)
+
+    z = 0.2097 * -4.0
+    assert rk4_gain(40 * z) > 1e4 and rk4_gain(2 * z) < 1 and rk4_gain(40 / 13 * z) < 1
+    assert rk4_gain(40 / 12 * z) > 1  # 13 steps per observation are the fewest stable ones
+
+
 @pytest.fixture(scope="module")
 def lv():
     return E.lotka_volterra_problem(

@@ -165,7 +165,22 @@ class _CouplingNet(nn.Module):
         return Dense(self.out, kernel_init=nn.initializers.zeros)(h)
 
 
-class CouplingFlow(nn.Module):
+class _InvertibleFlow(nn.Module):
+    """log_prob, sample and __call__ of a flow with an exact `forward(x, key) -> (z, logdet)`
+    and `inverse(z)` to a standard normal base over `dim` coordinates."""
+
+    def log_prob(self, x, key=None):
+        z, logdet = self.forward(x, key)
+        return log_standard_normal(z) + logdet
+
+    def sample(self, key, n: int):
+        return self.inverse(jax.random.normal(key, (n, self.dim)))
+
+    def __call__(self, x):
+        return self.forward(x)
+
+
+class CouplingFlow(_InvertibleFlow):
     """NICE (`coupling="additive"`, `scaling=True`) or RealNVP (`coupling="affine"`).
 
     dim: d; layers: couplings; hidden: widths of each coupling net's hidden layers.
@@ -228,16 +243,6 @@ class CouplingFlow(nn.Module):
             z = b * z + (1 - b) * ((z - t) * jnp.exp(-s))
         return z
 
-    def log_prob(self, x, key=None):
-        z, logdet = self.forward(x, key)
-        return log_standard_normal(z) + logdet
-
-    def sample(self, key, n: int):
-        return self.inverse(jax.random.normal(key, (n, self.dim)))
-
-    def __call__(self, x):
-        return self.forward(x)
-
 
 # ----------------------------------------------------------------------------- MAF
 
@@ -296,7 +301,7 @@ class MADE(nn.Module):
         return [out[:, k * d : (k + 1) * d] for k in range(self.outputs)]
 
 
-class MAF(nn.Module):
+class MAF(_InvertibleFlow):
     """Masked autoregressive flow: `layers` MADE layers, orders alternately 1..d and d..1.
 
     forward (one pass per layer): z_i = (x_i − μ_i) exp(−α_i), logdet = −Σ α;
@@ -344,16 +349,6 @@ class MAF(nn.Module):
                 x = z * jnp.exp(alpha) + mu
             z = x
         return z
-
-    def log_prob(self, x, key=None):
-        z, logdet = self.forward(x, key)
-        return log_standard_normal(z) + logdet
-
-    def sample(self, key, n: int):
-        return self.inverse(jax.random.normal(key, (n, self.dim)))
-
-    def __call__(self, x):
-        return self.forward(x)
 
 
 # ----------------------------------------------------------------------------- residual flows

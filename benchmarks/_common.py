@@ -13,9 +13,11 @@ import time
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from generative.core.cpu_codegen import configure_cpu_codegen  # noqa: E402
 from generative.core.host_memory import configure_host_memory, host_memory_state  # noqa: E402
 
 __all__ = [
+    "configure_host",
     "configure_host_memory",
     "host_memory_state",
     "torch_reference",
@@ -25,6 +27,14 @@ __all__ = [
     "jax_matmul_rate",
     "torch_matmul_rate",
 ]
+
+
+def configure_host() -> None:
+    """What the command line does before JAX starts its backend: the host allocator
+    (`generative.core.host_memory`) and XLA:CPU's vector width (`generative.core.cpu_codegen`).
+    Call first thing, before the first computation."""
+    configure_host_memory()
+    configure_cpu_codegen()
 
 
 def cpu_model() -> str:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from _common import alternating, configure_host_memory, cpu_model  # noqa: E402
+from _common import alternating, configure_host, cpu_model  # noqa: E402
 
 from physics import environments as E  # noqa: E402
 from physics.configs import environments as preset  # noqa: E402
@@ -156,7 +156,7 @@ def main(argv=None) -> int:
         default=str(pathlib.Path(__file__).resolve().parent / "results" / "environments.json"),
     )
     args = p.parse_args(argv)
-    configure_host_memory()
+    configure_host()
     results = {
         "cpu": cpu_model(),
         "device": str(jax.devices()[0]),

@@ -27,7 +27,7 @@ import sys
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from generative.core.host_memory import configure_host_memory  # noqa: E402
+from _common import configure_host  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).parent / "results"
 
@@ -201,7 +201,7 @@ def main() -> None:
     p.add_argument("--out", default=str(RESULTS / "gantk_step.json"), help="JSON results file")
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
-    configure_host_memory()  # before the first computation
+    configure_host()  # before the first computation
     if args.child:
         _scaling_child(args.child, args.repeats, args.block)
         return

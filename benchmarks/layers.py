@@ -34,7 +34,7 @@ import jax.numpy as jnp
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     alternating,
-    configure_host_memory,
+    configure_host,
     cpu_model,
     jax_matmul_rate,
     torch_matmul_rate,
@@ -150,7 +150,7 @@ def main(argv=None):
     tables = args.tables.split(",")
     if bad := [t for t in tables if t not in ("layers", "loops")]:
         ap.error(f"unknown table(s) {bad}; valid choices: layers, loops")
-    configure_host_memory()  # before the first computation; flax and ours share it
+    configure_host()  # before the first computation; flax and ours share it
     out = {"cpu": cpu_model(), "device": str(jax.devices()[0]), "jax": jax.__version__}
     print(f"{out['cpu']}, {out['device']}, jax {out['jax']}, median of {args.repeats}")
     torch = rate = None

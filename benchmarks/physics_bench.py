@@ -41,7 +41,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from _common import (  # noqa: E402
     alternating,
-    configure_host_memory,
+    configure_host,
     cpu_model,
     host_memory_state,
     torch_glibc_default,
@@ -228,7 +228,7 @@ def main(argv=None) -> int:
         help="time the plain-XLA program (flax's modules) only up to this batch size",
     )
     args = p.parse_args(argv)
-    configure_host_memory()  # before the first computation (generative/core/host_memory.py)
+    configure_host()  # before the first computation (allocator and vector width, _common.py)
     results = {
         "host_allocator": host_memory_state(),
         "cpu": cpu_model(),

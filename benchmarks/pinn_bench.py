@@ -66,7 +66,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
-from _common import alternating, configure_host_memory, cpu_model  # noqa: E402
+from _common import alternating, configure_host, cpu_model  # noqa: E402
 
 from physics import pinn  # noqa: E402
 
@@ -213,7 +213,7 @@ def bench_vs_deepxde(problem) -> dict:
 
 
 def main():
-    configure_host_memory()
+    configure_host()
     t0 = time.perf_counter()
     problem = pinn.make_problem(jax.random.PRNGKey(ARGS.seed))
     result = {

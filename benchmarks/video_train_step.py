@@ -53,7 +53,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from _common import (  # noqa: E402
     alternating,
-    configure_host_memory,
+    configure_host,
     cpu_model,
     host_memory_state,
     torch_glibc_default,
@@ -255,7 +255,7 @@ def main(argv=None):
     )
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "video_train_step.json"))
     args = p.parse_args(argv)
-    configure_host_memory()  # before the first computation (generative/core/host_memory.py)
+    configure_host()  # before the first computation (allocator and vector width, _common.py)
 
     cfg = srvp.SRVPConfig()  # the Stochastic Moving MNIST model
     shapes = jax.eval_shape(lambda k: srvp.init_variables(cfg, k), jax.random.PRNGKey(0))

@@ -22,6 +22,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 
 from generative.core import config as config_lib
+from generative.core.cpu_codegen import configure_cpu_codegen
 from generative.core.host_memory import configure_host_memory
 
 __all__ = ["make_main", "Command"]
@@ -170,6 +171,7 @@ def make_main(
     def main(argv: Sequence[str] | None = None) -> int:
         try:
             configure_host_memory()  # before JAX starts its backend (see host_memory.py)
+            configure_cpu_codegen()  # likewise (see cpu_codegen.py)
         except ValueError as e:
             print(f"{prog}: error: {e}", file=sys.stderr)
             return 2

@@ -1,0 +1,108 @@
+"""XLA:CPU vector width: the measured rule, the environment switch, the one-line errors, and
+the same results at both widths (float32 rounding apart, against float64)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from generative.core import cpu_codegen
+
+
+def _cpuinfo(tmp_path, vendor, flags):
+    path = tmp_path / "cpuinfo"
+    path.write_text(
+        f"processor\t: 0\nvendor_id\t: {vendor}\nflags\t\t: {' '.join(flags)}\n\n"
+        f"processor\t: 1\nvendor_id\t: {vendor}\nflags\t\t: {' '.join(flags)}\n"
+    )
+    return str(path)
+
+
+def test_cpuinfo_and_measured_rule(tmp_path):
+    path = _cpuinfo(tmp_path, "AuthenticAMD", ["fpu", "avx2", "avx512f", "avx512bw"])
+    vendor, flags = cpu_codegen._cpu_info(path)
+    assert vendor == "AuthenticAMD" and {"avx2", "avx512f"} <= flags
+    assert cpu_codegen.measured_rule(vendor, flags)[0] == 512
+    assert cpu_codegen.measured_rule("GenuineIntel", flags)[0] == 256  # not measured there
+    assert cpu_codegen.measured_rule("AuthenticAMD", {"avx2"})[0] == 256
+    assert cpu_codegen._cpu_info(str(tmp_path / "missing")) == ("", set())
+
+
+def _configure_in_fresh_process(tmp_path, env_extra, cpuinfo):
+    """configure_cpu_codegen() before any JAX computation, in a new interpreter."""
+    code = textwrap.dedent(f"""
+        import os, json
+        from generative.core import cpu_codegen
+        width = cpu_codegen.configure_cpu_codegen({cpuinfo!r})
+        print(json.dumps([width, os.environ.get("XLA_FLAGS", ""),
+                          cpu_codegen.cpu_codegen_state()["reason"]]))
+    """)
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS",)}
+    env.pop("GENERATIVE_CPU_VECTOR_WIDTH", None)
+    env.update(env_extra)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    return out
+
+
+@pytest.mark.parametrize(
+    "vendor, env_extra, width, flagged",
+    [
+        ("AuthenticAMD", {}, 512, True),
+        ("GenuineIntel", {}, 256, False),
+        ("GenuineIntel", {"GENERATIVE_CPU_VECTOR_WIDTH": "512"}, 512, True),
+        ("AuthenticAMD", {"GENERATIVE_CPU_VECTOR_WIDTH": "256"}, 256, False),
+        ("AuthenticAMD", {"XLA_FLAGS": "--xla_cpu_prefer_vector_width=256"}, None, False),
+    ],
+)
+def test_configure_sets_the_flag_only_where_chosen(tmp_path, vendor, env_extra, width, flagged):
+    import json
+
+    cpuinfo = _cpuinfo(tmp_path, vendor, ["avx2", "avx512f"])
+    out = _configure_in_fresh_process(tmp_path, env_extra, cpuinfo)
+    assert out.returncode == 0, out.stderr
+    got, flags, _ = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == width
+    assert ("--xla_cpu_prefer_vector_width=512" in flags) == flagged
+    if "XLA_FLAGS" in env_extra:
+        assert flags == env_extra["XLA_FLAGS"]  # the user's setting is left alone
+
+
+def test_bad_choice_is_one_line(monkeypatch):
+    monkeypatch.setenv("GENERATIVE_CPU_VECTOR_WIDTH", "1024")
+    with pytest.raises(ValueError, match="1024.*valid choices: auto, 256, 512"):
+        cpu_codegen.configure_cpu_codegen()
+
+
+def test_after_backend_start_nothing_changes(monkeypatch):
+    jnp.ones(2).block_until_ready()  # the backend is up
+    monkeypatch.setenv("GENERATIVE_CPU_VECTOR_WIDTH", "512")
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+    monkeypatch.setitem(cpu_codegen._state, "vector_width", None)
+    assert cpu_codegen.configure_cpu_codegen() == 256
+    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=4"
+    assert "after the JAX backends started" in cpu_codegen.cpu_codegen_state()["reason"]
+
+
+def test_both_widths_agree_with_float64():
+    """The closed-form NTK recursion of gantk (sqrt, division, polynomial arccos) compiled at
+    each width: both within float32 rounding of the float64 value, whatever the CPU."""
+    from gantk.kernels import relu_mlp_kernel
+
+    x = jax.random.normal(jax.random.PRNGKey(0), (64, 2))
+    y = jax.random.normal(jax.random.PRNGKey(1), (96, 2))
+    f = lambda a, b: relu_mlp_kernel(a, b, depth=3, W_std=1.0, b_std=0.1)  # noqa: E731
+    with jax.enable_x64(True):
+        exact = np.asarray(f(jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64)))
+    for width in (256, 512):
+        compiled = (
+            jax.jit(f).lower(x, y).compile(compiler_options={"xla_cpu_prefer_vector_width": width})
+        )
+        got = np.asarray(compiled(x, y), np.float64)
+        np.testing.assert_allclose(got, exact, rtol=2e-5, atol=2e-5 * np.abs(exact).max())

@@ -1,17 +1,16 @@
 """Vector width of the code XLA's CPU backend generates for fused elementwise loops.
 
 XLA:CPU compiles each fusion with LLVM and asks for 256-bit vectors by default, also on CPUs
-with AVX-512. On an AMD EPYC (Zen 4, AVX-512) host, 512-bit vectors make the elementwise-heavy
-programs of this library faster and leave those made of matrix products as they were
-(`benchmarks/cpu_codegen.py` times both in one process with per-program compile options):
-
-- gantk's LSGAN-∞ generator step (n = 1000, the closed-form NTK recursion): 1.2× faster;
-- the Moving MNIST separation step and LEADS on Gray–Scott: about 1.1×;
-- the GAN / ALI / VAE training steps, WaveEq: unchanged.
+with AVX-512. `benchmarks/cpu_codegen.py` compiles workloads at both widths in one process
+(per-program compile options) and times them in turn. On an AMD EPYC (Zen 4, AVX-512) host,
+512-bit vectors make gantk's LSGAN-∞ generator step (n = 1000; the closed-form NTK recursion,
+square roots and divisions over a [500, 1000] matrix) 1.2× faster, and leave the steps made of
+matrix products and convolutions (GAN, VAE, SRVP, the separation models, LEADS on
+Gray–Scott) within 2 % (docs/speed.md).
 
 `configure_cpu_codegen()` adds ``--xla_cpu_prefer_vector_width=512`` to ``XLA_FLAGS`` where
-that was measured: AMD CPUs with AVX-512. Elsewhere (Intel, where 512-bit code can lower the
-clock; CPUs without AVX-512, where the hint changes nothing) XLA's default stays. It must run
+that was measured: AMD CPUs with AVX-512. Elsewhere XLA's default stays: on Intel CPUs it is
+not measured (512-bit code can lower their clock), and without AVX-512 the hint changes nothing. It must run
 before JAX starts its CPU backend (the first computation), like
 `generative.core.host_memory.configure_host_memory`, and the command-line entry points,
 `benchmarks/` and the test suite call both first thing. GPU/TPU programs are not affected:

@@ -5,7 +5,8 @@ process (per-program compile options, so the process flags do not matter), timed
     python benchmarks/cpu_codegen.py --only gantk,gan --repeats 20
 
 Prints, per workload, the median seconds of each width, their ratio (> 1: 512-bit faster) and
-the largest difference of the outputs (the widths round differently). The rule that
+the largest difference of the outputs (the widths round differently), and XLA's compile
+time at each width (one trace, compiled twice). The rule that
 `generative.core.cpu_codegen` applies comes from these figures. JSON:
 benchmarks/results/cpu_codegen.json.
 """
@@ -17,6 +18,7 @@ import json
 import pathlib
 import statistics
 import sys
+import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _common import alternating, configure_host, cpu_model  # noqa: E402
@@ -165,10 +167,12 @@ def bench(name: str, repeats: int) -> dict:
     import numpy as np
 
     label, fn, args = _build(name)
-    compiled = {
-        w: jax.jit(fn).lower(*args).compile(compiler_options={"xla_cpu_prefer_vector_width": w})
-        for w in WIDTHS
-    }
+    lowered = jax.jit(fn).lower(*args)  # one trace; XLA compiles it at each width
+    compiled, compile_s = {}, {}
+    for w in WIDTHS:
+        t0 = time.perf_counter()
+        compiled[w] = lowered.compile(compiler_options={"xla_cpu_prefer_vector_width": w})
+        compile_s[w] = time.perf_counter() - t0
     outs = {w: jax.device_get(compiled[w](*args)) for w in WIDTHS}
     diff = max(
         float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
@@ -183,6 +187,7 @@ def bench(name: str, repeats: int) -> dict:
         "median_s": {str(w): med[w] for w in WIDTHS},
         "min_s": {str(w): min(t) for w, t in zip(WIDTHS, times)},
         "ratio_512": med[256] / med[512],
+        "compile_s": {str(w): compile_s[w] for w in WIDTHS},
         "max_abs_output_diff": diff,
         "repeats": repeats,
     }
@@ -203,13 +208,15 @@ def main(argv=None) -> int:
 
     host = cpu_model()
     print(f"{host}; jax {jax.__version__}")
-    print(f"{'workload':50s} {'256-bit s':>10s} {'512-bit s':>10s} {'ratio':>6s} {'max |Δ|':>9s}")
+    print(f"{'workload':50s} {'256-bit s':>10s} {'512-bit s':>10s} {'ratio':>6s} {'max |Δ|':>9s}"
+          f" {'compile 256 / 512 s':>20s}")  # fmt: skip
     rows = []
     for name in names:
         r = bench(name, args.repeats)
         rows.append(r)
         print(f"{r['label']:50s} {r['median_s']['256']:10.4f} {r['median_s']['512']:10.4f} "
-              f"{r['ratio_512']:6.2f} {r['max_abs_output_diff']:9.1e}", flush=True)  # fmt: skip
+              f"{r['ratio_512']:6.2f} {r['max_abs_output_diff']:9.1e} "
+              f"{r['compile_s']['256']:9.1f} / {r['compile_s']['512']:6.1f}", flush=True)  # fmt: skip
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"cpu": host, "jax": jax.__version__, "rows": rows}, indent=2))

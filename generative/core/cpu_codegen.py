@@ -10,10 +10,10 @@ Gray–Scott) within 2 % (docs/speed.md).
 
 `configure_cpu_codegen()` adds ``--xla_cpu_prefer_vector_width=512`` to ``XLA_FLAGS`` where
 that was measured: AMD CPUs with AVX-512. Elsewhere XLA's default stays: on Intel CPUs it is
-not measured (512-bit code can lower their clock), and without AVX-512 the hint changes nothing. It must run
-before JAX starts its CPU backend (the first computation), like
-`generative.core.host_memory.configure_host_memory`, and the command-line entry points,
-`benchmarks/` and the test suite call both first thing. GPU/TPU programs are not affected:
+not measured (512-bit code can lower their clock), and without AVX-512 the hint changes
+nothing. It must run before JAX starts its CPU backend (the first computation), like
+`generative.core.host_memory.configure_host_memory`; the command-line entry points and
+`benchmarks/` call both first thing. GPU/TPU programs are not affected:
 the flag is read by the CPU compiler only.
 
 ``GENERATIVE_CPU_VECTOR_WIDTH`` = ``auto`` (default, the rule above), ``256`` (XLA's default,

@@ -16,8 +16,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from generative.core.host_memory import configure_host_memory  # noqa: E402
 
 configure_host_memory()  # glibc keeps freed memory (before JAX starts its backend)
-# XLA's default vector width: the tests pass at both (tests/core/test_cpu_codegen.py compiles
-# with each), and the suite is compile-bound, where 512-bit loops gain nothing
+# XLA's default vector width, also for the command lines the tests run (their `main` calls
+# configure_cpu_codegen): the tests pass at both widths (tests/core/test_cpu_codegen.py
+# compiles with each), and the suite is compile-bound, where 512-bit loops gain nothing
+os.environ.setdefault("GENERATIVE_CPU_VECTOR_WIDTH", "256")
 
 import jax  # noqa: E402
 

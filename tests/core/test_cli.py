@@ -227,6 +227,17 @@ def test_command_checks_require_and_check_keys(tmp_path, capsys):
         _toy_main(lambda c, w: None, command_checks={"stop": {}})
 
 
+def test_bad_vector_width_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GENERATIVE_CPU_VECTOR_WIDTH", "1024")
+    ran = []
+    assert _toy_main(lambda c, w: ran.append(c))(["--workdir", str(tmp_path)]) == 2
+    assert ran == []
+    assert capsys.readouterr().err == (
+        "toy: error: GENERATIVE_CPU_VECTOR_WIDTH='1024' is not a valid choice; "
+        "valid choices: auto, 256, 512\n"
+    )
+
+
 def test_importing_changes_no_global_state():
     """Importing the library (and the console-script modules) prints nothing and leaves
     os.environ, JAX's configuration and glibc's allocator alone: only `main()` and the test
@@ -242,6 +253,8 @@ import generative.core.train, gantk.main, video.main, physics.main, generative.m
 assert dict(os.environ) == env
 assert {k: getattr(jax.config, k) for k in flags} == flags
 assert generative.core.host_memory.host_memory_state()["reason"] == "not called"
+import generative.core.cpu_codegen
+assert generative.core.cpu_codegen.cpu_codegen_state()["reason"] == "not called"
 sys.stderr.write("ok")
 """
     env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}

@@ -222,6 +222,13 @@ def test_cli_writes_table_and_figures(tmp_path):
     with open(tmp_path / "lv" / "leads" / "metrics.csv", newline="") as f:
         steps = list(csv.DictReader(f))
     assert [r["step"] for r in steps] == ["0", "2"] and float(steps[-1]["g_lip"]) > 0
+    # a finished run is extended by asking for more steps (and may log more often)
+    more = ["environments.lv.steps=3", "log_every=1", "checkpoint_every=1"]
+    args = ["environments", "--config", "environments_tiny", "--workdir", str(tmp_path),
+            "environments.methods=leads", "environments.coda_methods=", *more]  # fmt: skip
+    assert main(args) == 0
+    with open(tmp_path / "lv" / "leads" / "metrics.csv", newline="") as f:
+        assert [r["step"] for r in csv.DictReader(f)] == ["0", "2", "3"]
 
 
 @pytest.mark.parametrize(

@@ -58,12 +58,11 @@ def _gan():
         jax.random.split(jax.random.PRNGKey(0), runs)
     )
 
-    def loop(s):
-        def body(s, i):
-            return step(s, jax.random.split(jax.random.fold_in(jax.random.PRNGKey(1), i), runs))[
-                0
-            ], None
+    def body(s, i):
+        keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(1), i), runs)
+        return step(s, keys)[0], None
 
+    def loop(s):
         return jax.lax.scan(body, s, jnp.arange(steps))[0].params
 
     return f"GAN 2-D grid, {runs} runs vmapped, {steps} steps", loop, (state,)

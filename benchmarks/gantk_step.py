@@ -62,9 +62,7 @@ def _first_call(fn, *args):
 def _time(fn, *args, repeats: int):
     import jax
 
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(fn(*args))
-    compile_s = time.perf_counter() - t0
+    out, compile_s = _first_call(fn, *args)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()

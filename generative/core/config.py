@@ -51,8 +51,8 @@ __all__ = [
     "to_dict",
 ]
 
-# Keys that may differ between a run and its resumption (they do not change the result).
-# keys a resumed run may change: the run length and what is logged or kept, not the maths
+# Keys that may differ between a run and its resumption: the run length and what is logged or
+# kept, not the maths.
 RESUMABLE_KEYS = ("num_steps", "progress", "log_every", "checkpoint_every", "keep_checkpoints")
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import os
 import pathlib
+import warnings
 
-__all__ = ["configure_cpu_codegen", "cpu_codegen_state", "CHOICES", "FLAG"]
+__all__ = ["configure_cpu_codegen", "cpu_codegen_state", "measured_rule", "CHOICES", "FLAG"]
 
 FLAG = "--xla_cpu_prefer_vector_width"
 CHOICES = ("auto", "256", "512")
@@ -89,6 +90,13 @@ def configure_cpu_codegen(cpuinfo: str = "/proc/cpuinfo") -> int | None:
         from jax._src import xla_bridge
 
         if xla_bridge.backends_are_initialized():
+            warnings.warn(
+                "configure_cpu_codegen() was called after JAX started its backends, where "
+                f"XLA_FLAGS no longer applies; call it before the first computation, or start "
+                f"the process with XLA_FLAGS={FLAG}=512",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             _state.update(vector_width=256, reason="called after the JAX backends started")
             return 256
         os.environ["XLA_FLAGS"] = f"{flags} {FLAG}=512".strip()

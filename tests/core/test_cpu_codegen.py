@@ -85,7 +85,8 @@ def test_after_backend_start_nothing_changes(monkeypatch):
     monkeypatch.setenv("GENERATIVE_CPU_VECTOR_WIDTH", "512")
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
     monkeypatch.setitem(cpu_codegen._state, "vector_width", None)
-    assert cpu_codegen.configure_cpu_codegen() == 256
+    with pytest.warns(RuntimeWarning, match="before the first computation"):
+        assert cpu_codegen.configure_cpu_codegen() == 256
     assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=4"
     assert "after the JAX backends started" in cpu_codegen.cpu_codegen_state()["reason"]
 

@@ -79,17 +79,31 @@ def torch_matmul_rate(torch, threads: int, size: int = 1024, repeats: int = 20) 
     return 2 * size**3 / statistics.median(times)
 
 
-def alternating(fns, repeats: int, warmup: int = 1) -> list[list[float]]:
+# Pause before each timed call of `alternating` when another runtime (PyTorch, NumPy's BLAS)
+# takes turns with ours. PyTorch's OpenMP workers keep spinning for a few ms after a call
+# returns and take the cores from the call that follows. Measured on a 2-core AMD EPYC with the
+# conv VAE step (`generative_step.py`): ours right after PyTorch 40.9 ms, after a 2 / 5 / 10 /
+# 20 ms pause 39.6 / 36.9 / 36.1 / 35.7 ms, PyTorch about 36 ms throughout; pauses of 50 ms and
+# more slow both sides down again (46.8 / 39.6 ms at 50 ms: idle cores). 10 ms leaves each call
+# the machine as a training loop of its own would.
+SETTLE_S = 0.01
+
+
+def alternating(fns, repeats: int, warmup: int = 1, settle: float = 0.0) -> list[list[float]]:
     """Times each of `fns` (callables that block until their result is ready) `repeats`
     times, one call of each in turn (a, b, a, b, ...) after `warmup` calls of each, so that a
-    slow phase of the host falls on both sides of a comparison alike. -> one list of
-    seconds per function."""
+    slow phase of the host falls on both sides of a comparison alike. `settle`: seconds to
+    wait before each timed call (`SETTLE_S` when the sides are different runtimes, so that
+    neither is timed while the other's worker threads still spin). -> one list of seconds per
+    function."""
     for _ in range(warmup):
         for fn in fns:
             fn()
     times = [[] for _ in fns]
     for _ in range(repeats):
         for fn, out in zip(fns, times):
+            if settle:
+                time.sleep(settle)
             t0 = time.perf_counter()
             fn()
             out.append(time.perf_counter() - t0)

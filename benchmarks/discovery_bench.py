@@ -31,7 +31,7 @@ import warnings
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from _common import alternating, cpu_model  # noqa: E402
+from _common import SETTLE_S, alternating, cpu_model  # noqa: E402
 
 from physics import discovery as D  # noqa: E402
 from physics.configs import discover as preset  # noqa: E402
@@ -104,7 +104,7 @@ def main(argv=None):
                 smooth=(2 * c.width_t + 1, c.deg_t) if noisy else None,
             )
             fns = [ours] + ([theirs] if pysindy_version else [])
-            times = alternating(fns, args.repeats)
+            times = alternating(fns, args.repeats, settle=SETTLE_S)
             row = {
                 "equation": eq,
                 "noise": noise,

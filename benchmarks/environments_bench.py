@@ -31,7 +31,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from _common import alternating, configure_host, cpu_model  # noqa: E402
+from _common import SETTLE_S, alternating, configure_host, cpu_model  # noqa: E402
 
 from physics import environments as E  # noqa: E402
 from physics.configs import environments as preset  # noqa: E402
@@ -121,7 +121,7 @@ def bench(system: str, hidden: int, repeats: int, threads: int, forms: bool = Fa
         other = dataclasses.replace(model, net=model.net.clone(im2col=False))
         call, row["default_form_compile_s"], _ = _compiled_step(other, problem, rc, key)
         fns.append(call)
-    times = alternating(fns, repeats, warmup=2)
+    times = alternating(fns, repeats, warmup=2, settle=SETTLE_S)
     row.update(median_s=statistics.median(times[0]), min_s=min(times[0]), max_s=max(times[0]))
     if torch is not None:
         row.update(

@@ -36,7 +36,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
-from _common import alternating, cpu_model  # noqa: E402
+from _common import SETTLE_S, alternating, cpu_model  # noqa: E402
 
 from generative import flows  # noqa: E402
 from generative.data.toy import checkerboard  # noqa: E402
@@ -245,7 +245,7 @@ def main(argv=None) -> dict:
 
                 fns.append(with_threads)
                 names.append(f"zuko_{t}threads")
-        times = alternating(fns, args.repeats)
+        times = alternating(fns, args.repeats, settle=SETTLE_S)
         sps = {n: args.steps / _median(ts) for n, ts in zip(names, times)}
         row = {
             "layers": args.layers,
@@ -289,7 +289,7 @@ def main(argv=None) -> dict:
                 fns.append(with_threads)
                 names.append(f"torchdiffeq_{t}threads")
                 nfe_torch[f"torchdiffeq_{t}threads"] = nfe
-        times = alternating(fns, args.repeats)
+        times = alternating(fns, args.repeats, settle=SETTLE_S)
         sec = {n: _median(ts) for n, ts in zip(names, times)}
         row = {
             "batch": args.cnf_batch,

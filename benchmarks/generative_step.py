@@ -17,7 +17,9 @@ share of that rate, and the highest ratio against PyTorch this host allows, were
 to run at the matrix-product rate throughout.
 
 Each timed call runs `--steps` steps (VAE: one step) and blocks until done; `--repeats`
-calls of each side alternate after a warm-up; medians are reported. PyTorch is timed with
+calls of each side alternate after a warm-up, each 10 ms after the previous one ended
+(`_common.SETTLE_S`: PyTorch's OpenMP threads spin for a few ms after returning); medians
+are reported. PyTorch is timed with
 each of `--threads` intra-op thread counts (1 and 2 by default: on a 2-core host whose other
 core is busy, PyTorch's spinning OpenMP threads make 2 threads several times slower than 1)
 and its fastest is the baseline. Writes the figures as JSON
@@ -39,7 +41,13 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from _common import alternating, cpu_model, jax_matmul_rate, torch_matmul_rate  # noqa: E402
+from _common import (  # noqa: E402
+    SETTLE_S,
+    alternating,
+    cpu_model,
+    jax_matmul_rate,
+    torch_matmul_rate,
+)
 
 
 def _adversarial(family: str, steps: int, seeds: int):
@@ -192,7 +200,7 @@ def main() -> None:
                     model.step()
 
             fns += [with_threads(torch_call, n) for n in threads]
-        timed = alternating(fns, args.repeats)
+        timed = alternating(fns, args.repeats, settle=SETTLE_S)
         times = [statistics.median(t) for t in timed[:2]]
         if tg is not None:
             times.append(fastest(timed[2:]))
@@ -240,7 +248,7 @@ def main() -> None:
             model = tg.VAETorch()
             grey = torch.from_numpy(np.array(batch_x.transpose(0, 3, 1, 2)))
             fns += [with_threads(lambda: model.step(grey), n) for n in threads]
-        timed = alternating(fns, args.vae_repeats, warmup=2)
+        timed = alternating(fns, args.vae_repeats, warmup=2, settle=SETTLE_S)
         times = [statistics.median(timed[0]), statistics.median(timed[1])]
         if tg is not None:
             times.append(fastest(timed[2:]))

@@ -40,6 +40,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from _common import (  # noqa: E402
+    SETTLE_S,
     alternating,
     configure_host,
     cpu_model,
@@ -171,7 +172,7 @@ def bench_training(
     if tref is not None and name in ("mmnist", "waveeq"):
         # ours, plain XLA's and PyTorch's steps alternate: the host's slow phases hit all alike
         tmodel, tstep = tref.separation_train_step(name, batch_size)
-        *times, tt = alternating([*fns, tstep], steps)
+        *times, tt = alternating([*fns, tstep], steps, settle=SETTLE_S)
         timing = _summary(times[0])
         torch_row = {
             "torch_s_per_step": statistics.median(tt),

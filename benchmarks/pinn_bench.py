@@ -66,7 +66,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
-from _common import alternating, configure_host, cpu_model  # noqa: E402
+from _common import SETTLE_S, alternating, configure_host, cpu_model  # noqa: E402
 
 from physics import pinn  # noqa: E402
 
@@ -179,7 +179,7 @@ def bench_vs_deepxde(problem) -> dict:
     fns = [lambda: ours(k)] + ([lambda: theirs(k)] if have_dde else [])
     # one warm-up chunk each (compilation, first allocations), trained but not timed
     n_chunks = max(1, ARGS.train_steps // k - 1)
-    times = alternating(fns, n_chunks, warmup=1)
+    times = alternating(fns, n_chunks, warmup=1, settle=SETTLE_S)
     per_step = [[t / k for t in ts] for ts in times]
 
     grid_t, grid_x = np.meshgrid(problem.grid_t, problem.grid_x, indexing="ij")

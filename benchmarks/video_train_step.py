@@ -52,6 +52,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from _common import (  # noqa: E402
+    SETTLE_S,
     alternating,
     configure_host,
     cpu_model,
@@ -129,7 +130,7 @@ def bench_train(cfg, batch: int, repeats: int, digits, tref=None, plain_xla=True
         times, *ptimes = alternating(fns, repeats, warmup=2)
     else:
         tmodel, tstep = tref.srvp_train_step(batch, SEQ_LEN)
-        times, *ptimes, ttimes = alternating([*fns, tstep], repeats, warmup=2)
+        times, *ptimes, ttimes = alternating([*fns, tstep], repeats, warmup=2, settle=SETTLE_S)
         torch_row = {
             "torch_params": tref.num_params(tmodel),
             "torch_s_per_step": statistics.median(ttimes),

@@ -22,7 +22,8 @@ the program is lowered (`jax.lax.platform_dependent`, one branch compiled):
     strided convolution, an input-dilated convolution, is slow on CPU);
   - a strided transposed convolution is `s^d` stride-1 correlations, one per output phase,
     interleaved ("sub-pixel" form), so that neither it nor its derivatives use an
-    input-dilated convolution;
+    input-dilated convolution; each phase pads through the convolution's own padding, so
+    that its input gradient is computed at the input's positions only;
   - layers with few channels on one side (taps · C_small <= C_large: an encoder's first
     layer on frames, a decoder's last) are one full-width matrix product on the
     space-to-depth input (im2col) or output (tap scatter); layers whose windows do not overlap
@@ -323,18 +324,29 @@ def _conv_transpose_phases(x, kernel, strides, axes, precision, op=None):
                 slice(j0, j0 + (n - 1) * s + 1, s) for (j0, n, _, _), s in zip(per_axis, strides)
             )
             k = kernel[index]
-            config = [(0, 0, 0)]
-            for i, (_, n, d0, length) in enumerate(per_axis):
-                # x'[i] = x[i + d0] over the length+n-1 inputs the VALID window needs.
-                config.append((-d0, length + n - 1 + d0 - x.shape[1 + i], 0))
-            config.append((0, 0, 0))
-            xp = lax.pad(x, jnp.zeros((), x.dtype), config)
+            # x'[i] = x[i + d0] over the length+n-1 inputs the VALID window needs: x cropped
+            # where that range ends inside x, zero-padded where it reaches past x.
+            edges = [
+                (-d0, length + n - 1 + d0 - x.shape[1 + i])
+                for i, (_, n, d0, length) in enumerate(per_axis)
+            ]
             if op is None:
+                # The zeros as the convolution's own padding: its input gradient, a
+                # convolution too, then computes x's positions only, not the zeros'
+                # (a (length+1)^d / length^d share of the work for 2-tap phases).
+                crop = [(0, 0, 0)] + [(min(lo, 0), min(hi, 0), 0) for lo, hi in edges]
+                xc = lax.pad(x, jnp.zeros((), x.dtype), crop + [(0, 0, 0)])
                 out = lax.conv_general_dilated(
-                    xp, k, (1,) * nd, "VALID", dimension_numbers=dn, precision=precision
+                    xc,
+                    k,
+                    (1,) * nd,
+                    [(max(lo, 0), max(hi, 0)) for lo, hi in edges],
+                    dimension_numbers=dn,
+                    precision=precision,
                 )
             else:
-                out = op(xp, k)
+                config = [(0, 0, 0)] + [(lo, hi, 0) for lo, hi in edges] + [(0, 0, 0)]
+                out = op(lax.pad(x, jnp.zeros((), x.dtype), config), k)
             grow = [(0, f - ln) for f, (_, _, _, ln) in zip(full, per_axis)]
             if any(g for _, g in grow):
                 out = jnp.pad(out, [(0, 0), *grow, (0, 0)])

@@ -216,6 +216,17 @@ def test_cpu_gradients_hold_no_dilated_convolution(make, shape, count, xla_kerne
     assert len(convs) - len(nhwc) == xla_kernel_grads
 
 
+def test_transposed_convolution_input_gradient_covers_the_input_only():
+    """A strided transposed convolution's phases pad through the convolution itself, so
+    their input gradients are convolutions with x's spatial shape, not with that of x padded
+    (7×7 for this 6×6 input: 36 % more work)."""
+    x = jnp.ones((2, 6, 6, 4), jnp.float32)
+    convs = _cpu_convolutions(ConvTranspose(8, (4, 4), (2, 2)), x)
+    outputs = [line.rsplit("-> tensor<", 1)[1].split("xf32>")[0] for line in convs]
+    assert outputs.count("2x6x6x8") == 4  # the four phases
+    assert outputs.count("2x6x6x4") == 4, outputs  # their input gradients
+
+
 def test_bad_inputs_are_clear_errors():
     x = jnp.ones((2, 8, 8, 3))
     with pytest.raises(ValueError, match="unknown padding 'FULL'; valid choices"):

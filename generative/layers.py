@@ -332,8 +332,8 @@ def _conv_transpose_phases(x, kernel, strides, axes, precision, op=None):
             ]
             if op is None:
                 # The zeros as the convolution's own padding: its input gradient, a
-                # convolution too, then computes x's positions only, not the zeros'
-                # (a (length+1)^d / length^d share of the work for 2-tap phases).
+                # convolution too, then covers x's positions only (the padded input's would
+                # cost (length+1)^d / length^d as much for 2-tap phases).
                 crop = [(0, 0, 0)] + [(min(lo, 0), min(hi, 0), 0) for lo, hi in edges]
                 xc = lax.pad(x, jnp.zeros((), x.dtype), crop + [(0, 0, 0)])
                 out = lax.conv_general_dilated(

@@ -441,8 +441,9 @@ def _rollout_one(
 ):
     """One environment: obs [B, T, *state] (only obs[:, 0] without restarts), ts [T],
     restart [T-1] bool or None -> predictions [B, T, *state]. The interval [t_k, t_{k+1}] starts
-    from the observation when restart[k] (k ≥ 1), else from the prediction. ``unroll``: the
-    loop over intervals written out (`lax.scan`'s ``unroll``)."""
+    from the observation when restart[k] (k ≥ 1), else from the prediction. ``unroll``: on CPU,
+    the loop over intervals written out (`lax.scan`'s ``unroll``); other backends keep the loop
+    (`lax.platform_dependent`, only the platform's branch is compiled)."""
 
     def vector_field(t, y, args):
         del t
@@ -454,8 +455,16 @@ def _rollout_one(
         y1 = _rk4_steps(vector_field, y, ts[k], ts[k + 1], steps_per_obs, (common, env))
         return y1, y1
 
+    def intervals(x0, written_out: bool):
+        return jax.lax.scan(interval, x0, jnp.arange(ts.shape[0] - 1), unroll=written_out)[1]
+
     x0 = obs[:, 0]
-    _, ys = jax.lax.scan(interval, x0, jnp.arange(ts.shape[0] - 1), unroll=bool(unroll))
+    if unroll:  # CPU only: other backends compile the loop
+        ys = jax.lax.platform_dependent(
+            x0, cpu=lambda x: intervals(x, True), default=lambda x: intervals(x, False)
+        )
+    else:
+        ys = intervals(x0, False)
     return jnp.moveaxis(jnp.concatenate([x0[None], ys], 0), 0, 1)
 
 
@@ -492,9 +501,9 @@ def objective(
     lambda_context). Returns (loss, (metrics, new power-iteration vectors))."""
     restarts = restart_masks(key, eps, obs.shape[0], obs.shape[2])
     steps_per_obs = int(hp["steps_per_obs"])
-    # Fields on grids (convolutions), one RK4 step per interval: the training step is about
-    # 11 % faster with the intervals written out (Gray–Scott, widths 16 and 64); the MLP
-    # fields of Lotka–Volterra are about 11 % slower that way, and keep the loop.
+    # Fields on grids (convolutions), one RK4 step per interval: on CPU the training step is
+    # about 11 % faster with the intervals written out (Gray–Scott, widths 16 and 64); the MLP
+    # fields of Lotka–Volterra are about 12 % slower that way, and keep the loop.
     unroll = len(model.example) > 1 and steps_per_obs == 1
     pred = jax.vmap(
         lambda env, o, r: _rollout_one(

@@ -182,6 +182,24 @@ def test_gray_scott_training_rollout_is_classical_rk4():
     np.testing.assert_allclose(float(metrics["l_traj"]), l_traj, rtol=1e-4)
 
 
+def test_grid_rollout_is_written_out_on_cpu_only():
+    """`unroll` writes the intervals out in the CPU program; a GPU program keeps the loop,
+    the same program as without `unroll`."""
+    problem = E.gray_scott_problem(num_train=1, num_test=1, size=8, horizon=160.0)
+    model = E.MultiEnvModel("leads", E.make_network("gs", 4), 3, problem.state_shape)
+    params = model.init(jax.random.PRNGKey(0))
+    obs, ts = jnp.asarray(problem.train)[0], jnp.asarray(problem.ts)
+    env = jax.tree_util.tree_map(lambda a: a[0], params["env"])
+
+    def lowered(unroll, platform):
+        fn = jax.jit(lambda o: E._rollout_one(model, params["common"], env, o, ts, 1, None, unroll))
+        text = fn.trace(obs).lower(lowering_platforms=(platform,)).as_text()
+        return text.count("stablehlo.while")
+
+    assert lowered(True, "cuda") == lowered(False, "cuda") == lowered(False, "cpu")
+    assert lowered(True, "cpu") > lowered(False, "cpu")
+
+
 def _coda_config(steps):
     c = E._run_config(
         environments_tiny.get_config(),

@@ -5,7 +5,8 @@ trajectories fitting the data, through the objective ``‖F_a‖² + λ_j L_traj
 adaptive multiplier ``λ_{j+1} = λ_j + τ L_traj`` (updated every ``lambda_every`` steps).
 ``‖F_a‖²`` is the mean over the observed training states of ``‖F_a(X_{t_k})‖²`` (squared L2
 norm, averaged over state entries), ``L_traj`` the mean squared error of the integrated
-trajectories (diffrax, fixed-step RK4) against the observations.
+trajectories (fixed-step RK4, diffrax's tableau, `simulators.rk4_rollout`) against the
+observations.
 
 Training runs on the shared loop (`generative.core.train.run`, through `fit`): each step is
 one Adam step on θ = (θ_p, θ_a) on random windows drawn from the step's key, and λ is part of
@@ -38,7 +39,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
-import diffrax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -271,21 +271,13 @@ class HybridModel:
         return out + self.augmentation(params, x)
 
     def trajectory(self, params, x0, ts):
-        """x0: [B, *state], ts: [T] -> [B, T, *state] (RK4, step problem.dt)."""
-        ts = jnp.asarray(ts)
-        n_steps = int(round(float(self.problem.ts[-1] - self.problem.ts[0]) / self.problem.dt))
-        sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(lambda t, y, p: self.vector_field(p, y)),
-            sim.RK4(),
-            t0=ts[0],
-            t1=ts[-1],
-            dt0=self.problem.dt,
-            y0=x0,
-            args=params,
-            saveat=diffrax.SaveAt(ts=ts),
-            max_steps=n_steps + 2,
-        )
-        return jnp.moveaxis(sol.ys, 0, 1)
+        """x0: [B, *state], ts: [T] observation times spaced as the problem's -> [B, T, *state]
+        (RK4, round(spacing / problem.dt) equal steps per interval, `simulators.rk4_rollout`:
+        each interval recomputed in the backward pass; forward mode works too)."""
+        spacing = float(self.problem.ts[1] - self.problem.ts[0])
+        n = max(1, int(round(spacing / self.problem.dt)))
+        ys = sim.rk4_rollout(lambda t, y, p: self.vector_field(p, y), x0, ts, n, params)
+        return jnp.moveaxis(ys, 0, 1)
 
 
 def aphynity_loss(model: HybridModel, params, batch, ts, lam, norm_weight):

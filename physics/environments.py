@@ -67,7 +67,6 @@ import pathlib
 import time
 from collections.abc import Sequence
 
-import diffrax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -420,28 +419,6 @@ class MultiEnvModel:
 # ----------------------------------------------------------------------------- integration
 
 
-# The stages of a step in diffrax's "bounded" loop (scans) rather than its default
-# checkpointed loop, a custom VJP: forward mode (`jax.jvp`, `jax.hessian`) then runs through
-# the rollouts, and a training step costs the same (bounded vs checkpointed, one process,
-# alternating, AMD EPYC, 2 cores: Lotka–Volterra 8.96 vs 9.01 ms, Gray–Scott width 16 343 vs
-# 346 ms, width 64 1.79 vs 1.81 s) and compiles faster (Gray–Scott width 64: 7.4 vs 10.2 s).
-_RK4 = sim.RK4(scan_kind="bounded")
-
-
-def _rk4_steps(vector_field, y, t0, t1, n: int, args):
-    """``n`` fixed steps of diffrax's RK4 tableau (`simulators.RK4`, its ``step``) from t0 to
-    t1. Without diffrax's solve loop, so that one step per observation interval inside the
-    scan over intervals compiles as a plain sequence of stages. Differentiable in both modes
-    (see `_RK4`)."""
-    term = diffrax.ODETerm(vector_field)
-    dt = (t1 - t0) / n
-    for i in range(n):
-        ta = t0 + i * dt
-        tb = t1 if i == n - 1 else t0 + (i + 1) * dt
-        y = _RK4.step(term, ta, tb, y, args, None, made_jump=False)[0]
-    return y
-
-
 def _rollout_one(
     model: MultiEnvModel, common, env, obs, ts, steps_per_obs: int, restart, unroll: bool = False
 ):
@@ -458,7 +435,7 @@ def _rollout_one(
     def interval(y, k):
         if restart is not None:
             y = jnp.where(restart[k], obs[:, k], y)
-        y1 = _rk4_steps(vector_field, y, ts[k], ts[k + 1], steps_per_obs, (common, env))
+        y1 = sim.rk4_steps(vector_field, y, ts[k], ts[k + 1], steps_per_obs, (common, env))
         return y1, y1
 
     def intervals(x0, written_out: bool):

@@ -30,6 +30,8 @@ __all__ = [
     "SOLVERS",
     "get_solver",
     "integrate",
+    "rk4_steps",
+    "rk4_rollout",
     "wave_laplacian",
     "periodic_laplacian",
     "dirichlet_laplacian",
@@ -159,6 +161,44 @@ def integrate(
         adjoint=adjoint if adjoint is not None else diffrax.RecursiveCheckpointAdjoint(),
     )
     return sol.ys
+
+
+# The stages of a step in diffrax's "bounded" loop (scans) rather than its default
+# checkpointed loop, a custom VJP: forward mode (`jax.jvp`, `jax.hessian`) then runs through
+# `rk4_steps` and `rk4_rollout`. Training steps cost the same or less (bounded vs checkpointed,
+# one process, alternating, AMD EPYC, 2 cores: LEADS Lotka–Volterra 8.96 vs 9.01 ms,
+# Gray–Scott width 16 343 vs 346 ms, width 64 1.79 vs 1.81 s) and compile faster.
+_RK4_BOUNDED = RK4(scan_kind="bounded")
+
+
+def rk4_steps(vector_field: Callable, y, t0, t1, n: int, args=None):
+    """``n`` equal steps of RK4 (diffrax's tableau, `RK4`'s ``step``) of
+    ``dy/dt = vector_field(t, y, args)`` from t0 to t1 -> y(t1). Without diffrax's solve loop,
+    so that a scan over observation intervals compiles as a plain sequence of stages;
+    differentiable in both modes."""
+    term = diffrax.ODETerm(vector_field)
+    dt = (t1 - t0) / n
+    for i in range(n):
+        ta = t0 + i * dt
+        tb = t1 if i == n - 1 else t0 + (i + 1) * dt
+        y = _RK4_BOUNDED.step(term, ta, tb, y, args, None, made_jump=False)[0]
+    return y
+
+
+def rk4_rollout(vector_field: Callable, y0, ts, steps_per_interval: int, args=None):
+    """y(ts) by `rk4_steps` over each interval [ts[k], ts[k+1]] (``steps_per_interval`` equal
+    steps), the intervals in a `lax.scan` whose body the backward pass recomputes
+    (`jax.checkpoint`: residuals of one interval at a time, not of the whole trajectory).
+    y0 [*state] (any pytree) -> [len(ts), *state]. Forward and reverse mode both work."""
+    ts = jnp.asarray(ts)
+
+    @jax.checkpoint
+    def interval(y, k):
+        y = rk4_steps(vector_field, y, ts[k], ts[k + 1], steps_per_interval, args)
+        return y, y
+
+    ys = jax.lax.scan(interval, y0, jnp.arange(ts.shape[0] - 1))[1]
+    return jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b], 0), y0, ys)
 
 
 # ----------------------------------------------------------------------------- stencils

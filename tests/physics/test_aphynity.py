@@ -93,6 +93,41 @@ def _numpy_hybrid_traj_mse(params, data, ts, dt):
     return np.mean((np.stack(out, 1) - data) ** 2)
 
 
+@pytest.mark.parametrize("name", ["pendulum", "wave"])
+def test_forward_mode_through_the_aphynity_loss(name):
+    """jax.jvp (and, with the MLP F_a, jax.hessian) run through the APHYNITY objective (RK4
+    rollout of the hybrid field, MLP or convolutional F_a) and agree with central finite
+    differences in float64."""
+    from jax.flatten_util import ravel_pytree
+
+    kwargs = {"size": 8} if name == "wave" else {}
+    problem = A.make_problem(name, num_train=2, num_test=1, seed=0, hidden=4, **kwargs)
+    model = A.HybridModel(problem)
+    with jax.enable_x64(True):
+        params = jax.tree_util.tree_map(
+            lambda a: jnp.asarray(a, jnp.float64), model.init(jax.random.PRNGKey(0))
+        )
+        flat, unravel = ravel_pytree(params)
+        batch = jnp.asarray(problem.train[:, :4], jnp.float64)
+        ts = jnp.asarray(problem.ts[:4], jnp.float64)
+        f = jax.jit(lambda p: A.aphynity_loss(model, unravel(p), batch, ts, 2.0, 1.0)[0])
+        rng = np.random.default_rng(1)
+        d1, d2 = (jnp.asarray(rng.normal(size=flat.shape)) * 0.1 for _ in range(2))
+        h = 1e-5
+        for d in (d1, d2):
+            jvp = jax.jvp(f, (flat,), (d,))[1]
+            fd = (f(flat + h * d) - f(flat - h * d)) / (2 * h)
+            assert abs(float(fd)) > 1e-8
+            np.testing.assert_allclose(float(jvp), float(fd), rtol=1e-6)
+        if name != "pendulum":
+            return
+        g = lambda a: f(flat + a[0] * d1 + a[1] * d2)  # noqa: E731
+        hess = jax.jit(jax.hessian(g))(jnp.zeros(2))
+        grad = jax.jit(jax.grad(g))
+        fd = jnp.stack([(grad(h * e) - grad(-h * e)) / (2 * h) for e in jnp.eye(2)], 1)
+        np.testing.assert_allclose(np.asarray(hess), np.asarray(fd), rtol=1e-5, atol=1e-10)
+
+
 def test_lambda_update_rule(pendulum):
     # whole trajectories, every trajectory: the batch is the training set at every step
     cfg = _config(4, lambda0=0.5, tau=7.0, lambda_every=2, window=0, batch_size=0)

@@ -46,6 +46,32 @@ def test_adaptive_solver_matches_expm():
     np.testing.assert_allclose(np.asarray(ys), exact, atol=1e-8)
 
 
+def test_rk4_rollout_is_the_rk4_polynomial_in_both_modes():
+    """On y' = Ay each RK4 step of size h multiplies y by P(hA) = Σ_{j<=4} (hA)^j / j!, so
+    `rk4_rollout` with n steps per interval gives y(t_k) = P(hA)^{kn} y0 exactly; its JVP in y0
+    is the same matrix applied to the tangent, and its gradient the transpose."""
+    with jax.enable_x64(True):
+        a = np.array([[0.0, 1.0], [-4.0, -0.3]])
+        ts = np.linspace(0.0, 2.0, 5)
+        n, h = 3, 0.5 / 3
+        p = sum(np.linalg.matrix_power(h * a, j) / np.prod(np.arange(1, j + 1)) for j in range(5))
+        y0, v, c = np.array([1.0, 0.5]), np.array([-0.3, 2.0]), np.array([0.7, -1.1])
+
+        def roll(y):
+            return sim.rk4_rollout(lambda t, y, args: args @ y, y, ts, n, jnp.asarray(a))
+
+        ys = roll(jnp.asarray(y0))
+        exact = np.stack([np.linalg.matrix_power(p, k * n) @ y0 for k in range(len(ts))])
+        np.testing.assert_allclose(np.asarray(ys), exact, rtol=0, atol=1e-13)
+        m = np.linalg.matrix_power(p, (len(ts) - 1) * n)
+        jvp = jax.jvp(lambda y: roll(y)[-1], (jnp.asarray(y0),), (jnp.asarray(v),))[1]
+        np.testing.assert_allclose(np.asarray(jvp), m @ v, rtol=0, atol=1e-13)
+        grad = jax.grad(lambda y: roll(y)[-1] @ jnp.asarray(c))(jnp.asarray(y0))
+        np.testing.assert_allclose(np.asarray(grad), m.T @ c, rtol=0, atol=1e-13)
+        # the classical RK4 rate against the exact flow
+        np.testing.assert_allclose(np.asarray(ys[-1]), expm(a * 2.0) @ y0, atol=1e-3)
+
+
 def test_unknown_solver_names_choices():
     with pytest.raises(ValueError, match="unknown ODE solver 'rk5'.*rk4"):
         sim.get_solver("rk5")

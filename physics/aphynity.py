@@ -5,7 +5,7 @@ trajectories fitting the data, through the objective ``‖F_a‖² + λ_j L_traj
 adaptive multiplier ``λ_{j+1} = λ_j + τ L_traj`` (updated every ``lambda_every`` steps).
 ``‖F_a‖²`` is the mean over the observed training states of ``‖F_a(X_{t_k})‖²`` (squared L2
 norm, averaged over state entries), ``L_traj`` the mean squared error of the integrated
-trajectories (fixed-step RK4, diffrax's tableau, `simulators.rk4_rollout`) against the
+trajectories (fixed-step RK4, diffrax's tableau, `simulators.fixed_step_rollout`) against the
 observations.
 
 Training runs on the shared loop (`generative.core.train.run`, through `fit`): each step is
@@ -272,11 +272,11 @@ class HybridModel:
 
     def trajectory(self, params, x0, ts):
         """x0: [B, *state], ts: [T] observation times spaced as the problem's -> [B, T, *state]
-        (RK4, round(spacing / problem.dt) equal steps per interval, `simulators.rk4_rollout`:
+        (RK4, round(spacing / problem.dt) equal steps per interval, `simulators.fixed_step_rollout`:
         each interval recomputed in the backward pass; forward mode works too)."""
         spacing = float(self.problem.ts[1] - self.problem.ts[0])
         n = max(1, int(round(spacing / self.problem.dt)))
-        ys = sim.rk4_rollout(lambda t, y, p: self.vector_field(p, y), x0, ts, n, params)
+        ys = sim.fixed_step_rollout(lambda t, y, p: self.vector_field(p, y), x0, ts, n, params)
         return jnp.moveaxis(ys, 0, 1)
 
 

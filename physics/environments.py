@@ -435,7 +435,7 @@ def _rollout_one(
     def interval(y, k):
         if restart is not None:
             y = jnp.where(restart[k], obs[:, k], y)
-        y1 = sim.rk4_steps(vector_field, y, ts[k], ts[k + 1], steps_per_obs, (common, env))
+        y1 = sim.fixed_steps(vector_field, y, ts[k], ts[k + 1], steps_per_obs, (common, env))
         return y1, y1
 
     def intervals(x0, written_out: bool):

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from generative.layers import Conv, ConvTranspose
 from generative.nets import MLP, final_activation, normalize
-from physics.simulators import ADAPTIVE, get_solver
+from physics.simulators import ADAPTIVE, fixed_step_rollout, get_solver
 
 __all__ = [
     "MLPEncoder",
@@ -231,8 +231,12 @@ class TemporalDynamics:
 
     kind="ode":      one vector field, solved by diffrax with ``solver`` (fixed step ``dt``
                      for euler/heun/midpoint/rk4, PID-adaptive for bosh3/dopri5/tsit5) and
-                     ``adjoint`` ("recursive" = RecursiveCheckpointAdjoint, discretise-then-
-                     optimise; "backsolve" = BacksolveAdjoint, optimise-then-discretise).
+                     ``adjoint`` ("recursive" = discretise-then-optimise; "backsolve" =
+                     BacksolveAdjoint, optimise-then-discretise). A fixed step that divides
+                     the frame spacing with "recursive" runs `simulators.fixed_step_rollout`
+                     (the same steps, frames scanned and recomputed in the backward pass;
+                     forward mode works through it); otherwise `diffrax.diffeqsolve`
+                     (RecursiveCheckpointAdjoint or BacksolveAdjoint).
     kind="residual": the reference's form: per frame ``T ← T + f_k(T)`` for k = 1..n_blocks
                      with separate weights per block (explicit Euler with dt = 1).
     """
@@ -285,6 +289,19 @@ class TemporalDynamics:
             traj = jnp.concatenate([t0[None], ts], 0)  # [N, B, ...]
             return jnp.moveaxis(traj, 0, 1)
         adaptive = self.solver in ADAPTIVE
+        per_frame = round(1.0 / self.dt)
+        if not adaptive and self.adjoint == "recursive" and abs(per_frame * self.dt - 1) < 1e-9:
+            # dt divides the frame spacing: the same steps as diffeqsolve's, scanned over
+            # frames and recomputed in the backward pass (forward mode works too)
+            ys = fixed_step_rollout(
+                lambda t, y, p: self.vector_field.apply(p, y),
+                t0,
+                jnp.arange(num_frames, dtype=t0.dtype),
+                per_frame,
+                params,
+                self.solver,
+            )
+            return jnp.moveaxis(ys, 0, 1)  # [B, N, ...]
         controller = (
             diffrax.PIDController(rtol=self.rtol, atol=self.atol)
             if adaptive

@@ -3,6 +3,8 @@
 Every simulator is a vector field ``f(t, y, args)`` plus a ``simulate_*`` function that
 integrates it with :func:`integrate` (diffrax ``diffeqsolve``, fixed step or adaptive) and
 returns the trajectory sampled at the requested times. Nothing is downloaded.
+:func:`fixed_step_rollout` integrates learned fields (APHYNITY, LEADS, the separation model's
+ODE) with equal steps per observation interval, differentiable in forward and reverse mode.
 
 - ``wave``: the WaveEq data set of Donà et al. (ICLR 2021): ``w_tt = c² Δw + f(t) 1_disk``,
   4th-order Laplacian on the interior, zero on a two-cell border, RK4 at ``dt = 1e-3``.
@@ -17,6 +19,7 @@ returns the trajectory sampled at the requested times. Nothing is downloaded.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -30,8 +33,9 @@ __all__ = [
     "SOLVERS",
     "get_solver",
     "integrate",
-    "rk4_steps",
-    "rk4_rollout",
+    "FIXED_STEP",
+    "fixed_steps",
+    "fixed_step_rollout",
     "wave_laplacian",
     "periodic_laplacian",
     "dirichlet_laplacian",
@@ -163,38 +167,51 @@ def integrate(
     return sol.ys
 
 
-# The stages of a step in diffrax's "bounded" loop (scans) rather than its default
+# Explicit Runge–Kutta stages in diffrax's "bounded" loop (scans) rather than its default
 # checkpointed loop, a custom VJP: forward mode (`jax.jvp`, `jax.hessian`) then runs through
-# `rk4_steps` and `rk4_rollout`. Training steps cost the same or less (bounded vs checkpointed,
-# one process, alternating, AMD EPYC, 2 cores: LEADS Lotka–Volterra 8.96 vs 9.01 ms,
-# Gray–Scott width 16 343 vs 346 ms, width 64 1.79 vs 1.81 s) and compile faster.
-_RK4_BOUNDED = RK4(scan_kind="bounded")
+# `fixed_steps` and `fixed_step_rollout`. Training steps cost the same or less (bounded vs
+# checkpointed, one process, alternating, AMD EPYC, 2 cores: LEADS Lotka–Volterra 8.96 vs
+# 9.01 ms, Gray–Scott width 16 343 vs 346 ms, width 64 1.79 vs 1.81 s) and compile faster.
+FIXED_STEP = ("euler", "heun", "midpoint", "rk4")
 
 
-def rk4_steps(vector_field: Callable, y, t0, t1, n: int, args=None):
-    """``n`` equal steps of RK4 (diffrax's tableau, `RK4`'s ``step``) of
-    ``dy/dt = vector_field(t, y, args)`` from t0 to t1 -> y(t1). Without diffrax's solve loop,
-    so that a scan over observation intervals compiles as a plain sequence of stages;
+@functools.cache
+def _fixed_step_solver(name: str) -> diffrax.AbstractSolver:
+    if name not in FIXED_STEP:
+        raise ValueError(f"unknown fixed-step solver {name!r}; valid choices: {list(FIXED_STEP)}")
+    if name == "euler":
+        return diffrax.Euler()
+    return SOLVERS[name](scan_kind="bounded")
+
+
+def fixed_steps(vector_field: Callable, y, t0, t1, n: int, args=None, solver: str = "rk4"):
+    """``n`` equal steps of a fixed-step solver (`FIXED_STEP`, diffrax's tableaus and ``step``)
+    of ``dy/dt = vector_field(t, y, args)`` from t0 to t1 -> y(t1). Without diffrax's solve
+    loop, so that a scan over observation intervals compiles as a plain sequence of stages;
     differentiable in both modes."""
+    stepper = _fixed_step_solver(solver)
     term = diffrax.ODETerm(vector_field)
     dt = (t1 - t0) / n
     for i in range(n):
         ta = t0 + i * dt
         tb = t1 if i == n - 1 else t0 + (i + 1) * dt
-        y = _RK4_BOUNDED.step(term, ta, tb, y, args, None, made_jump=False)[0]
+        y = stepper.step(term, ta, tb, y, args, None, made_jump=False)[0]
     return y
 
 
-def rk4_rollout(vector_field: Callable, y0, ts, steps_per_interval: int, args=None):
-    """y(ts) by `rk4_steps` over each interval [ts[k], ts[k+1]] (``steps_per_interval`` equal
-    steps), the intervals in a `lax.scan` whose body the backward pass recomputes
-    (`jax.checkpoint`: residuals of one interval at a time, not of the whole trajectory).
+def fixed_step_rollout(
+    vector_field: Callable, y0, ts, steps_per_interval: int, args=None, solver: str = "rk4"
+):
+    """y(ts) by `fixed_steps` over each interval [ts[k], ts[k+1]] (``steps_per_interval``
+    equal steps), the intervals in a `lax.scan` whose body the backward pass recomputes
+    (`jax.checkpoint`: residuals of one interval at a time, not of the whole trajectory:
+    discretise-then-optimise, as diffrax's `RecursiveCheckpointAdjoint`).
     y0 [*state] (any pytree) -> [len(ts), *state]. Forward and reverse mode both work."""
     ts = jnp.asarray(ts)
 
     @jax.checkpoint
     def interval(y, k):
-        y = rk4_steps(vector_field, y, ts[k], ts[k + 1], steps_per_interval, args)
+        y = fixed_steps(vector_field, y, ts[k], ts[k + 1], steps_per_interval, args, solver)
         return y, y
 
     ys = jax.lax.scan(interval, y0, jnp.arange(ts.shape[0] - 1))[1]

@@ -46,9 +46,9 @@ def test_adaptive_solver_matches_expm():
     np.testing.assert_allclose(np.asarray(ys), exact, atol=1e-8)
 
 
-def test_rk4_rollout_is_the_rk4_polynomial_in_both_modes():
+def test_fixed_step_rollout_is_the_rk4_polynomial_in_both_modes():
     """On y' = Ay each RK4 step of size h multiplies y by P(hA) = Σ_{j<=4} (hA)^j / j!, so
-    `rk4_rollout` with n steps per interval gives y(t_k) = P(hA)^{kn} y0 exactly; its JVP in y0
+    `fixed_step_rollout` with n steps per interval gives y(t_k) = P(hA)^{kn} y0 exactly; its JVP in y0
     is the same matrix applied to the tangent, and its gradient the transpose."""
     with jax.enable_x64(True):
         a = np.array([[0.0, 1.0], [-4.0, -0.3]])
@@ -58,7 +58,7 @@ def test_rk4_rollout_is_the_rk4_polynomial_in_both_modes():
         y0, v, c = np.array([1.0, 0.5]), np.array([-0.3, 2.0]), np.array([0.7, -1.1])
 
         def roll(y):
-            return sim.rk4_rollout(lambda t, y, args: args @ y, y, ts, n, jnp.asarray(a))
+            return sim.fixed_step_rollout(lambda t, y, args: args @ y, y, ts, n, jnp.asarray(a))
 
         ys = roll(jnp.asarray(y0))
         exact = np.stack([np.linalg.matrix_power(p, k * n) @ y0 for k in range(len(ts))])

@@ -45,6 +45,7 @@ from physics.separation import (
 )
 from physics.simulators import (
     RK4,
+    fixed_step_rollout,
     get_solver,
     integrate,
     simulate_burgers,
@@ -64,6 +65,7 @@ __all__ = [
     "ConvSkipDecoder",
     "ConvSkipEncoder",
     "ConvVectorField",
+    "fixed_step_rollout",
     "generate_waveeq",
     "get_solver",
     "HybridModel",

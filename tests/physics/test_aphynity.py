@@ -10,6 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from derivative_checks import (
+    hessian_matches_differences_of_gradients,
+    jvp_matches_central_differences,
+)
 
 from generative.core import sharding
 from generative.core.checkpoint import Checkpointer
@@ -113,19 +117,9 @@ def test_forward_mode_through_the_aphynity_loss(name):
         f = jax.jit(lambda p: A.aphynity_loss(model, unravel(p), batch, ts, 2.0, 1.0)[0])
         rng = np.random.default_rng(1)
         d1, d2 = (jnp.asarray(rng.normal(size=flat.shape)) * 0.1 for _ in range(2))
-        h = 1e-5
-        for d in (d1, d2):
-            jvp = jax.jvp(f, (flat,), (d,))[1]
-            fd = (f(flat + h * d) - f(flat - h * d)) / (2 * h)
-            assert abs(float(fd)) > 1e-8
-            np.testing.assert_allclose(float(jvp), float(fd), rtol=1e-6)
-        if name != "pendulum":
-            return
-        g = lambda a: f(flat + a[0] * d1 + a[1] * d2)  # noqa: E731
-        hess = jax.jit(jax.hessian(g))(jnp.zeros(2))
-        grad = jax.jit(jax.grad(g))
-        fd = jnp.stack([(grad(h * e) - grad(-h * e)) / (2 * h) for e in jnp.eye(2)], 1)
-        np.testing.assert_allclose(np.asarray(hess), np.asarray(fd), rtol=1e-5, atol=1e-10)
+        jvp_matches_central_differences(f, flat, (d1, d2))
+        if name == "pendulum":
+            hessian_matches_differences_of_gradients(f, flat, d1, d2)
 
 
 def test_lambda_update_rule(pendulum):

@@ -95,9 +95,10 @@ class ConvAugmentation(nn.Module):
     ("conv0", "conv1", ...) with ``activation`` (a name of `generative.nets.ACTIVATIONS`)
     between them, the output multiplied by ``scale``. ``im2col`` (default on): the CPU form of
     `generative.layers.Conv` that is one product on the patches; these few-channel layers on
-    small maps, evaluated at every RK4 stage, train 1.4-1.75× faster with it than with the
-    default CPU form (APHYNITY steps on FitzHugh–Nagumo 32×32 and the damped wave 16×16,
-    `benchmarks/aphynity_step.py`) and 2.6-7× in the LEADS Gray–Scott step. GPU/TPU programs
+    small maps, evaluated at every RK4 stage, train faster with it than with the default CPU
+    form: APHYNITY steps on FitzHugh–Nagumo 32×32 and the damped wave 16×16
+    (`benchmarks/aphynity_step.py`) 1.4-1.75× on an AMD EPYC (Zen 4) host, 1.06-1.07× on an
+    Intel Xeon (AVX-512, AMX) host; the LEADS Gray–Scott step 2.6-7× (AMD). GPU/TPU programs
     are flax's either way.
     """
 

@@ -170,7 +170,7 @@ def integrate(
 # Explicit Runge–Kutta stages in diffrax's "bounded" loop (scans) rather than its default
 # checkpointed loop, a custom VJP: forward mode (`jax.jvp`, `jax.hessian`) then runs through
 # `fixed_steps` and `fixed_step_rollout`. Training steps cost the same or less (bounded vs
-# checkpointed, one process, alternating, AMD EPYC, 2 cores: LEADS Lotka–Volterra 8.96 vs
+# checkpointed, one process, alternating, Intel Xeon, 2 cores: LEADS Lotka–Volterra 8.96 vs
 # 9.01 ms, Gray–Scott width 16 343 vs 346 ms, width 64 1.79 vs 1.81 s) and compile faster.
 FIXED_STEP = ("euler", "heun", "midpoint", "rk4")
 

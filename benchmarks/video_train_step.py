@@ -1,7 +1,7 @@
 """SRVP training-step and best-of-100 evaluation throughput at the Stochastic Moving MNIST setting.
 
     .venv/bin/python benchmarks/video_train_step.py [--batches 16 64] [--repeats 5]
-        [--eval-videos 2] [--out benchmarks/results/video_train_step.json]
+        [--eval-videos 2 (0: no evaluation)] [--out benchmarks/results/video_train_step.json]
 
 Paper model (DCGAN64, nf=64, ny=nz=20, 10.68M parameters), 64×64 frames, seq_len 15, Adam.
 Each configuration: compile time measured separately (lower + compile), 2 warm-up calls,
@@ -243,7 +243,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batches", type=int, nargs="+", default=[16, 64])
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--eval-videos", type=int, default=2)
+    p.add_argument(
+        "--eval-videos", type=int, default=2, help="videos per evaluation call; 0 skips it"
+    )
     p.add_argument("--eval-repeats", type=int, default=3)
     p.add_argument("--no-torch", action="store_true", help="skip the same-run PyTorch baseline")
     p.add_argument("--torch-threads", type=int, default=2)
@@ -256,6 +258,12 @@ def main(argv=None):
     )
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "video_train_step.json"))
     args = p.parse_args(argv)
+    if args.eval_videos < 0 or args.eval_repeats < 1 or args.repeats < 1:
+        p.error(
+            "--eval-videos must be >= 0 (0 skips the evaluation), --repeats and --eval-repeats >= 1"
+        )
+    if any(b < 1 for b in args.batches):
+        p.error(f"--batches must be positive, got {args.batches}")
     configure_host()  # before the first computation (allocator and vector width, _common.py)
 
     cfg = srvp.SRVPConfig()  # the Stochastic Moving MNIST model
@@ -288,7 +296,11 @@ def main(argv=None):
         bench_train(cfg, b, args.repeats, digits, tref, b <= args.plain_xla_max_batch)
         for b in args.batches
     ]
-    ev = bench_eval(cfg, args.eval_videos, args.eval_repeats, digits, tref)
+    ev = (
+        bench_eval(cfg, args.eval_videos, args.eval_repeats, digits, tref)
+        if args.eval_videos
+        else {}
+    )
 
     print(
         "\n| batch | compile (s) | s/step (median [min, max]) | peak mem (MB) "
@@ -310,7 +322,9 @@ def main(argv=None):
         )
     mem = ev.get("device_peak_bytes", ev.get("xla_bytes", 0)) / 2**20
     print(
-        f"\nbest-of-{N_SAMPLES} evaluation ({NT_COND}→{NT_COND + HORIZON}, {ev['videos_per_call']} "
+        "\nevaluation skipped (--eval-videos 0)"
+        if not ev
+        else f"\nbest-of-{N_SAMPLES} evaluation ({NT_COND}→{NT_COND + HORIZON}, {ev['videos_per_call']} "
         f"videos × {N_SAMPLES} samples per call): {ev['videos_per_s']:.3f} videos/s "
         f"({ev['s_per_call']:.2f} s/call, compile {ev['compile_s']:.1f} s, peak {mem:.0f} MB); "
         f"reference protocol (loop over samples): {ev['loop_videos_per_s']:.3f} videos/s "

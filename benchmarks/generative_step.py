@@ -10,6 +10,11 @@ the same run (steps alternating), with the ratio.
   usual Python loop, one run at a time (so `--seeds` runs take `--seeds` times as long).
 - The conv VAE of `vae_digits` on 28×28 digits, batch 64: our jitted step against PyTorch's.
 
+Our 2-D programs are compiled as the library compiles them (`generative.core.cpu_codegen.
+dense_program_options`: on Intel CPUs YNNPACK takes the matrix products only). Where that
+option is in effect, the vmapped program is also timed with XLA's default fusion, in the same
+alternation, and the ratio between the two is printed.
+
 The 2-D rows also give the work of one step (floating-point operations counted by XLA's
 cost analysis of the compiled step, products as 2·m·n·k) and the host's float32 matrix-product
 rate measured in the same run (1024³ products, JAX and PyTorch, the faster): each side's
@@ -51,8 +56,11 @@ from _common import (  # noqa: E402
 
 
 def _adversarial(family: str, steps: int, seeds: int):
-    """(one-run callable, vmapped-runs callable, parameter count) of our GAN / ALI."""
+    """(one-run callable, vmapped-runs callable, the vmapped runs compiled with XLA's default
+    fusion or None where the library uses that already, parameter count, step flops) of our
+    GAN / ALI."""
     from generative.core.config import load_preset
+    from generative.core.cpu_codegen import dense_program_options
     from generative.families import family_module
 
     config = load_preset("generative.configs", f"{family}_grid")
@@ -62,7 +70,7 @@ def _adversarial(family: str, steps: int, seeds: int):
     net = module.build_model(config)
     step = module.train_step(net)
 
-    def program(runs: int):
+    def program(runs: int, options: dict):
         init = jax.jit(jax.vmap(lambda k: module.init_state(net, k)))
         state = [init(jax.random.split(jax.random.PRNGKey(0), runs))]
         vstep = jax.vmap(step)
@@ -75,6 +83,7 @@ def _adversarial(family: str, steps: int, seeds: int):
         scan = jax.jit(
             lambda s, start: jax.lax.scan(body, s, start + jnp.arange(steps))[0],
             donate_argnums=0,
+            compiler_options=options,
         )
 
         def call():
@@ -84,10 +93,12 @@ def _adversarial(family: str, steps: int, seeds: int):
 
         return call, state
 
-    one, state = program(1)
-    many, _ = program(seeds)
+    options = dense_program_options()
+    one, state = program(1, options)
+    many, _ = program(seeds, options)
+    many_default = program(seeds, {})[0] if options else None
     params = sum(int(np.prod(a.shape[1:])) for a in jax.tree.leaves(state[0].params))
-    return one, many, params, _step_flops(module, net, step)
+    return one, many, many_default, params, _step_flops(module, net, step)
 
 
 def _step_flops(module, net, step) -> float:
@@ -190,8 +201,10 @@ def main() -> None:
     for family in ("gan", "ali"):
         if family not in only:
             continue
-        one, many, params, flops = _adversarial(family, args.steps, args.seeds)
+        one, many, many_default, params, flops = _adversarial(family, args.steps, args.seeds)
         fns = [one, many]
+        if many_default is not None:
+            fns.append(many_default)
         if tg is not None:
             model = (tg.GANTorch if family == "gan" else tg.ALITorch)()
 
@@ -201,22 +214,31 @@ def main() -> None:
 
             fns += [with_threads(torch_call, n) for n in threads]
         timed = alternating(fns, args.repeats, settle=SETTLE_S)
-        times = [statistics.median(t) for t in timed[:2]]
+        ours = 2 if many_default is None else 3
+        times = [statistics.median(t) for t in timed[:ours]]
         if tg is not None:
-            times.append(fastest(timed[2:]))
+            times.append(fastest(timed[ours:]))
         ours_1 = args.steps / times[0]
         ours_s = args.steps * args.seeds / times[1]
         row = {
             "params": params,
             "ours_steps_per_s": ours_1,
             "ours_vmapped_seed_steps_per_s": ours_s,
+            "dense_program_options": dense_program_options(),
         }
         line = (
             f"{family.upper()} 2-D ({params} parameters): ours {ours_1:.1f} steps/s, "
             f"{args.seeds} runs vmapped {ours_s:.1f} run-steps/s"
         )
+        if many_default is not None:
+            default_s = args.steps * args.seeds / times[2]
+            row["xla_default_fusion_vmapped_seed_steps_per_s"] = default_s
+            line += (
+                f" (with XLA's default fusion {default_s:.1f}: products alone in YNNPACK "
+                f"{ours_s / default_s:.2f}x)"
+            )
         if tg is not None:
-            theirs = args.steps / times[2]
+            theirs = args.steps / times[-1]
             row.update(torch_params=model.params(), torch_steps_per_s=theirs)
             row.update(ratio_one=ours_1 / theirs, ratio_vmapped=ours_s / theirs)
             line += (

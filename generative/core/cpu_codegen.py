@@ -19,6 +19,24 @@ the flag is read by the CPU compiler only.
 ``GENERATIVE_CPU_VECTOR_WIDTH`` = ``auto`` (default, the rule above), ``256`` (XLA's default,
 nothing set) or ``512`` (always). A ``--xla_cpu_prefer_vector_width`` already in ``XLA_FLAGS``
 wins. Any width gives the same results up to float32 rounding.
+
+Programs of small dense layers: `dense_program_options()`
+-----------------------------------------------------------
+XLA:CPU hands whole chains of a program to its YNNPACK library by default: a matrix product
+together with the reductions and elementwise operations around it (batch-norm statistics,
+maxout's maximum and its gradient, ...). In the 2-D GAN and ALI steps (PacGAN's MLPs, batch 100,
+runs vmapped) those fused chains run far below the host's product rate. With only the products
+given to YNNPACK, each alone (`LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT`), and the rest left to XLA's
+own loops, the same steps are 1.2-1.3x faster on an Intel Xeon host (`benchmarks/
+generative_step.py` times both programs in one run; docs/speed.md). The choice is a
+per-program compile option (`jax.jit(..., compiler_options=...)`), so it touches only the
+programs that ask for it: the convolutional models keep XLA's default, which is faster for them
+(the SRVP training step was 1.2x slower without YNNPACK's fused reductions).
+
+`dense_program_options()` returns that option on CPU where it was measured (Intel CPUs) and
+``{}`` elsewhere: on GPU/TPU (their programs are XLA's own) and on AMD CPUs (not measured
+there). ``GENERATIVE_CPU_DENSE_FUSION`` = ``auto`` (default, that rule), ``dots`` (always on
+CPU) or ``default`` (never). Results are equal up to float32 rounding.
 """
 
 from __future__ import annotations
@@ -27,10 +45,22 @@ import os
 import pathlib
 import warnings
 
-__all__ = ["configure_cpu_codegen", "cpu_codegen_state", "measured_rule", "CHOICES", "FLAG"]
+__all__ = [
+    "configure_cpu_codegen",
+    "cpu_codegen_state",
+    "measured_rule",
+    "CHOICES",
+    "FLAG",
+    "dense_program_options",
+    "dense_fusion_rule",
+    "DENSE_FUSION_CHOICES",
+    "DENSE_FUSION_OPTION",
+]
 
 FLAG = "--xla_cpu_prefer_vector_width"
 CHOICES = ("auto", "256", "512")
+DENSE_FUSION_CHOICES = ("auto", "dots", "default")
+DENSE_FUSION_OPTION = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
 _state = {"vector_width": None, "reason": "not called"}
 
 
@@ -102,3 +132,32 @@ def configure_cpu_codegen(cpuinfo: str = "/proc/cpuinfo") -> int | None:
         os.environ["XLA_FLAGS"] = f"{flags} {FLAG}=512".strip()
     _state.update(vector_width=width, reason=why)
     return width
+
+
+def dense_fusion_rule(vendor: str) -> tuple[bool, str]:
+    """(products only, why) of the `auto` choice of `dense_program_options` for a CPU vendor."""
+    if vendor == "GenuineIntel":
+        return True, "Intel CPU: measured faster with the products alone in YNNPACK"
+    return False, f"{vendor or 'unknown CPU vendor'}: not measured, XLA's default kept"
+
+
+def dense_program_options(backend: str | None = None, cpuinfo: str = "/proc/cpuinfo") -> dict:
+    """Compile options (for `jax.jit(..., compiler_options=...)`) of a program made of small
+    dense layers, for `backend` (default: JAX's default backend). See the module docstring:
+    on CPU where the rule (or ``GENERATIVE_CPU_DENSE_FUSION``) says so, YNNPACK takes only the
+    matrix products; otherwise ``{}``, XLA's own choice."""
+    choice = os.environ.get("GENERATIVE_CPU_DENSE_FUSION", "auto").strip().lower()
+    if choice not in DENSE_FUSION_CHOICES:
+        raise ValueError(
+            f"GENERATIVE_CPU_DENSE_FUSION={choice!r} is not a valid choice; "
+            f"valid choices: {', '.join(DENSE_FUSION_CHOICES)}"
+        )
+    if backend is None:
+        import jax
+
+        backend = jax.default_backend()
+    if backend != "cpu" or choice == "default":
+        return {}
+    if choice == "auto" and not dense_fusion_rule(_cpu_info(cpuinfo)[0])[0]:
+        return {}
+    return dict(DENSE_FUSION_OPTION)

@@ -73,6 +73,9 @@ class Experiment:
     state_sharding: mesh -> sharding pytree (or one sharding) for the state; None: replicated.
     evaluate:  (step, state) -> extra scalar metrics, at logging steps (and at step 0).
     finalize:  (state, workdir) -> summary dict, after the last step (figures, tables ...).
+    compiler_options: () -> per-program XLA options of the compiled training step (e.g.
+               `generative.core.cpu_codegen.dense_program_options`), asked for when the run
+               compiles; None: XLA's defaults.
     """
 
     init: Callable[[PRNGKey], Any]
@@ -81,6 +84,7 @@ class Experiment:
     state_sharding: Callable[[jax.sharding.Mesh], Any] | None = None
     evaluate: Callable[[int, Any], dict[str, float]] | None = None
     finalize: Callable[[Any, pathlib.Path], dict] | None = None
+    compiler_options: Callable[[], dict] | None = None
 
 
 # ----------------------------------------------------------------------------- optimisers
@@ -235,19 +239,29 @@ def run(
         metrics["_state_finite"] = tree_is_finite(new)
         return new, metrics
 
+    options = experiment.compiler_options() if experiment.compiler_options else None
     if experiment.batch_fn is None:
 
         def chunk(state, n):
             return jax.lax.scan(lambda s, _: one_step(s, None), state, None, length=n)
 
         scan_fn = jax.jit(
-            chunk, static_argnums=1, donate_argnums=0, out_shardings=(shardings, None)
+            chunk,
+            static_argnums=1,
+            donate_argnums=0,
+            out_shardings=(shardings, None),
+            compiler_options=options,
         )
 
         def chunk_fn(state, n, first):
             return scan_fn(state, n)
     else:
-        step_fn = jax.jit(one_step, donate_argnums=0, out_shardings=(shardings, None))
+        step_fn = jax.jit(
+            one_step,
+            donate_argnums=0,
+            out_shardings=(shardings, None),
+            compiler_options=options,
+        )
 
         def chunk_fn(state, n, first):
             collected = []

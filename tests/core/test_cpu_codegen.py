@@ -107,3 +107,68 @@ def test_both_widths_agree_with_float64():
         )
         got = np.asarray(compiled(x, y), np.float64)
         np.testing.assert_allclose(got, exact, rtol=2e-5, atol=2e-5 * np.abs(exact).max())
+
+
+# ----------------------------------------------------------------------------- dense programs
+
+
+def test_dense_program_options_rule(tmp_path, monkeypatch):
+    monkeypatch.delenv("GENERATIVE_CPU_DENSE_FUSION", raising=False)
+    (tmp_path / "intel").mkdir()
+    intel = _cpuinfo(tmp_path / "intel", "GenuineIntel", ["avx512f"])
+    amd = _cpuinfo(tmp_path, "AuthenticAMD", ["avx512f"])
+    option = cpu_codegen.DENSE_FUSION_OPTION
+    assert cpu_codegen.dense_program_options("cpu", intel) == option
+    assert cpu_codegen.dense_program_options("cpu", amd) == {}  # not measured there
+    for backend in ("gpu", "cuda", "tpu"):  # their programs stay XLA's own
+        assert cpu_codegen.dense_program_options(backend, intel) == {}
+    monkeypatch.setenv("GENERATIVE_CPU_DENSE_FUSION", "dots")
+    assert cpu_codegen.dense_program_options("cpu", amd) == option
+    assert cpu_codegen.dense_program_options("gpu", amd) == {}
+    monkeypatch.setenv("GENERATIVE_CPU_DENSE_FUSION", "default")
+    assert cpu_codegen.dense_program_options("cpu", intel) == {}
+    monkeypatch.setenv("GENERATIVE_CPU_DENSE_FUSION", "all")
+    with pytest.raises(ValueError, match="'all'.*valid choices: auto, dots, default"):
+        cpu_codegen.dense_program_options("cpu", intel)
+
+
+def _ynn_fusions(hlo: str) -> list[str]:
+    """The fused computations that XLA:CPU hands to YNNPACK, as HLO text."""
+    import re
+
+    called = re.findall(r'calls=(%[\w.\-]+), .*"kind":"__ynn_fusion"', hlo)
+    bodies = []
+    for name in called:
+        start = hlo.index("\n" + name + " ") + 1
+        bodies.append(hlo[start : hlo.index("\n}", start)])
+    return bodies
+
+
+def test_dense_programs_give_ynnpack_the_products_alone_with_the_same_results():
+    """A batch-norm MLP's loss gradient (a matrix product between batch statistics, as in the
+    2-D GAN generator): with the option, each YNNPACK fusion is one product and nothing else;
+    both programs agree with the float64 gradient to float32 rounding."""
+    kx, kw1, kw2 = jax.random.split(jax.random.PRNGKey(0), 3)
+    x = jax.random.normal(kx, (100, 64))
+    w = (jax.random.normal(kw1, (64, 128)) / 8, jax.random.normal(kw2, (128, 32)) / 11)
+
+    def loss(w, x):
+        h = x @ w[0]
+        h = (h - h.mean(0, keepdims=True)) * jax.lax.rsqrt(h.var(0, keepdims=True) + 1e-5)
+        return jnp.mean(jnp.tanh(jax.nn.relu(h) @ w[1]) ** 2)
+
+    grad = jax.grad(loss)
+    with jax.enable_x64(True):
+        exact = grad(jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), w), x.astype(jnp.float64))
+    lowered = jax.jit(grad).lower(w, x)
+    dense = lowered.compile(compiler_options=cpu_codegen.DENSE_FUSION_OPTION)
+    fusions = _ynn_fusions(dense.as_text())
+    assert len(fusions) >= 3  # the forward and gradient products
+    for body in fusions:
+        ops = [line.split("=", 1)[1].split("(")[0].split()[-1] for line in body.splitlines()[1:]]
+        ops = [op for op in ops if op not in ("parameter", "bitcast", "transpose", "copy")]
+        assert ops == ["dot"], body
+    for compiled in (lowered.compile(), dense):
+        for got, ref in zip(compiled(w, x), exact):
+            ref = np.asarray(ref)
+            np.testing.assert_allclose(np.asarray(got, np.float64), ref, atol=1e-5 * np.abs(ref).max())

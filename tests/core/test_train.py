@@ -220,3 +220,33 @@ def test_sharded_step_equals_single_device(tmp_path):
 def test_batch_not_divisible_by_devices():
     with pytest.raises(ValueError, match="divisible by the 4 local devices"):
         sharding.shard_batch(np.zeros((6, 2)), sharding.data_mesh())
+
+
+@pytest.mark.parametrize("host_batches", [False, True])
+def test_compiler_options_reach_the_step_program(tmp_path, host_batches):
+    """The experiment's per-program options are what compiles the step: an invalid one stops
+    the run at compile time (naming it), a valid one trains as XLA's defaults do."""
+    import dataclasses
+
+    bad = {"xla_cpu_experimental_ynn_fusion_type": "NOT_A_FUSION_TYPE"}
+    exp = dataclasses.replace(_experiment(_config(), host_batches), compiler_options=lambda: bad)
+    with pytest.raises(Exception, match="NOT_A_FUSION_TYPE"):
+        run(exp, _config(num_steps=5), tmp_path / "bad")
+    good = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+    exp = dataclasses.replace(_experiment(_config(), host_batches), compiler_options=lambda: good)
+    ref = run(_experiment(_config(), host_batches), _config(num_steps=10), tmp_path / "ref")
+    got = run(exp, _config(num_steps=10), tmp_path / "good")
+    for a, b in zip(_leaves(ref), _leaves(got)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_two_dimensional_adversarial_runs_ask_for_the_dense_options():
+    from generative import ali, gan
+    from generative.core.config import load_preset
+    from generative.core.cpu_codegen import dense_program_options
+
+    for module, preset in ((gan, "gan_grid_tiny"), (ali, "ali_grid_tiny")):
+        exp = module.make_experiment(load_preset("generative.configs", preset))
+        assert exp.compiler_options is dense_program_options
+    exp = gan.make_experiment(load_preset("generative.configs", "gan_digits_tiny"))
+    assert exp.compiler_options is None  # conv nets keep XLA's defaults

@@ -10,10 +10,10 @@ the same run (steps alternating), with the ratio.
   usual Python loop, one run at a time (so `--seeds` runs take `--seeds` times as long).
 - The conv VAE of `vae_digits` on 28×28 digits, batch 64: our jitted step against PyTorch's.
 
-Our 2-D programs are compiled as the library compiles them (`generative.core.cpu_codegen.
-dense_program_options`: on Intel CPUs YNNPACK takes the matrix products only). Where that
-option is in effect, the vmapped program is also timed with XLA's default fusion, in the same
-alternation, and the ratio between the two is printed.
+Our programs are compiled as the library compiles them (`generative.core.cpu_codegen.
+products_only_options`: on Intel CPUs YNNPACK takes the matrix products only). Where that
+option is in effect, the vmapped 2-D program and the VAE step are also timed with XLA's
+default fusion, in the same alternation, and the ratio between the two is printed.
 
 The 2-D rows also give the work of one step (floating-point operations counted by XLA's
 cost analysis of the compiled step, products as 2·m·n·k) and the host's float32 matrix-product
@@ -60,7 +60,7 @@ def _adversarial(family: str, steps: int, seeds: int):
     fusion or None where the library uses that already, parameter count, step flops) of our
     GAN / ALI."""
     from generative.core.config import load_preset
-    from generative.core.cpu_codegen import dense_program_options
+    from generative.core.cpu_codegen import products_only_options
     from generative.families import family_module
 
     config = load_preset("generative.configs", f"{family}_grid")
@@ -93,7 +93,7 @@ def _adversarial(family: str, steps: int, seeds: int):
 
         return call, state
 
-    options = dense_program_options()
+    options = products_only_options()
     one, state = program(1, options)
     many, _ = program(seeds, options)
     many_default = program(seeds, {})[0] if options else None
@@ -132,11 +132,14 @@ def _vae(batch: int):
     key = jax.random.PRNGKey(0)
     init = jax.jit(exp.init)
 
-    def timed_step(plain: bool):
+    options = exp.compiler_options() if exp.compiler_options else {}
+
+    def timed_step(plain: bool, options: dict):
         state = [init(key)]
         fresh = lambda s, b, k: exp.step(s, b, k)  # a new function: traced anew in the context
         with plain_xla(plain):
-            step = jax.jit(fresh, donate_argnums=0).lower(state[0], batch_x, key).compile()
+            lowered = jax.jit(fresh, donate_argnums=0).lower(state[0], batch_x, key)
+            step = lowered.compile(compiler_options=options)
         counter = [0]
 
         def call():
@@ -146,10 +149,11 @@ def _vae(batch: int):
 
         return call, state
 
-    call, state = timed_step(False)
-    call_plain, _ = timed_step(True)
+    call, state = timed_step(False, options)
+    call_plain, _ = timed_step(True, {})
+    call_default = timed_step(False, {})[0] if options else None
     params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(state[0].params))
-    return call, call_plain, params, np.asarray(batch_x)
+    return call, call_plain, call_default, params, np.asarray(batch_x)
 
 
 def main() -> None:
@@ -224,7 +228,7 @@ def main() -> None:
             "params": params,
             "ours_steps_per_s": ours_1,
             "ours_vmapped_seed_steps_per_s": ours_s,
-            "dense_program_options": dense_program_options(),
+            "products_only_options": many_default is not None,
         }
         line = (
             f"{family.upper()} 2-D ({params} parameters): ours {ours_1:.1f} steps/s, "
@@ -264,16 +268,17 @@ def main() -> None:
         print(line, flush=True)
         results[family] = row
     if "vae" in only:
-        call, call_plain, params, batch_x = _vae(64)
-        fns = [call, call_plain]
+        call, call_plain, call_default, params, batch_x = _vae(64)
+        fns = [call, call_plain] + ([call_default] if call_default else [])
         if tg is not None:
             model = tg.VAETorch()
             grey = torch.from_numpy(np.array(batch_x.transpose(0, 3, 1, 2)))
             fns += [with_threads(lambda: model.step(grey), n) for n in threads]
         timed = alternating(fns, args.vae_repeats, warmup=2, settle=SETTLE_S)
-        times = [statistics.median(timed[0]), statistics.median(timed[1])]
+        ours = 3 if call_default else 2
+        times = [statistics.median(t) for t in timed[:ours]]
         if tg is not None:
-            times.append(fastest(timed[2:]))
+            times.append(fastest(timed[ours:]))
         row = {
             "params": params,
             "ours_steps_per_s": 1 / times[0],
@@ -281,14 +286,22 @@ def main() -> None:
         }
         line = (
             f"VAE conv 28×28 batch 64 ({params} parameters): ours {1 / times[0]:.1f} steps/s "
-            f"(plain XLA {1 / times[1]:.1f})"
+            f"(plain XLA {1 / times[1]:.1f}"
         )
-        if tg is not None:
-            row.update(torch_params=tg.num_params(model), torch_steps_per_s=1 / times[2])
-            row.update(ratio=times[2] / times[0], ratio_plain_xla=times[2] / times[1])
+        if call_default:
+            row["xla_default_fusion_steps_per_s"] = 1 / times[2]
             line += (
-                f"; PyTorch ({tg.num_params(model)} parameters) {1 / times[2]:.1f} steps/s; "
-                f"ratio {times[2] / times[0]:.2f}x (plain XLA {times[2] / times[1]:.2f}x)"
+                f"; with XLA's default fusion {1 / times[2]:.1f}: products alone in YNNPACK "
+                f"{times[2] / times[0]:.2f}x"
+            )
+        line += ")"
+        if tg is not None:
+            theirs = times[-1]
+            row.update(torch_params=tg.num_params(model), torch_steps_per_s=1 / theirs)
+            row.update(ratio=theirs / times[0], ratio_plain_xla=theirs / times[1])
+            line += (
+                f"; PyTorch ({tg.num_params(model)} parameters) {1 / theirs:.1f} steps/s; "
+                f"ratio {theirs / times[0]:.2f}x (plain XLA {theirs / times[1]:.2f}x)"
             )
         print(line, flush=True)
         results["vae"] = row

@@ -66,7 +66,7 @@ import numpy as np
 import optax
 
 from generative import nets
-from generative.core.cpu_codegen import dense_program_options
+from generative.core.cpu_codegen import products_only_options
 from generative.core.train import Experiment, TrainState
 
 __all__ = [
@@ -755,7 +755,7 @@ def make_experiment(config: ml_collections.ConfigDict, workdir=None) -> Experime
         batch_fn=batch_fn,
         evaluate=snapshot_evaluator(config, sample_fn, workdir),
         finalize=lambda state, wd: evaluate_state(config, state, wd),
-        compiler_options=None if is_image(config) else dense_program_options,
+        compiler_options=None if is_image(config) else products_only_options,
     )
 
 

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from generative.core.cpu_codegen import dense_program_options
+from generative.core.cpu_codegen import products_only_options
 
 __all__ = [
     "MODELS",
@@ -165,7 +165,7 @@ def run_cell(
 
     # chunks of up to 1000 steps: at most two programs (full chunks and the remainder)
     # PacGAN's MLPs: on CPU, YNNPACK takes the products only where that was measured faster
-    options = dense_program_options()
+    options = products_only_options()
     run_chunk = jax.jit(
         lambda states, start, n: jax.lax.scan(body, states, start + jnp.arange(n))[0],
         static_argnums=2,

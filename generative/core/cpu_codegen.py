@@ -20,22 +20,29 @@ the flag is read by the CPU compiler only.
 nothing set) or ``512`` (always). A ``--xla_cpu_prefer_vector_width`` already in ``XLA_FLAGS``
 wins. Any width gives the same results up to float32 rounding.
 
-Programs of small dense layers: `dense_program_options()`
+Matrix products alone in YNNPACK: `products_only_options()`
 -----------------------------------------------------------
 XLA:CPU hands whole chains of a program to its YNNPACK library by default: a matrix product
 together with the reductions and elementwise operations around it (batch-norm statistics,
-maxout's maximum and its gradient, ...). In the 2-D GAN and ALI steps (PacGAN's MLPs, batch 100,
-runs vmapped) those fused chains run far below the host's product rate. With only the products
-given to YNNPACK, each alone (`LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT`), and the rest left to XLA's
-own loops, the same steps are 1.2-1.3x faster on an Intel Xeon host (`benchmarks/
-generative_step.py` times both programs in one run; docs/speed.md). The choice is a
-per-program compile option (`jax.jit(..., compiler_options=...)`), so it touches only the
-programs that ask for it: the convolutional models keep XLA's default, which is faster for them
-(the SRVP training step was 1.2x slower without YNNPACK's fused reductions).
+maxout's maximum and its gradient, ...). In some programs those fused chains run far below the
+host's product rate. Compiled with YNNPACK taking the matrix products only, each alone
+(`LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT`), and XLA's own loops taking the rest, these training
+steps ran faster on an Intel Xeon host (2 cores; each program compiled both ways in one
+process, calls alternating):
 
-`dense_program_options()` returns that option on CPU where it was measured (Intel CPUs) and
-``{}`` elsewhere: on GPU/TPU (their programs are XLA's own) and on AMD CPUs (not measured
-there). ``GENERATIVE_CPU_DENSE_FUSION`` = ``auto`` (default, that rule), ``dots`` (always on
+- the 2-D GAN, ALI and WGAN-GP steps (PacGAN's MLPs, batch 100, 20 runs vmapped): 1.28x,
+  1.25x, 1.33x; the mode-coverage table is made of them;
+- the conv VAE of `vae_digits` (28x28, batch 64): 1.18x.
+
+Other programs are left alone because they did not gain: the SRVP training step (0.99x), the
+VQ-VAE (0.97x), the 2-D DDPM (0.97x); the DDPM on digits lost (0.81x). The choice is a
+per-program compile option (`jax.jit(..., compiler_options=...)`), so it touches only the
+programs that ask for it (`Experiment.compiler_options` of the GAN / ALI runs on 2-D data and
+the VAE runs on digits, `generative.modes`).
+
+`products_only_options()` returns that option on CPU where it was measured (Intel CPUs) and
+``{}`` elsewhere: on GPU/TPU (their programs stay XLA's own) and on AMD CPUs (not measured
+there). ``GENERATIVE_CPU_LIBRARY_FUSION`` = ``auto`` (default, that rule), ``dots`` (always on
 CPU) or ``default`` (never). Results are equal up to float32 rounding.
 """
 
@@ -51,16 +58,18 @@ __all__ = [
     "measured_rule",
     "CHOICES",
     "FLAG",
-    "dense_program_options",
-    "dense_fusion_rule",
-    "DENSE_FUSION_CHOICES",
-    "DENSE_FUSION_OPTION",
+    "products_only_options",
+    "products_only_rule",
+    "LIBRARY_FUSION_CHOICES",
+    "PRODUCTS_ONLY_OPTION",
 ]
 
 FLAG = "--xla_cpu_prefer_vector_width"
 CHOICES = ("auto", "256", "512")
-DENSE_FUSION_CHOICES = ("auto", "dots", "default")
-DENSE_FUSION_OPTION = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+LIBRARY_FUSION_CHOICES = ("auto", "dots", "default")
+PRODUCTS_ONLY_OPTION = {
+    "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
+}
 _state = {"vector_width": None, "reason": "not called"}
 
 
@@ -134,23 +143,24 @@ def configure_cpu_codegen(cpuinfo: str = "/proc/cpuinfo") -> int | None:
     return width
 
 
-def dense_fusion_rule(vendor: str) -> tuple[bool, str]:
-    """(products only, why) of the `auto` choice of `dense_program_options` for a CPU vendor."""
+def products_only_rule(vendor: str) -> tuple[bool, str]:
+    """(products only, why) of the `auto` choice of `products_only_options` for a CPU vendor."""
     if vendor == "GenuineIntel":
         return True, "Intel CPU: measured faster with the products alone in YNNPACK"
     return False, f"{vendor or 'unknown CPU vendor'}: not measured, XLA's default kept"
 
 
-def dense_program_options(backend: str | None = None, cpuinfo: str = "/proc/cpuinfo") -> dict:
-    """Compile options (for `jax.jit(..., compiler_options=...)`) of a program made of small
-    dense layers, for `backend` (default: JAX's default backend). See the module docstring:
-    on CPU where the rule (or ``GENERATIVE_CPU_DENSE_FUSION``) says so, YNNPACK takes only the
+def products_only_options(backend: str | None = None, cpuinfo: str = "/proc/cpuinfo") -> dict:
+    """Compile options (for `jax.jit(..., compiler_options=...)`) of a program measured faster
+    with YNNPACK taking the matrix products alone, for `backend` (default: JAX's default
+    backend). See the module docstring:
+    on CPU where the rule (or ``GENERATIVE_CPU_LIBRARY_FUSION``) says so, YNNPACK takes only the
     matrix products; otherwise ``{}``, XLA's own choice."""
-    choice = os.environ.get("GENERATIVE_CPU_DENSE_FUSION", "auto").strip().lower()
-    if choice not in DENSE_FUSION_CHOICES:
+    choice = os.environ.get("GENERATIVE_CPU_LIBRARY_FUSION", "auto").strip().lower()
+    if choice not in LIBRARY_FUSION_CHOICES:
         raise ValueError(
-            f"GENERATIVE_CPU_DENSE_FUSION={choice!r} is not a valid choice; "
-            f"valid choices: {', '.join(DENSE_FUSION_CHOICES)}"
+            f"GENERATIVE_CPU_LIBRARY_FUSION={choice!r} is not a valid choice; "
+            f"valid choices: {', '.join(LIBRARY_FUSION_CHOICES)}"
         )
     if backend is None:
         import jax
@@ -158,6 +168,6 @@ def dense_program_options(backend: str | None = None, cpuinfo: str = "/proc/cpui
         backend = jax.default_backend()
     if backend != "cpu" or choice == "default":
         return {}
-    if choice == "auto" and not dense_fusion_rule(_cpu_info(cpuinfo)[0])[0]:
+    if choice == "auto" and not products_only_rule(_cpu_info(cpuinfo)[0])[0]:
         return {}
-    return dict(DENSE_FUSION_OPTION)
+    return dict(PRODUCTS_ONLY_OPTION)

@@ -74,7 +74,7 @@ class Experiment:
     evaluate:  (step, state) -> extra scalar metrics, at logging steps (and at step 0).
     finalize:  (state, workdir) -> summary dict, after the last step (figures, tables ...).
     compiler_options: () -> per-program XLA options of the compiled training step (e.g.
-               `generative.core.cpu_codegen.dense_program_options`), asked for when the run
+               `generative.core.cpu_codegen.products_only_options`), asked for when the run
                compiles; None: XLA's defaults.
     """
 

@@ -112,24 +112,24 @@ def test_both_widths_agree_with_float64():
 # ----------------------------------------------------------------------------- dense programs
 
 
-def test_dense_program_options_rule(tmp_path, monkeypatch):
-    monkeypatch.delenv("GENERATIVE_CPU_DENSE_FUSION", raising=False)
+def test_products_only_options_rule(tmp_path, monkeypatch):
+    monkeypatch.delenv("GENERATIVE_CPU_LIBRARY_FUSION", raising=False)
     (tmp_path / "intel").mkdir()
     intel = _cpuinfo(tmp_path / "intel", "GenuineIntel", ["avx512f"])
     amd = _cpuinfo(tmp_path, "AuthenticAMD", ["avx512f"])
-    option = cpu_codegen.DENSE_FUSION_OPTION
-    assert cpu_codegen.dense_program_options("cpu", intel) == option
-    assert cpu_codegen.dense_program_options("cpu", amd) == {}  # not measured there
+    option = cpu_codegen.PRODUCTS_ONLY_OPTION
+    assert cpu_codegen.products_only_options("cpu", intel) == option
+    assert cpu_codegen.products_only_options("cpu", amd) == {}  # not measured there
     for backend in ("gpu", "cuda", "tpu"):  # their programs stay XLA's own
-        assert cpu_codegen.dense_program_options(backend, intel) == {}
-    monkeypatch.setenv("GENERATIVE_CPU_DENSE_FUSION", "dots")
-    assert cpu_codegen.dense_program_options("cpu", amd) == option
-    assert cpu_codegen.dense_program_options("gpu", amd) == {}
-    monkeypatch.setenv("GENERATIVE_CPU_DENSE_FUSION", "default")
-    assert cpu_codegen.dense_program_options("cpu", intel) == {}
-    monkeypatch.setenv("GENERATIVE_CPU_DENSE_FUSION", "all")
+        assert cpu_codegen.products_only_options(backend, intel) == {}
+    monkeypatch.setenv("GENERATIVE_CPU_LIBRARY_FUSION", "dots")
+    assert cpu_codegen.products_only_options("cpu", amd) == option
+    assert cpu_codegen.products_only_options("gpu", amd) == {}
+    monkeypatch.setenv("GENERATIVE_CPU_LIBRARY_FUSION", "default")
+    assert cpu_codegen.products_only_options("cpu", intel) == {}
+    monkeypatch.setenv("GENERATIVE_CPU_LIBRARY_FUSION", "all")
     with pytest.raises(ValueError, match="'all'.*valid choices: auto, dots, default"):
-        cpu_codegen.dense_program_options("cpu", intel)
+        cpu_codegen.products_only_options("cpu", intel)
 
 
 def _ynn_fusions(hlo: str) -> list[str]:
@@ -161,7 +161,7 @@ def test_dense_programs_give_ynnpack_the_products_alone_with_the_same_results():
     with jax.enable_x64(True):
         exact = grad(jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), w), x.astype(jnp.float64))
     lowered = jax.jit(grad).lower(w, x)
-    dense = lowered.compile(compiler_options=cpu_codegen.DENSE_FUSION_OPTION)
+    dense = lowered.compile(compiler_options=cpu_codegen.PRODUCTS_ONLY_OPTION)
     fusions = _ynn_fusions(dense.as_text())
     assert len(fusions) >= 3  # the forward and gradient products
     for body in fusions:
@@ -171,4 +171,6 @@ def test_dense_programs_give_ynnpack_the_products_alone_with_the_same_results():
     for compiled in (lowered.compile(), dense):
         for got, ref in zip(compiled(w, x), exact):
             ref = np.asarray(ref)
-            np.testing.assert_allclose(np.asarray(got, np.float64), ref, atol=1e-5 * np.abs(ref).max())
+            np.testing.assert_allclose(
+                np.asarray(got, np.float64), ref, atol=1e-5 * np.abs(ref).max()
+            )

@@ -1,14 +1,19 @@
-"""XLA:CPU vector width: each workload compiled with 256-bit and with 512-bit vectors in one
-process (per-program compile options, so the process flags do not matter), timed alternately.
+"""XLA:CPU code-generation settings: each workload compiled both ways in one process
+(per-program compile options, so the process flags do not matter), timed alternately.
 
-    python benchmarks/cpu_codegen.py                        # all workloads
+    python benchmarks/cpu_codegen.py                        # vector width, all workloads
     python benchmarks/cpu_codegen.py --only gantk,gan --repeats 20
+    python benchmarks/cpu_codegen.py --setting fusion       # YNNPACK: products alone or not
 
-Prints, per workload, the median seconds of each width, their ratio (> 1: 512-bit faster) and
-the largest difference of the outputs (the widths round differently), and XLA's compile
-time at each width (one trace, compiled twice). The rule that
-`generative.core.cpu_codegen` applies comes from these figures. JSON:
-benchmarks/results/cpu_codegen.json.
+--setting width: 256-bit against 512-bit vectors in XLA's generated loops (ratio > 1: 512-bit
+faster; JSON benchmarks/results/cpu_codegen.json). --setting fusion: XLA's default YNNPACK
+fusion against YNNPACK taking the matrix products alone (`generative.core.cpu_codegen.
+PRODUCTS_ONLY_OPTION`; ratio > 1: products alone faster; JSON
+benchmarks/results/cpu_library_fusion.json).
+
+Prints, per workload, the median seconds of each choice, their ratio, the largest difference
+of the outputs (the choices round differently), and XLA's compile time of each (one trace,
+compiled twice). The rules that `generative.core.cpu_codegen` applies come from these figures.
 """
 
 from __future__ import annotations
@@ -25,8 +30,28 @@ from _common import alternating, configure_host, cpu_model  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-WIDTHS = (256, 512)
-WORKLOADS = ("gantk", "gan", "vae", "gray_scott", "mmnist", "waveeq", "srvp")
+WORKLOADS = (
+    "gantk", "gan", "vae", "gray_scott", "mmnist", "waveeq", "srvp",
+    "ali_cell", "wgan_gp_cell", "vqvae", "ddpm_2d", "ddpm_digits",
+)  # fmt: skip
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _settings(name: str) -> tuple[tuple[str, dict], tuple[str, dict], str]:
+    """((label, compile options) of the baseline, the same of the alternative, JSON path)."""
+    if name == "width":
+        return (
+            ("256", {"xla_cpu_prefer_vector_width": 256}),
+            ("512", {"xla_cpu_prefer_vector_width": 512}),
+            str(RESULTS / "cpu_codegen.json"),
+        )
+    from generative.core.cpu_codegen import PRODUCTS_ONLY_OPTION
+
+    return (
+        ("default", {}),
+        ("products", dict(PRODUCTS_ONLY_OPTION)),
+        str(RESULTS / "cpu_library_fusion.json"),
+    )
 
 
 def _gantk():
@@ -42,18 +67,17 @@ def _gantk():
     )
 
 
-def _gan():
+def _adversarial(family: str, label: str, runs: int, steps: int, config=None):
     import jax
     import jax.numpy as jnp
 
     from generative.core.config import load_preset
     from generative.families import family_module
 
-    config = load_preset("generative.configs", "gan_grid")
-    module = family_module("gan")
+    config = config or load_preset("generative.configs", f"{family}_grid")
+    module = family_module(family)
     net = module.build_model(config)
     step = jax.vmap(module.train_step(net))
-    runs, steps = 10, 20
     state = jax.jit(jax.vmap(lambda k: module.init_state(net, k)))(
         jax.random.split(jax.random.PRNGKey(0), runs)
     )
@@ -65,7 +89,33 @@ def _gan():
     def loop(s):
         return jax.lax.scan(body, s, jnp.arange(steps))[0].params
 
-    return f"GAN 2-D grid, {runs} runs vmapped, {steps} steps", loop, (state,)
+    return label, loop, (state,)
+
+
+def _gan():
+    return _adversarial("gan", "GAN 2-D grid, 10 runs vmapped, 20 steps", 10, 20)
+
+
+def _family_step(family: str, preset: str, label: str, **overrides):
+    """One training step of a preset's `Experiment` on its first batch."""
+    import jax
+    import jax.numpy as jnp
+
+    from generative.core.config import load_preset
+    from generative.families import family_module
+
+    config = load_preset("generative.configs", preset)
+    with config.unlocked():
+        for key, value in overrides.items():
+            *path, last = key.split(".")
+            node = config
+            for part in path:
+                node = node[part]
+            node[last] = value
+    exp = family_module(family).make_experiment(config)
+    state = jax.jit(exp.init)(jax.random.PRNGKey(0))
+    batch = None if exp.batch_fn is None else jnp.asarray(exp.batch_fn(0))
+    return label, (lambda s, b: exp.step(s, b, jax.random.PRNGKey(1))[0].params), (state, batch)
 
 
 def _vae():
@@ -157,36 +207,54 @@ def _build(name: str):
         return _physics("mmnist", "Moving MNIST separation step, batch 16")
     if name == "waveeq":
         return _physics("waveeq", "WaveEq separation step, batch 16")
+    if name in ("ali_cell", "wgan_gp_cell"):  # mode-table cells: 20 runs vmapped
+        from generative import modes
+
+        model = name[: -len("_cell")]
+        config = modes.cell_config(model, "grid", 100)
+        label = f"{model} mode-table cell, grid, 20 runs vmapped, 4 steps"
+        return _adversarial(config.family, label, 20, 4, config=config)
+    if name == "vqvae":
+        return _family_step(
+            "vqvae", "vqvae_digits", "VQ-VAE step, 28×28", **{"data.source": "font"}
+        )
+    if name == "ddpm_2d":
+        return _family_step("diffusion", "ddpm_checkerboard", "DDPM step, 2-D checkerboard")
+    if name == "ddpm_digits":
+        return _family_step(
+            "diffusion", "ddpm_digits", "DDPM step, 28×28", **{"data.source": "font"}
+        )
     return {"gantk": _gantk, "gan": _gan, "vae": _vae, "gray_scott": _gray_scott,
             "srvp": _srvp}[name]()  # fmt: skip
 
 
-def bench(name: str, repeats: int) -> dict:
+def bench(name: str, repeats: int, setting: str = "width") -> dict:
     import jax
     import numpy as np
 
+    (base, base_opts), (alt, alt_opts), _ = _settings(setting)
     label, fn, args = _build(name)
-    lowered = jax.jit(fn).lower(*args)  # one trace; XLA compiles it at each width
+    lowered = jax.jit(fn).lower(*args)  # one trace; XLA compiles it each way
     compiled, compile_s = {}, {}
-    for w in WIDTHS:
+    for choice, options in ((base, base_opts), (alt, alt_opts)):
         t0 = time.perf_counter()
-        compiled[w] = lowered.compile(compiler_options={"xla_cpu_prefer_vector_width": w})
-        compile_s[w] = time.perf_counter() - t0
-    outs = {w: jax.device_get(compiled[w](*args)) for w in WIDTHS}
+        compiled[choice] = lowered.compile(compiler_options=options)
+        compile_s[choice] = time.perf_counter() - t0
+    outs = {c: jax.device_get(compiled[c](*args)) for c in (base, alt)}
     diff = max(
         float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
-        for a, b in zip(jax.tree.leaves(outs[256]), jax.tree.leaves(outs[512]))
+        for a, b in zip(jax.tree.leaves(outs[base]), jax.tree.leaves(outs[alt]))
     )
-    calls = [lambda c=compiled[w]: jax.block_until_ready(c(*args)) for w in WIDTHS]
+    calls = [lambda c=compiled[c]: jax.block_until_ready(c(*args)) for c in (base, alt)]
     times = alternating(calls, repeats)
-    med = {w: statistics.median(t) for w, t in zip(WIDTHS, times)}
+    med = {c: statistics.median(t) for c, t in zip((base, alt), times)}
     return {
         "workload": name,
         "label": label,
-        "median_s": {str(w): med[w] for w in WIDTHS},
-        "min_s": {str(w): min(t) for w, t in zip(WIDTHS, times)},
-        "ratio_512": med[256] / med[512],
-        "compile_s": {str(w): compile_s[w] for w in WIDTHS},
+        "median_s": med,
+        "min_s": {c: min(t) for c, t in zip((base, alt), times)},
+        f"ratio_{alt}": med[base] / med[alt],
+        "compile_s": compile_s,
         "max_abs_output_diff": diff,
         "repeats": repeats,
     }
@@ -194,31 +262,34 @@ def bench(name: str, repeats: int) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--only", default=",".join(WORKLOADS), help="comma-separated workloads")
+    p.add_argument("--only", default=None, help="comma-separated workloads (default: all)")
+    p.add_argument("--setting", default="width", choices=("width", "fusion"))
     p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cpu_codegen.json"))
+    p.add_argument("--out", default=None, help="JSON path (default: per setting, see above)")
     args = p.parse_args(argv)
-    names = [n for n in args.only.split(",") if n]
+    names = [n for n in (args.only or ",".join(WORKLOADS)).split(",") if n]
     bad = [n for n in names if n not in WORKLOADS]
     if bad:
         p.error(f"unknown workload {bad[0]!r}; valid: {', '.join(WORKLOADS)}")
     configure_host()
     import jax
 
+    (base, _), (alt, _), default_out = _settings(args.setting)
     host = cpu_model()
     print(f"{host}; jax {jax.__version__}")
-    print(f"{'workload':50s} {'256-bit s':>10s} {'512-bit s':>10s} {'ratio':>6s} {'max |Δ|':>9s}"
-          f" {'compile 256 / 512 s':>20s}")  # fmt: skip
+    print(f"{'workload':50s} {base + ' s':>10s} {alt + ' s':>10s} {'ratio':>6s} {'max |Δ|':>9s}"
+          f" {'compile s':>16s}")  # fmt: skip
     rows = []
     for name in names:
-        r = bench(name, args.repeats)
+        r = bench(name, args.repeats, args.setting)
         rows.append(r)
-        print(f"{r['label']:50s} {r['median_s']['256']:10.4f} {r['median_s']['512']:10.4f} "
-              f"{r['ratio_512']:6.2f} {r['max_abs_output_diff']:9.1e} "
-              f"{r['compile_s']['256']:9.1f} / {r['compile_s']['512']:6.1f}", flush=True)  # fmt: skip
-    out = pathlib.Path(args.out)
+        print(f"{r['label']:50s} {r['median_s'][base]:10.4f} {r['median_s'][alt]:10.4f} "
+              f"{r['ratio_' + alt]:6.2f} {r['max_abs_output_diff']:9.1e} "
+              f"{r['compile_s'][base]:7.1f} / {r['compile_s'][alt]:6.1f}", flush=True)  # fmt: skip
+    out = pathlib.Path(args.out or default_out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"cpu": host, "jax": jax.__version__, "rows": rows}, indent=2))
+    out.write_text(json.dumps({"cpu": host, "jax": jax.__version__, "setting": args.setting,
+                               "rows": rows}, indent=2))  # fmt: skip
     print(f"wrote {out}")
     return 0
 

@@ -10,10 +10,11 @@ the same run (steps alternating), with the ratio.
   usual Python loop, one run at a time (so `--seeds` runs take `--seeds` times as long).
 - The conv VAE of `vae_digits` on 28×28 digits, batch 64: our jitted step against PyTorch's.
 
-Our programs are compiled as the library compiles them (`generative.core.cpu_codegen.
-products_only_options`: on Intel CPUs YNNPACK takes the matrix products only). Where that
-option is in effect, the vmapped 2-D program and the VAE step are also timed with XLA's
-default fusion, in the same alternation, and the ratio between the two is printed.
+Our programs are compiled as the library compiles them (`Experiment.compiler_options`; the
+2-D runs ask for `generative.core.cpu_codegen.products_only_options`: on Intel CPUs YNNPACK
+takes the matrix products only). Where such an option is in effect, the vmapped 2-D program
+(and the VAE step, if its experiment asks for one) is also timed with XLA's default fusion, in
+the same alternation, and the ratio between the two is printed.
 
 The 2-D rows also give the work of one step (floating-point operations counted by XLA's
 cost analysis of the compiled step, products as 2·m·n·k) and the host's float32 matrix-product

@@ -436,7 +436,6 @@ def _normal(seed: int, salt: int, shape: tuple[int, ...]) -> np.ndarray:
 def make_experiment(config: ml_collections.ConfigDict, workdir=None):
     """The `Experiment` of a VAE preset (`config.family == "vae"`). With `workdir`, the
     logging-step evaluation also saves a sample snapshot there (for `training.gif`)."""
-    from generative.core.cpu_codegen import products_only_options
     from generative.core.train import Experiment, TrainState, loss_step, make_optimizer
 
     _check_family(config, "vae")
@@ -506,8 +505,6 @@ def make_experiment(config: ml_collections.ConfigDict, workdir=None):
         batch_fn=batch_fn,
         evaluate=evaluate,
         finalize=finalize,
-        # the 28×28 conv VAE: faster on CPU with YNNPACK taking the products alone (measured)
-        compiler_options=products_only_options if config.data.name == "digits" else None,
     )
 
 

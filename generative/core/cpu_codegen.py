@@ -24,21 +24,17 @@ Matrix products alone in YNNPACK: `products_only_options()`
 -----------------------------------------------------------
 XLA:CPU hands whole chains of a program to its YNNPACK library by default: a matrix product
 together with the reductions and elementwise operations around it (batch-norm statistics,
-maxout's maximum and its gradient, ...). In some programs those fused chains run far below the
-host's product rate. Compiled with YNNPACK taking the matrix products only, each alone
-(`LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT`), and XLA's own loops taking the rest, these training
-steps ran faster on an Intel Xeon host (2 cores; each program compiled both ways in one
-process, calls alternating):
-
-- the 2-D GAN, ALI and WGAN-GP steps (PacGAN's MLPs, batch 100, 20 runs vmapped): 1.28x,
-  1.25x, 1.33x; the mode-coverage table is made of them;
-- the conv VAE of `vae_digits` (28x28, batch 64): 1.18x.
-
-Other programs are left alone because they did not gain: the SRVP training step (0.99x), the
-VQ-VAE (0.97x), the 2-D DDPM (0.97x); the DDPM on digits lost (0.81x). The choice is a
-per-program compile option (`jax.jit(..., compiler_options=...)`), so it touches only the
-programs that ask for it (`Experiment.compiler_options` of the GAN / ALI runs on 2-D data and
-the VAE runs on digits, `generative.modes`).
+maxout's maximum and its gradient, ...). In the 2-D adversarial steps those fused chains run
+far below the host's product rate. `benchmarks/cpu_codegen.py --setting fusion` compiles each
+workload with XLA's default and with YNNPACK taking the matrix products only, each alone
+(`LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT`, XLA's own loops taking the rest), in one process, calls
+alternating. On an Intel Xeon host (2 cores) the GAN (10 runs vmapped), ALI and WGAN-GP steps
+(mode-table cells, 20 runs vmapped) were 1.20x, 1.24x and 1.29x faster that way; the programs
+made of convolutions were not (conv VAE 0.99x, VQ-VAE 0.90x, SRVP 0.93x, DDPM on digits 0.74x,
+LEADS on Gray-Scott 0.65x; docs/speed.md has the whole table). The choice is therefore a
+per-program compile option (`jax.jit(..., compiler_options=...)`) that only the measured
+programs ask for: the GAN and ALI runs on 2-D data (`Experiment.compiler_options`) and the
+mode-coverage table (`generative.modes`).
 
 `products_only_options()` returns that option on CPU where it was measured (Intel CPUs) and
 ``{}`` elsewhere: on GPU/TPU (their programs stay XLA's own) and on AMD CPUs (not measured

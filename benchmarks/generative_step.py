@@ -12,9 +12,9 @@ the same run (steps alternating), with the ratio.
 
 Our programs are compiled as the library compiles them (`Experiment.compiler_options`; the
 2-D runs ask for `generative.core.cpu_codegen.products_only_options`: on Intel CPUs YNNPACK
-takes the matrix products only). Where such an option is in effect, the vmapped 2-D program
-(and the VAE step, if its experiment asks for one) is also timed with XLA's default fusion, in
-the same alternation, and the ratio between the two is printed.
+takes the matrix products only). Where that option is in effect, the vmapped 2-D program is
+also timed with XLA's default fusion, in the same alternation, and the ratio between the two
+is printed.
 
 The 2-D rows also give the work of one step (floating-point operations counted by XLA's
 cost analysis of the compiled step, products as 2·m·n·k) and the host's float32 matrix-product
@@ -152,9 +152,8 @@ def _vae(batch: int):
 
     call, state = timed_step(False, options)
     call_plain, _ = timed_step(True, {})
-    call_default = timed_step(False, {})[0] if options else None
     params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(state[0].params))
-    return call, call_plain, call_default, params, np.asarray(batch_x)
+    return call, call_plain, params, np.asarray(batch_x)
 
 
 def main() -> None:
@@ -229,7 +228,7 @@ def main() -> None:
             "params": params,
             "ours_steps_per_s": ours_1,
             "ours_vmapped_seed_steps_per_s": ours_s,
-            "products_only_options": many_default is not None,
+            "products_only": many_default is not None,
         }
         line = (
             f"{family.upper()} 2-D ({params} parameters): ours {ours_1:.1f} steps/s, "
@@ -269,17 +268,16 @@ def main() -> None:
         print(line, flush=True)
         results[family] = row
     if "vae" in only:
-        call, call_plain, call_default, params, batch_x = _vae(64)
-        fns = [call, call_plain] + ([call_default] if call_default else [])
+        call, call_plain, params, batch_x = _vae(64)
+        fns = [call, call_plain]
         if tg is not None:
             model = tg.VAETorch()
             grey = torch.from_numpy(np.array(batch_x.transpose(0, 3, 1, 2)))
             fns += [with_threads(lambda: model.step(grey), n) for n in threads]
         timed = alternating(fns, args.vae_repeats, warmup=2, settle=SETTLE_S)
-        ours = 3 if call_default else 2
-        times = [statistics.median(t) for t in timed[:ours]]
+        times = [statistics.median(timed[0]), statistics.median(timed[1])]
         if tg is not None:
-            times.append(fastest(timed[ours:]))
+            times.append(fastest(timed[2:]))
         row = {
             "params": params,
             "ours_steps_per_s": 1 / times[0],
@@ -287,17 +285,10 @@ def main() -> None:
         }
         line = (
             f"VAE conv 28×28 batch 64 ({params} parameters): ours {1 / times[0]:.1f} steps/s "
-            f"(plain XLA {1 / times[1]:.1f}"
+            f"(plain XLA {1 / times[1]:.1f})"
         )
-        if call_default:
-            row["xla_default_fusion_steps_per_s"] = 1 / times[2]
-            line += (
-                f"; with XLA's default fusion {1 / times[2]:.1f}: products alone in YNNPACK "
-                f"{times[2] / times[0]:.2f}x"
-            )
-        line += ")"
         if tg is not None:
-            theirs = times[-1]
+            theirs = times[2]
             row.update(torch_params=tg.num_params(model), torch_steps_per_s=1 / theirs)
             row.update(ratio=theirs / times[0], ratio_plain_xla=theirs / times[1])
             line += (

@@ -109,7 +109,7 @@ def test_both_widths_agree_with_float64():
         np.testing.assert_allclose(got, exact, rtol=2e-5, atol=2e-5 * np.abs(exact).max())
 
 
-# ----------------------------------------------------------------------------- dense programs
+# ----------------------------------------------------------------------------- products alone
 
 
 def test_products_only_options_rule(tmp_path, monkeypatch):
@@ -118,6 +118,7 @@ def test_products_only_options_rule(tmp_path, monkeypatch):
     intel = _cpuinfo(tmp_path / "intel", "GenuineIntel", ["avx512f"])
     amd = _cpuinfo(tmp_path, "AuthenticAMD", ["avx512f"])
     option = cpu_codegen.PRODUCTS_ONLY_OPTION
+    assert cpu_codegen.products_only_rule("GenuineIntel") and not cpu_codegen.products_only_rule("")
     assert cpu_codegen.products_only_options("cpu", intel) == option
     assert cpu_codegen.products_only_options("cpu", amd) == {}  # not measured there
     for backend in ("gpu", "cuda", "tpu"):  # their programs stay XLA's own
@@ -144,7 +145,7 @@ def _ynn_fusions(hlo: str) -> list[str]:
     return bodies
 
 
-def test_dense_programs_give_ynnpack_the_products_alone_with_the_same_results():
+def test_products_only_option_gives_ynnpack_the_products_alone_with_the_same_results():
     """A batch-norm MLP's loss gradient (a matrix product between batch statistics, as in the
     2-D GAN generator): with the option, each YNNPACK fusion is one product and nothing else;
     both programs agree with the float64 gradient to float32 rounding."""

@@ -228,11 +228,13 @@ def test_compiler_options_reach_the_step_program(tmp_path, host_batches):
     the run at compile time (naming it), a valid one trains as XLA's defaults do."""
     import dataclasses
 
+    from generative.core import cpu_codegen
+
     bad = {"xla_cpu_experimental_ynn_fusion_type": "NOT_A_FUSION_TYPE"}
     exp = dataclasses.replace(_experiment(_config(), host_batches), compiler_options=lambda: bad)
     with pytest.raises(Exception, match="NOT_A_FUSION_TYPE"):
         run(exp, _config(num_steps=5), tmp_path / "bad")
-    good = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+    good = cpu_codegen.PRODUCTS_ONLY_OPTION
     exp = dataclasses.replace(_experiment(_config(), host_batches), compiler_options=lambda: good)
     ref = run(_experiment(_config(), host_batches), _config(num_steps=10), tmp_path / "ref")
     got = run(exp, _config(num_steps=10), tmp_path / "good")

@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/layers.py [--batch 240] [--repeats 5] [--tables layers,loops]
         [--json benchmarks/results/layers.json]
+    .venv/bin/python benchmarks/layers.py --tables norm,convt --repeats 15
+        --json benchmarks/results/layers_norm_convt.json
 
 `layers`: each row is one layer at the SRVP / physics shapes (batch 240 = 16 videos × 15
 frames), a jitted value-and-gradient (w.r.t. parameters and input) of a sum of squares of its
@@ -9,6 +11,13 @@ output, flax's module and ours timed in turn (`_common.alternating`, median of `
 the ratio flax / ours. `loops`: the same for a 3×3 convolution evaluated inside a 10-step
 `lax.scan` (an ODE vector field, a scanned residual block). Both sides compute the same
 function (`tests/core/test_layers.py`). The CPU model is printed with the figures.
+
+`norm`: `GroupNorm` (16 groups) at the shapes of the conv VAE (batch 64) and of the physics
+separation models, value and gradient as above: flax's module, ours, and PyTorch's
+`nn.GroupNorm`. `convt`: strided 4×4 transposed convolutions, the input gradient and the
+kernel gradient each alone, in the phases form and in the mirrored form
+(`generative.layers.MIRRORED_MAX_IN_CHANNELS`), over batch, input size and channels; the
+ratio phases / mirrored (> 1: mirrored faster).
 
 With PyTorch installed, the `layers` table also times the same layer in PyTorch
 (`torch.nn.Conv2d` / `ConvTranspose2d`, NCHW, `--torch-threads`) in the same rotation, and
@@ -59,6 +68,13 @@ CASES = [
     ("convT 4x4/2 256->128 @8", lambda m: m.ConvTranspose(128, (4, 4), (2, 2)), (8, 8, 256)),
     ("convT 4x4/2 128->64 @16", lambda m: m.ConvTranspose(64, (4, 4), (2, 2)), (16, 16, 128)),
     ("convT 4x4/2 64->1 @32", lambda m: m.ConvTranspose(1, (4, 4), (2, 2)), (32, 32, 64)),
+]
+NORM_CASES = [(64, 16, 16, 32), (64, 8, 8, 64), (64, 4, 4, 128), (240, 16, 16, 32)]
+CONVT_CASES = [
+    (n, h, c_in, c_out)
+    for n in (64, 16)
+    for h in (4, 8, 16)
+    for c_in, c_out in ((64, 32), (128, 64), (256, 128))
 ]
 LOOP_STEPS = 10
 LOOP_CASES = [((16, 16, 16, 64), 64), ((16, 16, 16, 128), 128), ((16, 32, 32, 64), 64)]
@@ -139,6 +155,78 @@ def _rows(cases, batch, repeats, scan_steps=0, torch=None, rate=None):
     return rows
 
 
+def _norm_rows(repeats, torch=None):
+    rows = []
+    for shape in NORM_CASES:
+        x = jax.random.normal(jax.random.PRNGKey(1), shape) + 0.5
+        fns = [_value_and_grad(m.GroupNorm(num_groups=16), x) for m in (nn, layers)]
+        if torch is not None:
+            tx = torch.randn(shape[0], shape[-1], *shape[1:-1], requires_grad=True)
+            tlayer = torch.nn.GroupNorm(16, shape[-1])
+
+            def torch_call(tx=tx, tlayer=tlayer):
+                tlayer.zero_grad(set_to_none=True)
+                tx.grad = None
+                (tlayer(tx) ** 2).sum().backward()
+
+            fns.append(torch_call)
+        times = [statistics.median(t) for t in alternating(fns, repeats, settle=0.002)]
+        row = {"shape": list(shape), "flax_s": times[0], "ours_s": times[1]}
+        line = f"| {shape} | {1e3 * times[0]:.3f} | {1e3 * times[1]:.3f} | {times[0] / times[1]:.2f}× |"
+        if torch is not None:
+            row["torch_s"] = times[2]
+            line += f" {1e3 * times[2]:.3f} | {times[2] / times[1]:.2f}× |"
+        rows.append(row)
+        print(line, flush=True)
+    return rows
+
+
+def _convt_part(n, h, c_in, c_out, part, mirrored):
+    """A jitted input gradient (`part` "input") or kernel gradient ("kernel") of a 4×4
+    stride-2 SAME transposed convolution, traced in the mirrored or the phases form."""
+    x = jax.random.normal(jax.random.PRNGKey(1), (n, h, h, c_in))
+    k = jax.random.normal(jax.random.PRNGKey(2), (4, 4, c_in, c_out)) * 0.05
+    g = jax.random.normal(jax.random.PRNGKey(3), (n, 2 * h, 2 * h, c_out))
+    f = lambda x, k: layers.conv_transpose(x, k, (2, 2), "SAME")  # noqa: E731
+    if part == "input":
+        fn = lambda x, k, g: jax.vjp(lambda x: f(x, k), x)[1](g)  # noqa: E731
+    else:
+        fn = lambda x, k, g: jax.vjp(lambda k: f(x, k), k)[1](g)  # noqa: E731
+    saved = layers.MIRRORED_MAX_IN_CHANNELS
+    layers.MIRRORED_MAX_IN_CHANNELS = c_in if mirrored else 0
+    try:
+        compiled = jax.jit(fn).lower(x, k, g).compile()
+    finally:
+        layers.MIRRORED_MAX_IN_CHANNELS = saved
+    return lambda: jax.block_until_ready(compiled(x, k, g))
+
+
+def _convt_rows(repeats):
+    rows = []
+    for n, h, c_in, c_out in CONVT_CASES:
+        fns = [
+            _convt_part(n, h, c_in, c_out, part, mirrored)
+            for part in ("input", "kernel")
+            for mirrored in (False, True)
+        ]
+        t = [statistics.median(s) for s in alternating(fns, repeats, settle=0.002)]
+        rows.append(
+            {
+                "batch": n,
+                "input": [h, h],
+                "channels": [c_in, c_out],
+                "input_grad_s": {"phases": t[0], "mirrored": t[1]},
+                "kernel_grad_s": {"phases": t[2], "mirrored": t[3]},
+            }
+        )
+        print(
+            f"| {n} | {h}×{h} | {c_in}->{c_out} | {1e3 * t[0]:.2f} | {1e3 * t[1]:.2f} | "
+            f"{t[0] / t[1]:.2f}× | {1e3 * t[2]:.2f} | {1e3 * t[3]:.2f} | {t[2] / t[3]:.2f}× |",
+            flush=True,
+        )
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=240)
@@ -148,8 +236,8 @@ def main(argv=None):
     ap.add_argument("--torch-threads", type=int, default=2, help="0: no PyTorch column")
     args = ap.parse_args(argv)
     tables = args.tables.split(",")
-    if bad := [t for t in tables if t not in ("layers", "loops")]:
-        ap.error(f"unknown table(s) {bad}; valid choices: layers, loops")
+    if bad := [t for t in tables if t not in ("layers", "loops", "norm", "convt")]:
+        ap.error(f"unknown table(s) {bad}; valid choices: layers, loops, norm, convt")
     configure_host()  # before the first computation; flax and ours share it
     out = {"cpu": cpu_model(), "device": str(jax.devices()[0]), "jax": jax.__version__}
     print(f"{out['cpu']}, {out['device']}, jax {out['jax']}, median of {args.repeats}")
@@ -182,6 +270,22 @@ def main(argv=None):
         print("| maps | flax (s) | ours (s) | ratio |\n| --- | --- | --- | --- |")
         cases = [(f"{s} {s[-1]}->{c}", lambda m, c=c: m.Conv(c, (3, 3)), s) for s, c in LOOP_CASES]
         out["loops"] = _rows(cases, 0, args.repeats, scan_steps=LOOP_STEPS)
+    if "norm" in tables:
+        print("\nGroupNorm (16 groups), value-and-gradient, milliseconds")
+        head, rule = "| input | flax | ours | flax / ours |", "| --- | --- | --- | --- |"
+        if torch is not None:
+            torch.set_num_threads(args.torch_threads)
+            head, rule = head + " PyTorch | PyTorch / ours |", rule + " --- | --- |"
+        print(f"{head}\n{rule}")
+        out["norm"] = _norm_rows(args.repeats, torch=torch)
+    if "convt" in tables:
+        print("\n4×4 stride-2 transposed convolution, each gradient alone, milliseconds")
+        print(
+            "| batch | input | channels | input grad, phases | mirrored | ratio "
+            "| kernel grad, phases | mirrored | ratio |\n"
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        )
+        out["convt"] = _convt_rows(args.repeats)
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
 

@@ -23,15 +23,24 @@ the program is lowered (`jax.lax.platform_dependent`, one branch compiled):
   - a strided transposed convolution is `s^d` stride-1 correlations, one per output phase,
     interleaved ("sub-pixel" form), so that neither it nor its derivatives use an
     input-dilated convolution; each phase pads through the convolution's own padding, so
-    that its input gradient is computed at the input's positions only;
+    that its input gradient is computed at the input's positions only. With few input
+    channels (<= `MIRRORED_MAX_IN_CHANNELS`) its derivatives are instead those of the
+    strided convolution it is the transpose of ("mirrored"): the input gradient is that
+    convolution, the kernel gradient XLA's own kernel gradient of it;
   - layers with few channels on one side (taps · C_small <= C_large: an encoder's first
     layer on frames, a decoder's last) are one full-width matrix product on the
     space-to-depth input (im2col) or output (tap scatter); layers whose windows do not overlap
     (a decoder's 1×1 -> 4×4 first layer, an encoder's 4×4 -> 1×1 last layer) are one product
     and a reshape.
 
+`GroupNorm` takes flax's fields and parameters too. On CPU it sums each example's channels
+over the spatial axes first ([N, C], a reduction XLA's CPU backend vectorises along C), then
+over each group's channels; flax's single reduction over (spatial, channels of the group), with
+the groups' axis left in between, runs several times slower there (`benchmarks/layers.py
+--tables norm`).
+
 Every CPU form computes the same function as flax's layer (to 1e-10 in float64, tested with
-first and second derivatives). `Dense`, `BatchNorm` and `GroupNorm` are flax's modules.
+first and second derivatives). `Dense` and `BatchNorm` are flax's modules.
 """
 
 from __future__ import annotations
@@ -47,7 +56,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax.linen.dtypes import promote_dtype
+from flax.linen.dtypes import canonicalize_dtype, promote_dtype
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
@@ -65,7 +74,6 @@ __all__ = [
 
 Dense = nn.Dense
 BatchNorm = nn.BatchNorm
-GroupNorm = nn.GroupNorm
 
 
 _PLAIN = contextvars.ContextVar("generative_layers_plain_xla", default=False)
@@ -156,7 +164,19 @@ def conv_transpose(x, kernel, strides: Sequence[int], padding="SAME", precision=
         return _conv_transpose_blocks(x, kernel, strides, pads, precision)
     if math.prod(window) * kernel.shape[-1] <= kernel.shape[-2]:
         return _conv_transpose_taps(x, kernel, strides, pads, precision)
+    if kernel.shape[-2] <= MIRRORED_MAX_IN_CHANNELS and any(s > 1 for s in strides):
+        return _conv_transpose_mirrored(x, kernel, strides, pads, precision)
     return _conv_transpose(x, kernel, strides, pads, precision)
+
+
+# A strided transposed convolution with at most this many input channels takes its
+# derivatives as those of the strided convolution it transposes (`_conv_transpose_mirrored`):
+# the input gradient is that convolution, the kernel gradient XLA's own for it. Measured on a
+# 2-core Intel Xeon (AVX-512), 4×4 stride-2 layers at batch 16 and 64, inputs 4×4 to 16×16,
+# each gradient alone, phases form ÷ mirrored (`benchmarks/layers.py --tables convt`):
+# 64->32 channels 1.4–2.1× (input gradient) and 1.4–2.7× (kernel gradient) faster mirrored,
+# 128->64 0.93–1.3× and 0.96–1.7×, 256->128 0.78–0.90× and 0.62–1.5×.
+MIRRORED_MAX_IN_CHANNELS = 128
 
 
 def _tap_products(xp, k, precision):
@@ -201,6 +221,59 @@ def _conv_transpose_jvp(strides, pads, precision, primals, tangents):
             return _conv_transpose_phases(x, dk, strides, axes, precision, op=op)
 
         parts.append(_checkpointed(kernel_tangent)(x, dk))
+    return y, _sum_tangents(parts, y)
+
+
+def _mirror_geometry(x_shape, kernel_shape, strides, pads):
+    """(output spatial lengths, padding of the strided convolution whose transpose in its
+    input is the transposed convolution): conv_transpose(x, k) = conv(·, W)ᵀ x with
+    W = k flipped in space, C_in and C_out swapped."""
+    nd = len(strides)
+    window = kernel_shape[:nd]
+    out = [
+        (n - 1) * s + 1 + lo + hi - k + 1
+        for n, k, s, (lo, hi) in zip(x_shape[1:-1], window, strides, pads)
+    ]
+    return out, tuple((k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(window, pads))
+
+
+def _mirror_kernel(kernel):
+    nd = kernel.ndim - 2
+    return jnp.swapaxes(kernel[(slice(None, None, -1),) * nd], -1, -2)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
+def _conv_transpose_mirrored(x, kernel, strides, pads, precision):
+    return _conv_transpose(x, kernel, strides, pads, precision)
+
+
+@functools.partial(_conv_transpose_mirrored.defjvp, symbolic_zeros=True)
+def _conv_transpose_mirrored_jvp(strides, pads, precision, primals, tangents):
+    """The value in phases (`_conv_transpose`); tangents written as transposes (in u) of the
+    strided convolution c(u, W) = conv(u, W, strides): transposed again by reverse mode, the
+    input gradient is c(g, W) and the kernel gradient XLA's kernel gradient of c."""
+    x, kernel = primals
+    dx, dk = tangents
+    out, conv_pads = _mirror_geometry(x.shape, kernel.shape, strides, pads)
+    y = _conv_transpose(x, kernel, strides, pads, precision)
+    u = jax.ShapeDtypeStruct((x.shape[0], *out, kernel.shape[-1]), y.dtype)
+
+    def c(u, w):
+        dn = _dimension_numbers(u, w)
+        return lax.conv_general_dilated(
+            u, w, strides, conv_pads, dimension_numbers=dn, precision=precision
+        )
+
+    parts = []
+    if _nonzero(dx):
+        w = _mirror_kernel(kernel)
+        parts.append(jax.linear_transpose(lambda u: c(u, w), u)(dx)[0])
+    if _nonzero(dk):
+
+        def kernel_gradient(g):  # ∂<x, c(g, W(k))>/∂k: linear in g
+            return jax.vjp(lambda k: c(g, _mirror_kernel(k)), kernel)[1](x)[0]
+
+        parts.append(jax.linear_transpose(kernel_gradient, u)(dk)[0])
     return y, _sum_tangents(parts, y)
 
 
@@ -636,3 +709,126 @@ class ConvTranspose(_ConvLayer):
 
     def _cpu(self, x, kernel, strides, pads):
         return conv_transpose(x, kernel, strides, pads, self.precision)
+
+
+class GroupNorm(nn.Module):
+    """`flax.linen.GroupNorm` (its fields, parameters 'scale' and 'bias', and results): flax's
+    module on GPU/TPU; on CPU the statistics are per-channel sums over the spatial axes, then
+    per-group sums of those (see the module docstring). Inputs [N, *spatial, C], statistics per
+    example and group as flax computes them by default; a `reduction_axes`, `axis_name` or
+    `mask` runs flax's module on every platform."""
+
+    num_groups: int | None = 32
+    group_size: int | None = None
+    epsilon: float = 1e-6
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+    use_bias: bool = True
+    use_scale: bool = True
+    bias_init: Any = nn.initializers.zeros
+    scale_init: Any = nn.initializers.ones
+    reduction_axes: Any = None
+    axis_name: str | None = None
+    axis_index_groups: Any = None
+    use_fast_variance: bool = True
+    force_float32_reductions: bool = True
+
+    @nn.compact
+    def __call__(self, x, *, mask=None):
+        c = x.shape[-1]
+        groups = _group_count(c, self.num_groups, self.group_size)
+        params = {}
+        if self.use_scale:
+            params["scale"] = self.param("scale", self.scale_init, (c,), self.param_dtype)
+        if self.use_bias:
+            params["bias"] = self.param("bias", self.bias_init, (c,), self.param_dtype)
+        flax_module = nn.GroupNorm(**{f: getattr(self, f) for f in _GROUP_NORM_FIELDS}, parent=None)
+
+        def plain(x, params):  # flax's module (GPU, TPU)
+            return flax_module.apply({"params": params}, x, mask=mask)
+
+        special = self.reduction_axes is not None or self.axis_name is not None
+        if _PLAIN.get() or special or mask is not None or x.ndim < 2:
+            return plain(x, params)
+        cpu = functools.partial(
+            _group_norm,
+            groups=groups,
+            epsilon=self.epsilon,
+            dtype=self.dtype,
+            fast_variance=self.use_fast_variance,
+            float32_stats=self.force_float32_reductions,
+        )
+        return lax.platform_dependent(x, params, cpu=cpu, default=plain)
+
+
+_GROUP_NORM_FIELDS = (
+    "num_groups",
+    "group_size",
+    "epsilon",
+    "dtype",
+    "param_dtype",
+    "use_bias",
+    "use_scale",
+    "bias_init",
+    "scale_init",
+    "reduction_axes",
+    "axis_name",
+    "axis_index_groups",
+    "use_fast_variance",
+    "force_float32_reductions",
+)
+
+
+def _group_count(channels: int, num_groups, group_size) -> int:
+    """flax's rule: exactly one of num_groups / group_size, dividing the channels."""
+    if (num_groups is None) == (group_size is None):
+        raise ValueError(
+            "GroupNorm needs exactly one of num_groups and group_size "
+            "(pass num_groups=None with a group_size)"
+        )
+    if group_size is not None:
+        if channels % group_size:
+            raise ValueError(f"{channels} channels are not a multiple of group_size {group_size}")
+        return channels // group_size
+    if num_groups <= 0 or channels % num_groups:
+        raise ValueError(f"num_groups {num_groups} does not divide the {channels} channels")
+    return num_groups
+
+
+def _group_norm(x, params, *, groups, epsilon, dtype, fast_variance, float32_stats):
+    """flax's group normalisation of x [N, *spatial, C] (statistics over the spatial axes and
+    each group's channels, per example) with sums over the spatial axes first."""
+    stat_dtype = dtype if dtype is not None else jnp.result_type(x)
+    if float32_stats:
+        stat_dtype = jnp.promote_types(stat_dtype, jnp.float32)
+    xs = x.astype(stat_dtype)
+    n, c = x.shape[0], x.shape[-1]
+    spatial = tuple(range(1, x.ndim - 1))
+    count = math.prod(x.shape[1:-1]) * (c // groups)
+
+    def group_mean(per_channel):  # [N, C] sums over the spatial axes -> [N, C] group means
+        g = per_channel.reshape(n, groups, c // groups).sum(-1) / count
+        return jnp.repeat(g, c // groups, axis=-1)
+
+    def expand(a):  # [N, C] -> [N, 1, ..., 1, C]
+        return a.reshape((n,) + (1,) * len(spatial) + (c,))
+
+    mean = group_mean(jnp.sum(xs, axis=spatial))
+    if fast_variance:
+        var = jnp.maximum(0.0, group_mean(jnp.sum(_abs_sq(xs), axis=spatial)) - _abs_sq(mean))
+    else:
+        var = group_mean(jnp.sum(_abs_sq(xs - expand(mean)), axis=spatial))
+    mul = lax.rsqrt(var + epsilon)
+    args = [x]
+    if "scale" in params:
+        mul = mul * params["scale"][None, :]
+        args.append(params["scale"])
+    y = (x - expand(mean)) * expand(mul)
+    if "bias" in params:
+        y = y + params["bias"].reshape((1,) * (x.ndim - 1) + (c,))
+        args.append(params["bias"])
+    return jnp.asarray(y, canonicalize_dtype(*args, dtype=dtype))
+
+
+def _abs_sq(x):
+    return lax.square(lax.real(x)) + lax.square(lax.imag(x)) if jnp.iscomplexobj(x) else x * x

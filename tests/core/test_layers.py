@@ -56,8 +56,14 @@ def _compare(ref, ours, x, second=False):
     return float(max(errs))
 
 
-@pytest.mark.parametrize("stride", [1, 2, 3])
-def test_conv_transpose_equals_flax(stride):
+@pytest.mark.parametrize(
+    "stride,phases", [(1, False), (2, False), (3, False), (2, True), (3, True)]
+)
+def test_conv_transpose_equals_flax(stride, phases, monkeypatch):
+    """Every padding form; strided layers of few input channels in their mirrored form (the
+    default for them) and, with `phases`, in the phases form of wider layers."""
+    if phases:
+        monkeypatch.setattr(_Ours, "MIRRORED_MAX_IN_CHANNELS", 0)
     with jax.enable_x64(True):
         worst = 0.0
         for k, pad, h in [(1, "SAME", 4), (3, "VALID", 1)] + [
@@ -92,16 +98,22 @@ SECOND_ORDER_CASES = [
     (lambda m: m.Conv(4, (4, 4), 2, ((1, 1), (1, 1))), (2, 32, 34, 3)),
     (lambda m: m.Conv(16, (3, 3), 2, "SAME"), (2, 7, 6, 1)),  # im2col
     (lambda m: m.Conv(4, (4, 4), 1, "VALID"), (2, 4, 4, 5)),  # patches
-    (lambda m: m.ConvTranspose(4, (4, 4), (2, 2)), (2, 5, 4, 3)),
-    (lambda m: m.ConvTranspose(4, (3, 3), (3, 3), ((1, 2), (2, 0))), (2, 4, 5, 3)),
+    (lambda m: m.ConvTranspose(4, (4, 4), (2, 2)), (2, 5, 4, 3)),  # mirrored
+    (lambda m: m.ConvTranspose(4, (3, 3), (3, 3), ((1, 2), (2, 0))), (2, 4, 5, 3)),  # mirrored
     (lambda m: m.ConvTranspose(1, (4, 4), (2, 2)), (2, 5, 5, 17)),  # tap scatter
     (lambda m: m.ConvTranspose(4, (4, 4), (1, 1), "VALID"), (2, 1, 1, 5)),  # blocks
 ]
 
 
-@pytest.mark.parametrize("case", range(len(SECOND_ORDER_CASES)))
-def test_second_derivatives_equal_flax(case):
-    """Forward over reverse (a JVP of the gradient, as in jax.hessian) through every form."""
+@pytest.mark.parametrize(
+    "case,phases",
+    [(i, False) for i in range(len(SECOND_ORDER_CASES))] + [(5, True), (6, True)],
+)
+def test_second_derivatives_equal_flax(case, phases, monkeypatch):
+    """Forward over reverse (a JVP of the gradient, as in jax.hessian) through every form
+    (`phases`: the strided transposed convolutions in the form of wider layers)."""
+    if phases:
+        monkeypatch.setattr(_Ours, "MIRRORED_MAX_IN_CHANNELS", 0)
     make, shape = SECOND_ORDER_CASES[case]
     with jax.enable_x64(True):
         x = jax.random.normal(jax.random.PRNGKey(case), shape, jnp.float64)
@@ -201,7 +213,10 @@ def _cpu_convolutions(module, x):
         (lambda: Conv(8, (4, 4), 2, padding=1), (2, 32, 32, 4), 2, 0),
         # few output positions (< STRIDED_PRODUCTS_MIN_POSITIONS): XLA's kernel gradient
         (lambda: Conv(8, (4, 4), 2, padding=1), (2, 8, 8, 4), 3, 1),
-        (lambda: ConvTranspose(8, (4, 4), (2, 2)), (2, 6, 6, 4), 8, 0),  # 4 phases each way
+        # mirrored (<= MIRRORED_MAX_IN_CHANNELS inputs): 4 phases, the strided convolution
+        # as input gradient, XLA's kernel gradient of it
+        (lambda: ConvTranspose(8, (4, 4), (2, 2)), (2, 6, 6, 4), 6, 1),
+        (lambda: ConvTranspose(16, (4, 4), (2, 2)), (1, 3, 3, 130), 8, 0),  # 4 phases each way
         (lambda: ConvTranspose(8, (3, 3), (1, 1)), (2, 6, 6, 4), 2, 0),
     ],
 )
@@ -220,11 +235,11 @@ def test_transposed_convolution_input_gradient_covers_the_input_only():
     """A strided transposed convolution's phases pad through the convolution itself, so
     their input gradients are convolutions with x's spatial shape, not with that of x padded
     (7×7 for this 6×6 input: 36 % more work)."""
-    x = jnp.ones((2, 6, 6, 4), jnp.float32)
-    convs = _cpu_convolutions(ConvTranspose(8, (4, 4), (2, 2)), x)
+    x = jnp.ones((2, 6, 6, 130), jnp.float32)  # > MIRRORED_MAX_IN_CHANNELS: phases
+    convs = _cpu_convolutions(ConvTranspose(16, (4, 4), (2, 2)), x)
     outputs = [line.rsplit("-> tensor<", 1)[1].split("xf32>")[0] for line in convs]
-    assert outputs.count("2x6x6x8") == 4  # the four phases
-    assert outputs.count("2x6x6x4") == 4, outputs  # their input gradients
+    assert outputs.count("2x6x6x16") == 4  # the four phases
+    assert outputs.count("2x6x6x130") == 4, outputs  # their input gradients
 
 
 def test_bad_inputs_are_clear_errors():
@@ -337,3 +352,61 @@ def test_shared_input_channels_equal_the_concatenation(layer):
             m.apply(v, x, jnp.concatenate([shared, shared[:2]]))  # 12 rows, 5 groups
         with pytest.raises(ValueError, match="shared input"):
             m.apply(v, x, shared[:, :4])
+
+
+GROUP_NORM_CASES = [
+    (dict(num_groups=4), (3, 5, 4, 8)),
+    (dict(num_groups=None, group_size=2), (2, 6, 16)),
+    (dict(num_groups=3), (2, 3, 4, 5, 6)),
+    (dict(num_groups=2, use_fast_variance=False), (3, 5, 4, 8)),
+    (dict(num_groups=2, use_scale=False, epsilon=1e-3), (3, 5, 4, 8)),
+    (dict(num_groups=8, use_bias=False), (3, 5, 4, 8)),  # one channel per group
+    (dict(num_groups=2), (4, 6)),  # no spatial axes
+]
+
+
+@pytest.mark.parametrize("case", range(len(GROUP_NORM_CASES)))
+def test_group_norm_equals_flax(case):
+    """Values, gradients, a JVP and forward-over-reverse second derivatives (float64), inputs
+    shifted off zero so that the mean matters."""
+    kw, shape = GROUP_NORM_CASES[case]
+    with jax.enable_x64(True):
+        x = jax.random.normal(jax.random.PRNGKey(case), shape, jnp.float64) * 2.0 + 0.7
+        ref = nn.GroupNorm(param_dtype=jnp.float64, **kw)
+        ours = _Ours.GroupNorm(param_dtype=jnp.float64, **kw)
+        assert _compare(ref, ours, x, second=True) < 1e-10
+
+
+def test_group_norm_cpu_statistics_sum_spatial_axes_first():
+    """On CPU the statistics are reductions over the spatial axes of [N, H, W, C] (channels
+    kept, minor), then over each group's channels; flax's reduce over (H, W, channels of a
+    group) of [N, H, W, G, C/G] is not in the program. Off CPU the program is flax's own."""
+    x = jnp.ones((2, 6, 6, 8), jnp.float32)
+    cpu = _stablehlo(_Ours.GroupNorm(num_groups=4), x, "cpu")
+    reduces = re.findall(r"stablehlo.reduce\(.*?applies stablehlo.add across dimensions = \[([\d, ]+)\]", cpu)
+    assert "1, 2" in reduces and "2" in reduces, reduces
+    assert "1, 2, 4" not in reduces
+    flax_cpu = _stablehlo(nn.GroupNorm(num_groups=4), x, "cpu")
+    assert "1, 2, 4" in re.findall(r"across dimensions = \[([\d, ]+)\]", flax_cpu)
+    for platform in ("cuda", "tpu"):
+        ours = _stablehlo(_Ours.GroupNorm(num_groups=4), x, platform)
+        assert ours == _stablehlo(nn.GroupNorm(num_groups=4), x, platform)
+
+
+def test_group_norm_options_flax_computes_and_bad_groups():
+    """A mask or explicit reduction axes: flax's computation with our parameters (same names
+    and values); groups that do not divide the channels stop with one line."""
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 4, 4, 6)) + 0.3
+    mask = jnp.arange(16).reshape(1, 4, 4, 1) % 3 > 0
+    for kw, call in [
+        (dict(num_groups=3), dict(mask=jnp.broadcast_to(mask, x.shape))),
+        (dict(num_groups=2, reduction_axes=(2, 3)), {}),
+    ]:
+        v = nn.GroupNorm(**kw).init(jax.random.PRNGKey(1), x)
+        v = jax.tree.map(lambda a: a + jnp.arange(a.size, dtype=a.dtype).reshape(a.shape), v)
+        ours = _Ours.GroupNorm(**kw).apply(v, x, **call)
+        np.testing.assert_allclose(ours, nn.GroupNorm(**kw).apply(v, x, **call), rtol=1e-6)
+    with pytest.raises(ValueError, match="num_groups 4 does not divide the 6 channels"):
+        _Ours.GroupNorm(num_groups=4).init(jax.random.PRNGKey(0), x)
+    with pytest.raises(ValueError, match="exactly one of num_groups and group_size"):
+        _Ours.GroupNorm(num_groups=2, group_size=3).init(jax.random.PRNGKey(0), x)

@@ -383,7 +383,9 @@ def test_group_norm_cpu_statistics_sum_spatial_axes_first():
     group) of [N, H, W, G, C/G] is not in the program. Off CPU the program is flax's own."""
     x = jnp.ones((2, 6, 6, 8), jnp.float32)
     cpu = _stablehlo(_Ours.GroupNorm(num_groups=4), x, "cpu")
-    reduces = re.findall(r"stablehlo.reduce\(.*?applies stablehlo.add across dimensions = \[([\d, ]+)\]", cpu)
+    reduces = re.findall(
+        r"stablehlo.reduce\(.*?applies stablehlo.add across dimensions = \[([\d, ]+)\]", cpu
+    )
     assert "1, 2" in reduces and "2" in reduces, reduces
     assert "1, 2, 4" not in reduces
     flax_cpu = _stablehlo(nn.GroupNorm(num_groups=4), x, "cpu")

@@ -24,9 +24,10 @@ the program is lowered (`jax.lax.platform_dependent`, one branch compiled):
     interleaved ("sub-pixel" form), so that neither it nor its derivatives use an
     input-dilated convolution; each phase pads through the convolution's own padding, so
     that its input gradient is computed at the input's positions only. With few input
-    channels (<= `MIRRORED_MAX_IN_CHANNELS`) its derivatives are instead those of the
-    strided convolution it is the transpose of ("mirrored"): the input gradient is that
-    convolution, the kernel gradient XLA's own kernel gradient of it;
+    channels (`MIRRORED_MAX_IN_CHANNELS`, `MIRRORED_ANY_SIZE_MAX_IN_CHANNELS`) its
+    derivatives are instead those of the strided convolution it is the transpose of
+    ("mirrored"): the input gradient is that convolution, the kernel gradient XLA's own
+    kernel gradient of it;
   - layers with few channels on one side (taps · C_small <= C_large: an encoder's first
     layer on frames, a decoder's last) are one full-width matrix product on the
     space-to-depth input (im2col) or output (tap scatter); layers whose windows do not overlap
@@ -164,19 +165,31 @@ def conv_transpose(x, kernel, strides: Sequence[int], padding="SAME", precision=
         return _conv_transpose_blocks(x, kernel, strides, pads, precision)
     if math.prod(window) * kernel.shape[-1] <= kernel.shape[-2]:
         return _conv_transpose_taps(x, kernel, strides, pads, precision)
-    if kernel.shape[-2] <= MIRRORED_MAX_IN_CHANNELS and any(s > 1 for s in strides):
+    if _mirrored(x.shape, kernel.shape, strides):
         return _conv_transpose_mirrored(x, kernel, strides, pads, precision)
     return _conv_transpose(x, kernel, strides, pads, precision)
 
 
-# A strided transposed convolution with at most this many input channels takes its
-# derivatives as those of the strided convolution it transposes (`_conv_transpose_mirrored`):
-# the input gradient is that convolution, the kernel gradient XLA's own for it. Measured on a
-# 2-core Intel Xeon (AVX-512), 4×4 stride-2 layers at batch 16 and 64, inputs 4×4 to 16×16,
-# each gradient alone, phases form ÷ mirrored (`benchmarks/layers.py --tables convt`):
-# 64->32 channels 1.4–2.1× (input gradient) and 1.4–2.7× (kernel gradient) faster mirrored,
-# 128->64 0.93–1.3× and 0.96–1.7×, 256->128 0.78–0.90× and 0.62–1.5×.
+# A strided transposed convolution with at most MIRRORED_ANY_SIZE_MAX_IN_CHANNELS input
+# channels, or at most MIRRORED_MAX_IN_CHANNELS on fewer than STRIDED_PRODUCTS_MIN_POSITIONS
+# input positions per image, takes its derivatives as those of the strided convolution it
+# transposes (`_conv_transpose_mirrored`): the input gradient is that convolution, the kernel
+# gradient XLA's own for it. Measured on a 2-core Intel Xeon (AVX-512), 4×4 stride-2 layers
+# at batch 16 and 64, inputs 4×4 to 16×16, each gradient alone, phases form ÷ mirrored
+# (`benchmarks/layers.py --tables convt`): 64->32 channels 1.4–2.1× (input gradient) and
+# 1.4–2.7× (kernel gradient) faster mirrored; 128->64 0.93–1.3× and 1.3–1.7× below 16×16,
+# 1.2× and 0.96–1.3× at 16×16 (the Moving MNIST decoder's 128->64 layer at 16×16, batch 256,
+# made the training step 5 % slower mirrored); 256->128 0.78–0.90× and 0.62–1.5×.
 MIRRORED_MAX_IN_CHANNELS = 128
+MIRRORED_ANY_SIZE_MAX_IN_CHANNELS = 64
+
+
+def _mirrored(x_shape, kernel_shape, strides) -> bool:
+    c_in = kernel_shape[-2]
+    if c_in > MIRRORED_MAX_IN_CHANNELS or all(s == 1 for s in strides):
+        return False
+    few_positions = math.prod(x_shape[1:-1]) < STRIDED_PRODUCTS_MIN_POSITIONS
+    return c_in <= MIRRORED_ANY_SIZE_MAX_IN_CHANNELS or few_positions
 
 
 def _tap_products(xp, k, precision):

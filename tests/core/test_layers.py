@@ -412,3 +412,15 @@ def test_group_norm_options_flax_computes_and_bad_groups():
         _Ours.GroupNorm(num_groups=4).init(jax.random.PRNGKey(0), x)
     with pytest.raises(ValueError, match="exactly one of num_groups and group_size"):
         _Ours.GroupNorm(num_groups=2, group_size=3).init(jax.random.PRNGKey(0), x)
+
+
+def test_mirrored_form_rule():
+    """Strided transposed convolutions of <= 64 input channels, or <= 128 on fewer than
+    STRIDED_PRODUCTS_MIN_POSITIONS input positions, take the mirrored derivatives."""
+    rule = _Ours._mirrored
+    assert rule((64, 8, 8, 64), (4, 4, 64, 32), (2, 2))
+    assert rule((64, 16, 16, 64), (4, 4, 64, 32), (2, 2))
+    assert rule((64, 4, 4, 128), (4, 4, 128, 64), (2, 2))
+    assert not rule((256, 16, 16, 128), (4, 4, 128, 64), (2, 2))  # 256 positions
+    assert not rule((64, 4, 4, 256), (4, 4, 256, 128), (2, 2))
+    assert not rule((64, 8, 8, 64), (3, 3, 64, 32), (1, 1))  # stride 1: one phase anyway

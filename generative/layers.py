@@ -400,6 +400,30 @@ def _conv_transpose_phases(x, kernel, strides, axes, precision, op=None):
     out_lens = [a[0] for a in axes]
     full = [-(-n // s) for n, s in zip(out_lens, strides)]  # phase length before cropping
     c_out = kernel.shape[-1]
+    shared = None
+    if op is not None:
+        # One zero-padded x for every phase, each phase's window a slice of it: the taps'
+        # windows (slices of slices) then coincide across phases (9 distinct ones for 4×4
+        # stride 2 instead of 16) and XLA materialises each once. Training steps in one
+        # process, per-phase padding ÷ shared (Intel Xeon, 2 cores): Moving MNIST separation
+        # model b16 1.43 / 1.40 s, SRVP b16 2.19 / 2.15 s.
+        all_edges = []
+        for phase in np.ndindex(*strides):
+            per_axis = [axes[i][1][r] for i, r in enumerate(phase)]
+            if all(n for _, n, _, _ in per_axis):
+                all_edges.append(
+                    [
+                        (-d0, length + n - 1 + d0 - x.shape[1 + i])
+                        for i, (_, n, d0, length) in enumerate(per_axis)
+                    ]
+                )
+        if all_edges:
+            grow = [
+                (max(0, *(e[i][0] for e in all_edges)), max(0, *(e[i][1] for e in all_edges)))
+                for i in range(nd)
+            ]
+            config = [(0, 0, 0)] + [(lo, hi, 0) for lo, hi in grow] + [(0, 0, 0)]
+            shared = (lax.pad(x, jnp.zeros((), x.dtype), config), grow)
     blocks = []
     for phase in np.ndindex(*strides):
         per_axis = [axes[i][1][r] for i, r in enumerate(phase)]
@@ -430,6 +454,13 @@ def _conv_transpose_phases(x, kernel, strides, axes, precision, op=None):
                     dimension_numbers=dn,
                     precision=precision,
                 )
+            elif shared is not None:
+                xp, grow = shared
+                index = tuple(
+                    slice(g - lo, g - lo + x.shape[1 + i] + lo + hi)
+                    for i, ((lo, hi), (g, _)) in enumerate(zip(edges, grow))
+                )
+                out = op(xp[(slice(None), *index)], k)
             else:
                 config = [(0, 0, 0)] + [(lo, hi, 0) for lo, hi in edges] + [(0, 0, 0)]
                 out = op(lax.pad(x, jnp.zeros((), x.dtype), config), k)

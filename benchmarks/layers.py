@@ -15,8 +15,8 @@ function (`tests/core/test_layers.py`). The CPU model is printed with the figure
 `norm`: `GroupNorm` (16 groups) at the shapes of the conv VAE (batch 64) and of the physics
 separation models, value and gradient as above: flax's module, ours, and PyTorch's
 `nn.GroupNorm`. `convt`: strided 4×4 transposed convolutions, the input gradient and the
-kernel gradient each alone, in the phases form and in the mirrored form
-(`generative.layers.MIRRORED_MAX_IN_CHANNELS`), over batch, input size and channels; the
+kernel gradient each alone, in the phases form and in the mirrored form (both forced,
+whatever `generative.layers`' rule picks), over batch, input size and channels; the
 ratio phases / mirrored (> 1: mirrored faster).
 
 With PyTorch installed, the `layers` table also times the same layer in PyTorch
@@ -187,17 +187,14 @@ def _convt_part(n, h, c_in, c_out, part, mirrored):
     x = jax.random.normal(jax.random.PRNGKey(1), (n, h, h, c_in))
     k = jax.random.normal(jax.random.PRNGKey(2), (4, 4, c_in, c_out)) * 0.05
     g = jax.random.normal(jax.random.PRNGKey(3), (n, 2 * h, 2 * h, c_out))
-    f = lambda x, k: layers.conv_transpose(x, k, (2, 2), "SAME")  # noqa: E731
+    pads = (layers.transpose_padding(4, 2, "SAME"),) * 2
+    form = layers._conv_transpose_mirrored if mirrored else layers._conv_transpose
+    f = lambda x, k: form(x, k, (2, 2), pads, None)  # noqa: E731
     if part == "input":
         fn = lambda x, k, g: jax.vjp(lambda x: f(x, k), x)[1](g)  # noqa: E731
     else:
         fn = lambda x, k, g: jax.vjp(lambda k: f(x, k), k)[1](g)  # noqa: E731
-    saved = layers.MIRRORED_MAX_IN_CHANNELS
-    layers.MIRRORED_MAX_IN_CHANNELS = c_in if mirrored else 0
-    try:
-        compiled = jax.jit(fn).lower(x, k, g).compile()
-    finally:
-        layers.MIRRORED_MAX_IN_CHANNELS = saved
+    compiled = jax.jit(fn).lower(x, k, g).compile()
     return lambda: jax.block_until_ready(compiled(x, k, g))
 
 
@@ -231,7 +228,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=240)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--tables", default="layers,loops")
+    ap.add_argument(
+        "--tables", default="layers,loops", help="comma list of: layers, loops, norm, convt"
+    )
     ap.add_argument("--json", default="")
     ap.add_argument("--torch-threads", type=int, default=2, help="0: no PyTorch column")
     args = ap.parse_args(argv)

@@ -400,46 +400,39 @@ def _conv_transpose_phases(x, kernel, strides, axes, precision, op=None):
     out_lens = [a[0] for a in axes]
     full = [-(-n // s) for n, s in zip(out_lens, strides)]  # phase length before cropping
     c_out = kernel.shape[-1]
-    shared = None
-    if op is not None:
-        # One zero-padded x for every phase, each phase's window a slice of it: the taps'
-        # windows (slices of slices) then coincide across phases (9 distinct ones for 4×4
-        # stride 2 instead of 16) and XLA materialises each once. Training steps in one
-        # process, per-phase padding ÷ shared (Intel Xeon, 2 cores): Moving MNIST separation
-        # model b16 1.43 / 1.40 s, SRVP b16 2.19 / 2.15 s.
-        all_edges = []
-        for phase in np.ndindex(*strides):
-            per_axis = [axes[i][1][r] for i, r in enumerate(phase)]
-            if all(n for _, n, _, _ in per_axis):
-                all_edges.append(
-                    [
-                        (-d0, length + n - 1 + d0 - x.shape[1 + i])
-                        for i, (_, n, d0, length) in enumerate(per_axis)
-                    ]
-                )
-        if all_edges:
-            grow = [
-                (max(0, *(e[i][0] for e in all_edges)), max(0, *(e[i][1] for e in all_edges)))
-                for i in range(nd)
-            ]
-            config = [(0, 0, 0)] + [(lo, hi, 0) for lo, hi in grow] + [(0, 0, 0)]
-            shared = (lax.pad(x, jnp.zeros((), x.dtype), config), grow)
-    blocks = []
+    phases = []  # per phase: per-axis (first tap, taps, offset, length), edges or None
     for phase in np.ndindex(*strides):
         per_axis = [axes[i][1][r] for i, r in enumerate(phase)]
-        if any(n == 0 for _, n, _, _ in per_axis):
-            out = jnp.zeros((x.shape[0], *full, c_out), jnp.result_type(x, kernel))
-        else:
-            index = tuple(
-                slice(j0, j0 + (n - 1) * s + 1, s) for (j0, n, _, _), s in zip(per_axis, strides)
-            )
-            k = kernel[index]
+        edges = None
+        if all(n for _, n, _, _ in per_axis):
             # x'[i] = x[i + d0] over the length+n-1 inputs the VALID window needs: x cropped
             # where that range ends inside x, zero-padded where it reaches past x.
             edges = [
                 (-d0, length + n - 1 + d0 - x.shape[1 + i])
                 for i, (_, n, d0, length) in enumerate(per_axis)
             ]
+        phases.append((per_axis, edges))
+    used = [e for _, e in phases if e is not None]
+    if op is not None and used:
+        # One zero-padded x for every phase, each phase's window a slice of it: the taps'
+        # windows (slices of slices) then coincide across phases (9 distinct ones for 4×4
+        # stride 2 instead of 16) and XLA materialises each once. Training steps in one
+        # process, per-phase padding ÷ shared (Intel Xeon, 2 cores): Moving MNIST separation
+        # model b16 1.43 / 1.40 s, SRVP b16 2.19 / 2.15 s.
+        pad_all = [
+            (max(0, *(e[i][0] for e in used)), max(0, *(e[i][1] for e in used))) for i in range(nd)
+        ]
+        config = [(0, 0, 0)] + [(lo, hi, 0) for lo, hi in pad_all] + [(0, 0, 0)]
+        x_padded = lax.pad(x, jnp.zeros((), x.dtype), config)
+    blocks = []
+    for per_axis, edges in phases:
+        if edges is None:
+            out = jnp.zeros((x.shape[0], *full, c_out), jnp.result_type(x, kernel))
+        else:
+            index = tuple(
+                slice(j0, j0 + (n - 1) * s + 1, s) for (j0, n, _, _), s in zip(per_axis, strides)
+            )
+            k = kernel[index]
             if op is None:
                 # The zeros as the convolution's own padding: its input gradient, a
                 # convolution too, then covers x's positions only (the padded input's would
@@ -454,16 +447,12 @@ def _conv_transpose_phases(x, kernel, strides, axes, precision, op=None):
                     dimension_numbers=dn,
                     precision=precision,
                 )
-            elif shared is not None:
-                xp, grow = shared
-                index = tuple(
-                    slice(g - lo, g - lo + x.shape[1 + i] + lo + hi)
-                    for i, ((lo, hi), (g, _)) in enumerate(zip(edges, grow))
-                )
-                out = op(xp[(slice(None), *index)], k)
             else:
-                config = [(0, 0, 0)] + [(lo, hi, 0) for lo, hi in edges] + [(0, 0, 0)]
-                out = op(lax.pad(x, jnp.zeros((), x.dtype), config), k)
+                window = tuple(
+                    slice(a - lo, a - lo + x.shape[1 + i] + lo + hi)
+                    for i, ((lo, hi), (a, _)) in enumerate(zip(edges, pad_all))
+                )
+                out = op(x_padded[(slice(None), *window)], k)
             grow = [(0, f - ln) for f, (_, _, _, ln) in zip(full, per_axis)]
             if any(g for _, g in grow):
                 out = jnp.pad(out, [(0, 0), *grow, (0, 0)])

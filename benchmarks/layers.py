@@ -42,6 +42,7 @@ import jax.numpy as jnp
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
+    SETTLE_S,
     alternating,
     configure_host,
     cpu_model,
@@ -76,6 +77,8 @@ CONVT_CASES = [
     for h in (4, 8, 16)
     for c_in, c_out in ((64, 32), (128, 64), (256, 128))
 ]
+# batch, size, C_in, C_out of the 3×3 stride-1 SAME convolutions of the `kgrad` table
+KGRAD_CASES = [(16, 64, 64, 64), (16, 32, 128, 128), (16, 16, 256, 256), (64, 64, 32, 32)]
 LOOP_STEPS = 10
 LOOP_CASES = [((16, 16, 16, 64), 64), ((16, 16, 16, 128), 128), ((16, 32, 32, 64), 64)]
 
@@ -224,19 +227,85 @@ def _convt_rows(repeats):
     return rows
 
 
+def _kgrad_fns(n, h, c_in, c_out, torch=None):
+    """Jitted kernel gradients of a 3×3 stride-1 SAME convolution (ours: per-tap products;
+    flax: XLA's convolution with batch and features swapped), one tap's product
+    xᵀ[C_in, rows] · g[rows, C_out] as the layout gives it (TN) and with the first operand
+    stored transposed beforehand (NN), and PyTorch's kernel gradient where given."""
+    x = jax.random.normal(jax.random.PRNGKey(1), (n, h, h, c_in))
+    k = jax.random.normal(jax.random.PRNGKey(2), (3, 3, c_in, c_out)) * 0.05
+    g = jax.random.normal(jax.random.PRNGKey(3), (n, h, h, c_out))
+    dn = ("NHWC", "HWIO", "NHWC")
+    forms = {
+        "ours": lambda x, k: layers.conv(x, k, (1, 1)),
+        "flax": lambda x, k: jax.lax.conv_general_dilated(
+            x, k, (1, 1), "SAME", dimension_numbers=dn
+        ),
+    }
+    fns = []
+    for form in forms.values():
+        fn = jax.jit(lambda x, k, g, form=form: jax.vjp(lambda k: form(x, k), k)[1](g)[0])
+        compiled = fn.lower(x, k, g).compile()
+        fns.append(lambda c=compiled: jax.block_until_ready(c(x, k, g)))
+    a, b = x.reshape(-1, c_in), g.reshape(-1, c_out)
+    a_t = jax.block_until_ready(jnp.asarray(a.T.__array__().copy()))
+    tn = jax.jit(lambda a, b: jax.lax.dot_general(a, b, (((0,), (0,)), ((), ())))).lower(a, b)
+    nn_ = jax.jit(lambda a_t, b: a_t @ b).lower(a_t, b)
+    tn, nn_ = tn.compile(), nn_.compile()
+    fns.append(lambda: jax.block_until_ready(tn(a, b)))
+    fns.append(lambda: jax.block_until_ready(nn_(a_t, b)))
+    if torch is not None:
+        tx, tg = torch.randn(n, c_in, h, h), torch.randn(n, c_out, h, h)
+        tw = torch.randn(c_out, c_in, 3, 3)
+        args = (tg, tx, tw, None, (1, 1), (1, 1), (1, 1), False, (0, 0), 1, (False, False, True))
+        fns.append(lambda: torch.ops.aten.convolution_backward(*args))
+    return fns
+
+
+def _kgrad_rows(repeats, torch=None):
+    rows = []
+    for n, h, c_in, c_out in KGRAD_CASES:
+        fns = _kgrad_fns(n, h, c_in, c_out, torch)
+        t = [statistics.median(s) for s in alternating(fns, repeats, settle=SETTLE_S)]
+        flops = 2 * n * h * h * 9 * c_in * c_out
+        rate = [flops / t[0], flops / t[1], flops / 9 / t[2], flops / 9 / t[3]]
+        row = {
+            "batch": n,
+            "size": h,
+            "channels": [c_in, c_out],
+            "flops": flops,
+            "ours_s": t[0],
+            "flax_s": t[1],
+            "tap_product_tn_s": t[2],
+            "tap_product_nn_s": t[3],
+        }
+        line = (
+            f"| {n} | {h}×{h} | {c_in}->{c_out} | {1e3 * t[0]:.1f} ({rate[0] / 1e9:.0f}) "
+            f"| {1e3 * t[1]:.1f} ({rate[1] / 1e9:.0f}) | {rate[2] / 1e9:.0f} | {rate[3] / 1e9:.0f} |"
+        )
+        if torch is not None:
+            row["torch_s"] = t[4]
+            line += f" {1e3 * t[4]:.1f} ({flops / t[4] / 1e9:.0f}) | {t[4] / t[0]:.2f}× |"
+        rows.append(row)
+        print(line, flush=True)
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=240)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument(
-        "--tables", default="layers,loops", help="comma list of: layers, loops, norm, convt"
+        "--tables",
+        default="layers,loops",
+        help="comma list of: layers, loops, norm, convt, kgrad",
     )
     ap.add_argument("--json", default="")
     ap.add_argument("--torch-threads", type=int, default=2, help="0: no PyTorch column")
     args = ap.parse_args(argv)
     tables = args.tables.split(",")
-    if bad := [t for t in tables if t not in ("layers", "loops", "norm", "convt")]:
-        ap.error(f"unknown table(s) {bad}; valid choices: layers, loops, norm, convt")
+    if bad := [t for t in tables if t not in ("layers", "loops", "norm", "convt", "kgrad")]:
+        ap.error(f"unknown table(s) {bad}; valid choices: layers, loops, norm, convt, kgrad")
     configure_host()  # before the first computation; flax and ours share it
     out = {"cpu": cpu_model(), "device": str(jax.devices()[0]), "jax": jax.__version__}
     print(f"{out['cpu']}, {out['device']}, jax {out['jax']}, median of {args.repeats}")
@@ -285,6 +354,18 @@ def main(argv=None):
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
         )
         out["convt"] = _convt_rows(args.repeats)
+    if "kgrad" in tables:
+        print("\n3×3 stride-1 convolution, kernel gradient alone, ms (GFLOP/s)")
+        head = (
+            "| batch | input | channels | ours (per-tap products) | flax (XLA's convolution) "
+            "| one tap's product, TN GFLOP/s | NN GFLOP/s |"
+        )
+        rule = "| --- | --- | --- | --- | --- | --- | --- |"
+        if torch is not None:
+            torch.set_num_threads(args.torch_threads)
+            head, rule = head + " PyTorch | PyTorch / ours |", rule + " --- | --- |"
+        print(f"{head}\n{rule}")
+        out["kgrad"] = _kgrad_rows(args.repeats, torch=torch)
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
 

@@ -15,8 +15,10 @@ the program is lowered (`jax.lax.platform_dependent`, one branch compiled):
   - the kernel tangent of a convolution is a sum of matrix products, one per tap (stride 1)
     or per block shift of the space-to-depth input (strided): its transpose, the kernel
     gradient, is those products. XLA's CPU backend computes a kernel gradient as a
-    convolution with batch and features swapped, several times slower
-    (`benchmarks/layers.py --tables kgrad`);
+    convolution with batch and features swapped, slower for layers of many output channels
+    (`benchmarks/layers.py --tables kgrad`); layers of few output channels
+    (`PRODUCTS_MIN_OUT_CHANNELS`) or, strided, of few output positions
+    (`STRIDED_PRODUCTS_MIN_POSITIONS`) keep XLA's form;
   - the input tangent of a strided convolution is a stride-1 convolution of the
     space-to-depth input, whose transpose needs no input dilation (XLA's input gradient of a
     strided convolution, an input-dilated convolution, is slow on CPU);
@@ -499,6 +501,14 @@ def conv(x, kernel, strides: Sequence[int], padding="SAME", precision=None, im2c
 # 16×16 outputs (64->128), 152 vs 125 ms at 8×8 (128->256), 128 vs 87 ms at 4×4 (256->512).
 STRIDED_PRODUCTS_MIN_POSITIONS = 256
 
+# A stride-1 convolution's kernel gradient is computed as per-tap products when it has at least
+# this many output channels, else by XLA's own convolution form: with few output channels
+# each tap's product xᵀ · g is a thin matrix product. Measured on a 2-core Intel Xeon, 3×3
+# layers, kernel gradient alone (`benchmarks/layers.py --tables kgrad`), products against XLA:
+# 64->1 @64 batch 16 24.1 vs 6.8 ms, 64->16 47.3 vs 26.8, 64->32 47.5 vs 33.9, 32->32 25.0 vs
+# 18.6; 32->64 26.6 vs 38.9, 64->40 @32 13.6 vs 23.0, 48->48 @64 38.7 vs 61.3.
+PRODUCTS_MIN_OUT_CHANNELS = 33
+
 
 def _s2d_input(x, strides, pads, q, big):
     """The padded input in space-to-depth form [N, *(Q + A − 1), s^d · C]: the strided
@@ -544,8 +554,10 @@ def _conv_jvp(strides, pads, precision, primals, tangents):
     elif _nonzero(dx):  # transposed: a stride-1 convolution on the space-to-depth form
         xs, ks = _s2d_input(dx, strides, pads, q, big), s2d_kernel(kernel)
         parts.append(_conv.fun(xs, ks, (1,) * nd, ((0, 0),) * nd, precision))
-    if _nonzero(dk) and not stride_1 and math.prod(q) < STRIDED_PRODUCTS_MIN_POSITIONS:
-        # few output positions: XLA's own kernel gradient is the faster (see the constant)
+    few_positions = not stride_1 and math.prod(q) < STRIDED_PRODUCTS_MIN_POSITIONS
+    few_outputs = stride_1 and kernel.shape[-1] < PRODUCTS_MIN_OUT_CHANNELS
+    if _nonzero(dk) and (few_positions or few_outputs):
+        # XLA's own kernel gradient is the faster here (see the constants)
         parts.append(_conv.fun(x, dk, strides, pads, precision))
     elif _nonzero(dk):  # products per tap / block shift: transposed, the kernel gradient
 

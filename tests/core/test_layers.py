@@ -78,8 +78,12 @@ def test_conv_transpose_equals_flax(stride, phases, monkeypatch):
         assert worst < 1e-10
 
 
-@pytest.mark.parametrize("stride", [1, 2, 3])
-def test_conv_equals_flax(stride):
+@pytest.mark.parametrize("stride,products", [(1, False), (1, True), (2, False), (3, False)])
+def test_conv_equals_flax(stride, products, monkeypatch):
+    """Every padding form; with `products`, stride-1 kernel gradients as per-tap products (the
+    form of layers of more output channels)."""
+    if products:
+        monkeypatch.setattr(_Ours, "PRODUCTS_MIN_OUT_CHANNELS", 0)
     with jax.enable_x64(True):
         worst = 0.0
         for k, pad, h in [(1, "SAME", 4)] + [
@@ -107,13 +111,15 @@ SECOND_ORDER_CASES = [
 
 @pytest.mark.parametrize(
     "case,phases",
-    [(i, False) for i in range(len(SECOND_ORDER_CASES))] + [(5, True), (6, True)],
+    [(i, False) for i in range(len(SECOND_ORDER_CASES))] + [(0, True), (5, True), (6, True)],
 )
 def test_second_derivatives_equal_flax(case, phases, monkeypatch):
     """Forward over reverse (a JVP of the gradient, as in jax.hessian) through every form
-    (`phases`: the strided transposed convolutions in the form of wider layers)."""
+    (`phases`: the strided transposed convolutions in the form of wider layers, the stride-1
+    convolution's kernel gradient as per-tap products)."""
     if phases:
         monkeypatch.setattr(_Ours, "MIRRORED_MAX_IN_CHANNELS", 0)
+        monkeypatch.setattr(_Ours, "PRODUCTS_MIN_OUT_CHANNELS", 0)
     make, shape = SECOND_ORDER_CASES[case]
     with jax.enable_x64(True):
         x = jax.random.normal(jax.random.PRNGKey(case), shape, jnp.float64)
@@ -209,7 +215,9 @@ def _cpu_convolutions(module, x):
 @pytest.mark.parametrize(
     "make,shape,count,xla_kernel_grads",
     [
-        (lambda: Conv(8, (3, 3)), (2, 8, 8, 4), 2, 0),  # forward, input gradient
+        (lambda: Conv(33, (3, 3)), (2, 8, 8, 4), 2, 0),  # forward, input gradient
+        # few output channels (< PRODUCTS_MIN_OUT_CHANNELS): XLA's kernel gradient
+        (lambda: Conv(32, (3, 3)), (2, 8, 8, 4), 3, 1),
         (lambda: Conv(8, (4, 4), 2, padding=1), (2, 32, 32, 4), 2, 0),
         # few output positions (< STRIDED_PRODUCTS_MIN_POSITIONS): XLA's kernel gradient
         (lambda: Conv(8, (4, 4), 2, padding=1), (2, 8, 8, 4), 3, 1),

@@ -4,6 +4,8 @@
         [--json benchmarks/results/layers.json]
     .venv/bin/python benchmarks/layers.py --tables norm,convt --repeats 15
         --json benchmarks/results/layers_norm_convt.json
+    .venv/bin/python benchmarks/layers.py --tables kgrad --repeats 7
+        --json benchmarks/results/layers_kgrad.json
 
 `layers`: each row is one layer at the SRVP / physics shapes (batch 240 = 16 videos × 15
 frames), a jitted value-and-gradient (w.r.t. parameters and input) of a sum of squares of its
@@ -14,7 +16,12 @@ function (`tests/core/test_layers.py`). The CPU model is printed with the figure
 
 `norm`: `GroupNorm` (16 groups) at the shapes of the conv VAE (batch 64) and of the physics
 separation models, value and gradient as above: flax's module, ours, and PyTorch's
-`nn.GroupNorm`. `convt`: strided 4×4 transposed convolutions, the input gradient and the
+`nn.GroupNorm`.
+
+`kgrad`: the kernel gradient alone of 3×3 stride-1 convolutions (ours, flax's, PyTorch's), with
+the rate of one tap's matrix product xᵀ · g as the NHWC layout gives it (TN: both operands
+rows-major) and with x stored transposed beforehand (NN). `convt`: strided 4×4 transposed
+convolutions, the input gradient and the
 kernel gradient each alone, in the phases form and in the mirrored form (both forced,
 whatever `generative.layers`' rule picks), over batch, input size and channels; the
 ratio phases / mirrored (> 1: mirrored faster).
@@ -78,7 +85,14 @@ CONVT_CASES = [
     for c_in, c_out in ((64, 32), (128, 64), (256, 128))
 ]
 # batch, size, C_in, C_out of the 3×3 stride-1 SAME convolutions of the `kgrad` table
-KGRAD_CASES = [(16, 64, 64, 64), (16, 32, 128, 128), (16, 16, 256, 256), (64, 64, 32, 32)]
+KGRAD_CASES = [
+    (16, 64, 64, 64),
+    (16, 32, 128, 128),
+    (16, 16, 256, 256),
+    (16, 32, 64, 40),
+    (64, 64, 32, 32),
+    (16, 64, 64, 1),
+]
 LOOP_STEPS = 10
 LOOP_CASES = [((16, 16, 16, 64), 64), ((16, 16, 16, 128), 128), ((16, 32, 32, 64), 64)]
 
@@ -228,8 +242,9 @@ def _convt_rows(repeats):
 
 
 def _kgrad_fns(n, h, c_in, c_out, torch=None):
-    """Jitted kernel gradients of a 3×3 stride-1 SAME convolution (ours: per-tap products;
-    flax: XLA's convolution with batch and features swapped), one tap's product
+    """Jitted kernel gradients of a 3×3 stride-1 SAME convolution (ours: per-tap products, or
+    XLA's form below `layers.PRODUCTS_MIN_OUT_CHANNELS`; flax: XLA's convolution with batch
+    and features swapped), one tap's product
     xᵀ[C_in, rows] · g[rows, C_out] as the layout gives it (TN) and with the first operand
     stored transposed beforehand (NN), and PyTorch's kernel gradient where given."""
     x = jax.random.normal(jax.random.PRNGKey(1), (n, h, h, c_in))
@@ -357,7 +372,7 @@ def main(argv=None):
     if "kgrad" in tables:
         print("\n3×3 stride-1 convolution, kernel gradient alone, ms (GFLOP/s)")
         head = (
-            "| batch | input | channels | ours (per-tap products) | flax (XLA's convolution) "
+            "| batch | input | channels | ours | flax (XLA's convolution) "
             "| one tap's product, TN GFLOP/s | NN GFLOP/s |"
         )
         rule = "| --- | --- | --- | --- | --- | --- | --- |"

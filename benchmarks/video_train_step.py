@@ -62,6 +62,7 @@ from _common import (  # noqa: E402
 )
 
 from generative import layers  # noqa: E402
+from generative.core.cpu_codegen import uses_xla_convolutions, xla_convolutions_options  # noqa: E402
 from generative.core.train import TrainState, loss_step  # noqa: E402
 from generative.data.moving_mnist import moving_mnist_batch  # noqa: E402
 from video import evaluation, srvp  # noqa: E402
@@ -117,7 +118,10 @@ def bench_train(cfg, batch: int, repeats: int, digits, tref=None, plain_xla=True
     x = moving_mnist_batch(jax.random.PRNGKey(1), digits, batch, SEQ_LEN, True)
     key = jax.random.PRNGKey(2)
     t0 = time.perf_counter()
-    compiled = jax.jit(loss_step(loss_fn, tx)).lower(state, x, key).compile()
+    options = xla_convolutions_options()  # as `video.train` compiles it
+    with layers.xla_kernel_gradients(uses_xla_convolutions(options)):
+        lowered = jax.jit(loss_step(loss_fn, tx)).lower(state, x, key)
+    compiled = lowered.compile(compiler_options=options)
     compile_s = time.perf_counter() - t0
     fns = [lambda: jax.block_until_ready(compiled(state, x, key))]
     if plain_xla:
@@ -155,6 +159,7 @@ def bench_train(cfg, batch: int, repeats: int, digits, tref=None, plain_xla=True
         }
     row = {
         "batch": batch,
+        "compiler_options": options,
         "compile_s": compile_s,
         "s_per_step": med,
         **plain_row,

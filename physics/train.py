@@ -23,6 +23,7 @@ import ml_collections
 import numpy as np
 
 from generative import nets
+from generative.core.cpu_codegen import xla_convolutions_options
 from generative.core.train import TrainState, loss_step
 from generative.data.digits import load_digits
 from generative.data.moving_mnist import MovingMNIST, render, trajectories
@@ -320,6 +321,7 @@ def make_experiment(config: ml_collections.ConfigDict):
         batch_fn=batch_fn,
         evaluate=evaluate_,
         finalize=finalize,
+        compiler_options=xla_convolutions_options,  # measured faster on CPU (Intel)
     )
     return exp, model, test
 

@@ -22,6 +22,7 @@ import numpy as np
 import optax
 
 from generative.core import train as core
+from generative.core.cpu_codegen import xla_convolutions_options
 from generative.data.moving_mnist import MovingMNIST
 from video import evaluation, srvp
 
@@ -192,6 +193,7 @@ def make_experiment(config, data=None) -> tuple[core.Experiment, Any]:
         batch_fn=data.batch,
         evaluate=evaluate_fn,
         finalize=finalize,
+        compiler_options=xla_convolutions_options,  # measured faster on CPU (Intel)
     ), data
 
 

@@ -40,6 +40,24 @@ mode-coverage table (`generative.modes`).
 ``{}`` elsewhere: on GPU/TPU (their programs stay XLA's own) and on AMD CPUs (not measured
 there). ``GENERATIVE_CPU_LIBRARY_FUSION`` = ``auto`` (default, that rule), ``dots`` (always on
 CPU) or ``default`` (never). Results are equal up to float32 rounding.
+
+XLA's own convolutions: `xla_convolutions_options()`
+----------------------------------------------------
+By default YNNPACK also computes the convolutions. Its kernel gradients (a convolution with
+batch and features swapped) run at 57–71 GFLOP/s on an Intel Xeon (2 cores), where XLA's own
+convolution reaches 141–289 GFLOP/s on the same 3×3 layers (`benchmarks/layers.py --tables
+kgrad` has the comparison with PyTorch). `xla_convolutions_options()` leaves YNNPACK the
+matrix products and reductions and XLA the convolutions
+(``LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE``); programs compiled with it
+are traced under `generative.layers.xla_kernel_gradients`, so that every kernel gradient is
+that convolution (`generative.core.train.run` does both; `uses_xla_convolutions(options)`
+says whether a set of options is this one). Training steps in one process, calls alternating
+(Intel Xeon, 2 cores): SRVP b16 2303 → 1585 ms (1.45×), Moving MNIST separation model b16
+1407 → 1095 ms (1.28×); the conv VAE (28×28, 0.94×) and the DDPM U-Net on digits (0.99×)
+are not faster, so they keep YNNPACK's convolutions. The programs that ask for it: SRVP
+training (`video.train`) and the separation models' training (`physics.train`).
+``GENERATIVE_CPU_CONVOLUTIONS`` = ``auto`` (default: on Intel CPUs, where it was measured),
+``xla`` (always on CPU) or ``ynn`` (never).
 """
 
 from __future__ import annotations
@@ -58,6 +76,10 @@ __all__ = [
     "products_only_rule",
     "LIBRARY_FUSION_CHOICES",
     "PRODUCTS_ONLY_OPTION",
+    "CONVOLUTION_CHOICES",
+    "XLA_CONVOLUTIONS_OPTION",
+    "xla_convolutions_options",
+    "uses_xla_convolutions",
 ]
 
 FLAG = "--xla_cpu_prefer_vector_width"
@@ -65,6 +87,11 @@ CHOICES = ("auto", "256", "512")
 LIBRARY_FUSION_CHOICES = ("auto", "dots", "default")
 PRODUCTS_ONLY_OPTION = {
     "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
+}
+CONVOLUTION_CHOICES = ("auto", "xla", "ynn")
+_YNN_FUSION_TYPE = "xla_cpu_experimental_ynn_fusion_type"
+XLA_CONVOLUTIONS_OPTION = {
+    _YNN_FUSION_TYPE: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
 }
 _state = {"vector_width": None, "reason": "not called"}
 
@@ -165,3 +192,33 @@ def products_only_options(backend: str | None = None, cpuinfo: str = "/proc/cpui
     if choice == "auto" and not products_only_rule(_cpu_info(cpuinfo)[0]):
         return {}
     return dict(PRODUCTS_ONLY_OPTION)
+
+
+def xla_convolutions_options(backend: str | None = None, cpuinfo: str = "/proc/cpuinfo") -> dict:
+    """Compile options of a program measured faster with XLA's own convolutions (YNNPACK
+    keeping the matrix products and reductions), for `backend` (default: JAX's default
+    backend): `XLA_CONVOLUTIONS_OPTION` on CPU where the rule (Intel CPUs) or
+    ``GENERATIVE_CPU_CONVOLUTIONS`` says so, otherwise ``{}``. See the module docstring."""
+    choice = os.environ.get("GENERATIVE_CPU_CONVOLUTIONS", "auto").strip().lower()
+    if choice not in CONVOLUTION_CHOICES:
+        raise ValueError(
+            f"GENERATIVE_CPU_CONVOLUTIONS={choice!r} is not a valid choice; "
+            f"valid choices: {', '.join(CONVOLUTION_CHOICES)}"
+        )
+    if backend is None:
+        import jax
+
+        backend = jax.default_backend()
+    if backend != "cpu" or choice == "ynn":
+        return {}
+    if choice == "auto" and _cpu_info(cpuinfo)[0] != "GenuineIntel":
+        return {}
+    return dict(XLA_CONVOLUTIONS_OPTION)
+
+
+def uses_xla_convolutions(options: dict | None) -> bool:
+    """Whether a program compiled with `options` has XLA's own convolutions: its YNNPACK
+    fusion types are given and include no convolution (then its layers should be traced under
+    `generative.layers.xla_kernel_gradients`)."""
+    kinds = (options or {}).get(_YNN_FUSION_TYPE)
+    return kinds is not None and "CONVOLUTION" not in str(kinds)

@@ -27,7 +27,9 @@ import ml_collections
 import numpy as np
 import optax
 
+from generative import layers
 from generative.core import config as config_lib
+from generative.core import cpu_codegen
 from generative.core import sharding as sharding_lib
 from generative.core.metric_writers import MetricWriter
 
@@ -75,7 +77,9 @@ class Experiment:
     finalize:  (state, workdir) -> summary dict, after the last step (figures, tables ...).
     compiler_options: () -> per-program XLA options of the compiled training step (e.g.
                `generative.core.cpu_codegen.products_only_options`), asked for when the run
-               compiles; None: XLA's defaults.
+               compiles; None: XLA's defaults. With XLA's own convolutions
+               (`cpu_codegen.xla_convolutions_options`) the step is traced under
+               `generative.layers.xla_kernel_gradients`.
     """
 
     init: Callable[[PRNGKey], Any]
@@ -232,14 +236,17 @@ def run(
         state = jax.jit(experiment.init, out_shardings=shardings)(root_key)
     start = int(jax.device_get(state.step))
 
+    options = experiment.compiler_options() if experiment.compiler_options else None
+    xla_kgrad = cpu_codegen.uses_xla_convolutions(options)
+
     def one_step(state, batch):
         key = jax.random.fold_in(root_key, state.step)
-        new, metrics = experiment.step(state, batch, key)
+        with layers.xla_kernel_gradients(xla_kgrad):  # the form its compile options want
+            new, metrics = experiment.step(state, batch, key)
         metrics = dict(metrics)
         metrics["_state_finite"] = tree_is_finite(new)
         return new, metrics
 
-    options = experiment.compiler_options() if experiment.compiler_options else None
     if experiment.batch_fn is None:
 
         def chunk(state, n):

@@ -175,3 +175,62 @@ def test_products_only_option_gives_ynnpack_the_products_alone_with_the_same_res
             np.testing.assert_allclose(
                 np.asarray(got, np.float64), ref, atol=1e-5 * np.abs(ref).max()
             )
+
+
+# ----------------------------------------------------------------------------- XLA's convolutions
+
+
+def test_xla_convolutions_options_rule(tmp_path, monkeypatch):
+    monkeypatch.delenv("GENERATIVE_CPU_CONVOLUTIONS", raising=False)
+    (tmp_path / "intel").mkdir()
+    intel = _cpuinfo(tmp_path / "intel", "GenuineIntel", ["avx512f"])
+    amd = _cpuinfo(tmp_path, "AuthenticAMD", ["avx512f"])
+    option = cpu_codegen.XLA_CONVOLUTIONS_OPTION
+    assert cpu_codegen.xla_convolutions_options("cpu", intel) == option
+    assert cpu_codegen.xla_convolutions_options("cpu", amd) == {}  # not measured there
+    for backend in ("gpu", "cuda", "tpu"):  # their programs stay XLA's own
+        assert cpu_codegen.xla_convolutions_options(backend, intel) == {}
+    monkeypatch.setenv("GENERATIVE_CPU_CONVOLUTIONS", "xla")
+    assert cpu_codegen.xla_convolutions_options("cpu", amd) == option
+    assert cpu_codegen.xla_convolutions_options("tpu", amd) == {}
+    monkeypatch.setenv("GENERATIVE_CPU_CONVOLUTIONS", "ynn")
+    assert cpu_codegen.xla_convolutions_options("cpu", intel) == {}
+    monkeypatch.setenv("GENERATIVE_CPU_CONVOLUTIONS", "eigen")
+    with pytest.raises(ValueError, match="'eigen'.*valid choices: auto, xla, ynn"):
+        cpu_codegen.xla_convolutions_options("cpu", intel)
+    # which option sets mean XLA's own convolutions
+    assert cpu_codegen.uses_xla_convolutions(option)
+    assert not cpu_codegen.uses_xla_convolutions(None)
+    assert not cpu_codegen.uses_xla_convolutions({})  # XLA's default: YNNPACK's convolutions
+    assert cpu_codegen.uses_xla_convolutions(cpu_codegen.PRODUCTS_ONLY_OPTION)
+    both = "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION"
+    assert not cpu_codegen.uses_xla_convolutions({"xla_cpu_experimental_ynn_fusion_type": both})
+
+
+def test_xla_convolutions_option_leaves_ynnpack_no_convolution_with_the_same_results():
+    """A convolution's value and gradient: by default YNNPACK computes the convolutions; with
+    the option no YNNPACK fusion holds one, and both programs agree with float64."""
+    kx, kk = jax.random.split(jax.random.PRNGKey(0))
+    x = jax.random.normal(kx, (2, 8, 8, 32))  # YNNPACK takes convolutions of this size
+    k = jax.random.normal(kk, (3, 3, 32, 32)) / 17
+
+    def loss(k, x):
+        y = jax.lax.conv_general_dilated(
+            x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
+        return jnp.mean(jnp.tanh(y) ** 2)
+
+    grad = jax.grad(loss, argnums=(0, 1))
+    with jax.enable_x64(True):
+        exact = grad(k.astype(jnp.float64), x.astype(jnp.float64))
+    lowered = jax.jit(grad).lower(k, x)
+    default, xla = (
+        lowered.compile(),
+        lowered.compile(compiler_options=cpu_codegen.XLA_CONVOLUTIONS_OPTION),
+    )
+    assert any("convolution(" in body for body in _ynn_fusions(default.as_text()))
+    assert not any("convolution(" in body for body in _ynn_fusions(xla.as_text()))
+    assert "convolution(" in xla.as_text()
+    for compiled in (default, xla):
+        for got, ref in zip(compiled(k, x), exact):
+            np.testing.assert_allclose(got, np.asarray(ref), rtol=2e-5, atol=1e-6)

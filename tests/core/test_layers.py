@@ -239,6 +239,38 @@ def test_cpu_gradients_hold_no_dilated_convolution(make, shape, count, xla_kerne
     assert len(convs) - len(nhwc) == xla_kernel_grads
 
 
+@pytest.mark.parametrize(
+    "make,shape,count",
+    [
+        (lambda: Conv(40, (3, 3)), (2, 8, 8, 8), 3),
+        (lambda: Conv(8, (4, 4), 2, padding=1), (2, 32, 32, 4), 3),
+        (lambda: ConvTranspose(16, (4, 4), (2, 2)), (1, 3, 3, 130), 12),  # 4 phases, 3 ways
+    ],
+)
+def test_xla_kernel_gradients_context_takes_xla_s_kernel_gradient_everywhere(make, shape, count):
+    """Under `xla_kernel_gradients`, every kernel gradient is XLA's convolution with batch and
+    features swapped (one per layer, per phase for the phases form), none a product."""
+    with _Ours.xla_kernel_gradients():
+        convs = _cpu_convolutions(make(), jnp.ones(shape, jnp.float32))
+    nhwc = [line for line in convs if "dim_numbers = [b, 0, 1, f]x" in line]
+    assert len(convs) == count
+    assert len(convs) - len(nhwc) == (4 if count == 12 else 1)
+    assert not any("lhs_dilate" in line for line in convs)
+
+
+@pytest.mark.parametrize("case", [0, 2, 5])
+def test_xla_kernel_gradients_equal_flax_to_second_order(case, monkeypatch):
+    """The same functions as flax's layers under `xla_kernel_gradients` (the strided
+    transposed convolution in its phases form)."""
+    monkeypatch.setattr(_Ours, "MIRRORED_MAX_IN_CHANNELS", 0)
+    make, shape = SECOND_ORDER_CASES[case]
+    with jax.enable_x64(True), _Ours.xla_kernel_gradients():
+        x = jax.random.normal(jax.random.PRNGKey(case), shape, jnp.float64)
+        ref, ours = make(nn), make(_Ours)
+        ref, ours = ref.copy(param_dtype=jnp.float64), ours.copy(param_dtype=jnp.float64)
+        assert _compare(ref, ours, x, second=True) < 1e-10
+
+
 def test_transposed_convolution_input_gradient_covers_the_input_only():
     """A strided transposed convolution's phases pad through the convolution itself, so
     their input gradients are convolutions with x's spatial shape, not with that of x padded

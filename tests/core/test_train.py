@@ -254,3 +254,31 @@ def test_runs_measured_faster_ask_for_the_products_only_options():
     assert exp.compiler_options is None  # not measured faster: XLA's defaults
     exp = vae.make_experiment(load_preset("generative.configs", "vae_digits_tiny"))
     assert exp.compiler_options is None
+
+
+def test_conv_video_and_physics_runs_ask_for_xla_convolutions_and_trace_to_match(tmp_path):
+    """SRVP and the separation models' training ask for XLA's own convolutions; the run loop
+    then traces the step under `layers.xla_kernel_gradients`, and only then."""
+    import dataclasses
+
+    from generative import layers
+    from generative.core import cpu_codegen
+    from generative.core.config import load_preset
+    from physics import train as physics_train
+    from video import train as video_train
+
+    exp, _ = video_train.make_experiment(load_preset("video.configs", "smmnist_tiny"))
+    assert exp.compiler_options is cpu_codegen.xla_convolutions_options
+    exp, _, _ = physics_train.make_experiment(load_preset("physics.configs", "mmnist_tiny"))
+    assert exp.compiler_options is cpu_codegen.xla_convolutions_options
+
+    for options, expected in ((cpu_codegen.XLA_CONVOLUTIONS_OPTION, True), ({}, False)):
+        base, seen = _experiment(_config()), []
+
+        def step(state, batch, key, base=base, seen=seen):
+            seen.append(layers._XLA_KERNEL_GRADIENTS.get())
+            return base.step(state, batch, key)
+
+        exp = dataclasses.replace(base, step=step, compiler_options=lambda o=options: o)
+        run(exp, _config(num_steps=2), tmp_path / str(expected))
+        assert seen and all(s is expected for s in seen)

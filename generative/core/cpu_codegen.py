@@ -167,9 +167,31 @@ def configure_cpu_codegen(cpuinfo: str = "/proc/cpuinfo") -> int | None:
 
 
 def products_only_rule(vendor: str) -> bool:
-    """The `auto` choice of `products_only_options` for a CPU vendor: measured faster on Intel
-    CPUs; elsewhere not measured, so XLA's default stays."""
+    """The `auto` choice of `products_only_options` and `xla_convolutions_options` for a CPU
+    vendor: both measured faster on Intel CPUs; elsewhere not measured, so XLA's default
+    stays."""
     return vendor == "GenuineIntel"
+
+
+def _measured_option(
+    env: str, choices: tuple[str, ...], option: dict, backend: str | None, cpuinfo: str
+) -> dict:
+    """`option` on CPU where ``env`` (choices: auto, the one that always applies it, the one
+    that never does) says so, `auto` meaning on Intel CPUs (`products_only_rule`), else ``{}``."""
+    choice = os.environ.get(env, "auto").strip().lower()
+    if choice not in choices:
+        raise ValueError(
+            f"{env}={choice!r} is not a valid choice; valid choices: {', '.join(choices)}"
+        )
+    if backend is None:
+        import jax
+
+        backend = jax.default_backend()
+    if backend != "cpu" or choice == choices[2]:
+        return {}
+    if choice == "auto" and not products_only_rule(_cpu_info(cpuinfo)[0]):
+        return {}
+    return dict(option)
 
 
 def products_only_options(backend: str | None = None, cpuinfo: str = "/proc/cpuinfo") -> dict:
@@ -177,21 +199,13 @@ def products_only_options(backend: str | None = None, cpuinfo: str = "/proc/cpui
     with YNNPACK taking the matrix products alone, for `backend` (default: JAX's default
     backend): that option on CPU where the rule (or ``GENERATIVE_CPU_LIBRARY_FUSION``) says so,
     otherwise ``{}`` (XLA's own choice). See the module docstring."""
-    choice = os.environ.get("GENERATIVE_CPU_LIBRARY_FUSION", "auto").strip().lower()
-    if choice not in LIBRARY_FUSION_CHOICES:
-        raise ValueError(
-            f"GENERATIVE_CPU_LIBRARY_FUSION={choice!r} is not a valid choice; "
-            f"valid choices: {', '.join(LIBRARY_FUSION_CHOICES)}"
-        )
-    if backend is None:
-        import jax
-
-        backend = jax.default_backend()
-    if backend != "cpu" or choice == "default":
-        return {}
-    if choice == "auto" and not products_only_rule(_cpu_info(cpuinfo)[0]):
-        return {}
-    return dict(PRODUCTS_ONLY_OPTION)
+    return _measured_option(
+        "GENERATIVE_CPU_LIBRARY_FUSION",
+        LIBRARY_FUSION_CHOICES,
+        PRODUCTS_ONLY_OPTION,
+        backend,
+        cpuinfo,
+    )
 
 
 def xla_convolutions_options(backend: str | None = None, cpuinfo: str = "/proc/cpuinfo") -> dict:
@@ -199,21 +213,13 @@ def xla_convolutions_options(backend: str | None = None, cpuinfo: str = "/proc/c
     keeping the matrix products and reductions), for `backend` (default: JAX's default
     backend): `XLA_CONVOLUTIONS_OPTION` on CPU where the rule (Intel CPUs) or
     ``GENERATIVE_CPU_CONVOLUTIONS`` says so, otherwise ``{}``. See the module docstring."""
-    choice = os.environ.get("GENERATIVE_CPU_CONVOLUTIONS", "auto").strip().lower()
-    if choice not in CONVOLUTION_CHOICES:
-        raise ValueError(
-            f"GENERATIVE_CPU_CONVOLUTIONS={choice!r} is not a valid choice; "
-            f"valid choices: {', '.join(CONVOLUTION_CHOICES)}"
-        )
-    if backend is None:
-        import jax
-
-        backend = jax.default_backend()
-    if backend != "cpu" or choice == "ynn":
-        return {}
-    if choice == "auto" and _cpu_info(cpuinfo)[0] != "GenuineIntel":
-        return {}
-    return dict(XLA_CONVOLUTIONS_OPTION)
+    return _measured_option(
+        "GENERATIVE_CPU_CONVOLUTIONS",
+        CONVOLUTION_CHOICES,
+        XLA_CONVOLUTIONS_OPTION,
+        backend,
+        cpuinfo,
+    )
 
 
 def uses_xla_convolutions(options: dict | None) -> bool:

@@ -20,11 +20,12 @@ separation models, value and gradient as above: flax's module, ours, and PyTorch
 
 `kgrad`: the kernel gradient alone of 3×3 stride-1 convolutions (ours, flax's, PyTorch's), with
 the rate of one tap's matrix product xᵀ · g as the NHWC layout gives it (TN: both operands
-rows-major) and with x stored transposed beforehand (NN). `convt`: strided 4×4 transposed
-convolutions, the input gradient and the
-kernel gradient each alone, in the phases form and in the mirrored form (both forced,
-whatever `generative.layers`' rule picks), over batch, input size and channels; the
-ratio phases / mirrored (> 1: mirrored faster).
+rows-major) and with x stored transposed beforehand (NN).
+
+`convt`: strided 4×4 transposed convolutions, the input gradient and the kernel gradient each
+alone, in the phases form and in the mirrored form (both forced, whatever `generative.layers`'
+rule picks), over batch, input size and channels; the ratio phases / mirrored (> 1: mirrored
+faster).
 
 With PyTorch installed, the `layers` table also times the same layer in PyTorch
 (`torch.nn.Conv2d` / `ConvTranspose2d`, NCHW, `--torch-threads`) in the same rotation, and
@@ -244,9 +245,9 @@ def _convt_rows(repeats):
 def _kgrad_fns(n, h, c_in, c_out, torch=None):
     """Jitted kernel gradients of a 3×3 stride-1 SAME convolution (ours: per-tap products, or
     XLA's form below `layers.PRODUCTS_MIN_OUT_CHANNELS`; flax: XLA's convolution with batch
-    and features swapped), one tap's product
-    xᵀ[C_in, rows] · g[rows, C_out] as the layout gives it (TN) and with the first operand
-    stored transposed beforehand (NN), and PyTorch's kernel gradient where given."""
+    and features swapped), one tap's product xᵀ[C_in, rows] · g[rows, C_out] as the layout
+    gives it (TN) and with the first operand stored transposed beforehand (NN), and PyTorch's
+    kernel gradient where given."""
     x = jax.random.normal(jax.random.PRNGKey(1), (n, h, h, c_in))
     k = jax.random.normal(jax.random.PRNGKey(2), (3, 3, c_in, c_out)) * 0.05
     g = jax.random.normal(jax.random.PRNGKey(3), (n, h, h, c_out))
@@ -263,7 +264,7 @@ def _kgrad_fns(n, h, c_in, c_out, torch=None):
         compiled = fn.lower(x, k, g).compile()
         fns.append(lambda c=compiled: jax.block_until_ready(c(x, k, g)))
     a, b = x.reshape(-1, c_in), g.reshape(-1, c_out)
-    a_t = jax.block_until_ready(jnp.asarray(a.T.__array__().copy()))
+    a_t = jax.block_until_ready(jnp.array(a.T))  # stored [C_in, rows]
     tn = jax.jit(lambda a, b: jax.lax.dot_general(a, b, (((0,), (0,)), ((), ())))).lower(a, b)
     nn_ = jax.jit(lambda a_t, b: a_t @ b).lower(a_t, b)
     tn, nn_ = tn.compile(), nn_.compile()

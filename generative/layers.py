@@ -105,8 +105,9 @@ def xla_kernel_gradients(enabled: bool = True):
     (`generative.core.cpu_codegen.xla_convolutions_options`), which compute those kernel
     gradients 2–4× faster than YNNPACK does and faster than the products. Every strided
     transposed convolution then takes the mirrored form (its derivatives those of the strided
-    convolution it transposes). The values and derivatives are the same functions. It acts when a function is traced, like `plain_xla`;
-    `generative.core.train.run` enters it for the programs compiled with that option."""
+    convolution it transposes). The values and derivatives are the same functions. It acts
+    when a function is traced, like `plain_xla`; `generative.core.train.run` enters it for
+    the programs compiled with that option."""
     token = _XLA_KERNEL_GRADIENTS.set(enabled)
     try:
         yield
